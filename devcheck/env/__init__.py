@@ -1,0 +1,79 @@
+"""`devcheck env`: what is installed and what is wrong with it, each fact with its source.
+
+Probes never raise to this function: a probe that crashes becomes an `error` check naming it, and
+the rest of the report is still collected.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from types import ModuleType
+
+from devcheck.env import blas, cpu, cupy_probe, envvars, nvml, packages, python, toolkit, visible
+from devcheck.report import Check, Findings, Report, Status
+
+
+def guarded(name: str, probe: Callable[[], Findings]) -> Findings:
+    try:
+        return probe()
+    except Exception as e:  # a probe bug must not hide the rest of the report
+        return Findings(
+            checks=[
+                Check(
+                    f"{name}.probe",
+                    Status.ERROR,
+                    f"the {name} probe crashed: {type(e).__name__}: {e}",
+                    fix="please report this at devcheck's issue tracker, with `devcheck env --format markdown`",
+                )
+            ]
+        )
+
+
+def collect(
+    *,
+    require_gpu: bool = False,
+    environ: Mapping[str, str] | None = None,
+    nvml_module: ModuleType | None = None,
+    cupy_loader: Callable[[], ModuleType] | None = None,
+    dists: dict[str, str] | None = None,
+) -> Report:
+    environ = os.environ if environ is None else environ
+    dists = packages.installed() if dists is None else dists
+    report = Report("env")
+    report.add(guarded("python", python.probe))
+    report.add(guarded("cpu", cpu.probe))
+    report.add(guarded("numpy", lambda: blas.probe(cpu.usable_cpus())))
+    report.add(guarded("packages", lambda: packages.probe(dists)))
+
+    driver = nvml.read_driver(nvml_module)
+    module = nvml_module or (nvml.load() if driver.loaded else None)
+    report.add(Findings([nvml.system_section(driver, module)], [driver.check]))
+    cupy_findings, state = cupy_probe.probe(dists, driver, cupy_loader or cupy_probe.load)
+    report.add(cupy_findings)
+    if driver.loaded:
+        selection = visible.resolve(environ, driver.gpus)
+        report.add(visible.findings(environ, driver.gpus, selection, state.bus_ids))
+        for gpu in driver.gpus:
+            index = visible.cuda_index_of(gpu.nvml_index, driver.gpus, selection, state.bus_ids)
+            report.add(guarded(f"gpu{gpu.nvml_index}", lambda g=gpu, i=index: nvml.gpu_findings(module, g, i)))
+    report.add(guarded("toolkit", lambda: toolkit.probe(environ, state.runtime_major)))
+    report.add(guarded("envvars", lambda: envvars.probe(environ)))
+
+    report.verdict = verdict(report, state)
+    if require_gpu and not state.ready:
+        report.checks.append(
+            Check("gpu.required", Status.FAIL, "--require-gpu: no GPU can compute", detail=report.verdict)
+        )
+    return report
+
+
+def verdict(report: Report, state: cupy_probe.CupyState) -> str:
+    """One line: ready on which GPUs, or the first broken step of the GPU chain and its fix."""
+    if state.ready:
+        return f"GPU compute: ready on {len(state.ready)} GPU(s): {', '.join(state.ready)}"
+    for check_id in cupy_probe.CHAIN:
+        check = report.check(check_id)
+        if check and check.status is not Status.OK:
+            return " — ".join(x for x in ("GPU compute: not available", check.summary, check.fix) if x)
+    return "GPU compute: not available — no CUDA device is visible"

@@ -1,0 +1,261 @@
+"""CuPy, step by step, each step its own check, so the first broken one is the one reported:
+installed packages (read without importing) -> import -> is_available -> runtime vs driver ->
+a kernel compiled by NVRTC -> a cuBLAS matmul, on every visible GPU.
+
+The CuPy loader is a parameter: tests hand in fakes of real cards and real failures.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+
+from devcheck.env.nvml import Driver, cuda_version_text, normalize_bus_id
+from devcheck.env.packages import cupy_dists
+from devcheck.report import Check, Field, Findings, Section, Status, na
+
+KERNEL = r"""
+extern "C" __global__ void devcheck_axpb(const float* x, float* y, int n) {
+    int i = blockDim.x * blockIdx.x + threadIdx.x;
+    if (i < n) y[i] = 2.0f * x[i] + 1.0f;
+}
+"""
+CHAIN = ("nvml.driver", "cupy.installed", "cupy.import", "cupy.available", "cupy.runtime", "cupy.kernel", "cupy.matmul")
+
+
+def load() -> ModuleType:
+    import cupy
+
+    return cupy
+
+
+@dataclass
+class CupyState:
+    runtime_version: int | None = None
+    bus_ids: dict[int, str] = field(default_factory=dict)  # CUDA index -> normalized PCI bus id
+    ready: list[str] = field(default_factory=list)  # "cuda:0 (NVIDIA H100 80GB HBM3)" for each GPU that computed
+
+    @property
+    def runtime_major(self) -> int | None:
+        return self.runtime_version // 1000 if self.runtime_version else None
+
+
+def install_line(driver_cuda_major: int | None) -> str:
+    """The CuPy wheel that matches the driver, with NVIDIA's CUDA library wheels ([ctk])."""
+    if driver_cuda_major is None:
+        return 'pip install "cupy-cuda12x[ctk]"  (or cupy-cuda13x[ctk] with a driver for CUDA 13)'
+    if driver_cuda_major < 12:
+        return (
+            'upgrade the NVIDIA driver to one for CUDA 12 or newer (CuPy 14 needs it), or pip install "cupy-cuda11x<14"'
+        )
+    return f'pip install "cupy-cuda{min(driver_cuda_major, 13)}x[ctk]"'
+
+
+def probe(dists: dict[str, str], driver: Driver, loader: Callable[[], ModuleType] = load) -> tuple[Findings, CupyState]:
+    state, checks, fields = CupyState(), [], {}
+    out = Findings([Section("cupy", "CuPy", fields)], checks)
+    installed = cupy_dists(dists)
+    fields["packages"] = Field([f"{n} {v}" for n, v in installed.items()], "*.dist-info on sys.path")
+    checks.append(_packages_check(installed, driver))
+    if not installed or checks[-1].status is Status.FAIL:
+        return out, state
+
+    try:
+        cupy = loader()
+    except Exception as e:  # ImportError, but a broken install can raise anything at import
+        checks.append(
+            Check(
+                "cupy.import",
+                Status.FAIL,
+                "import cupy failed",
+                detail=_first_lines(e),
+                fix=f"pip install --force-reinstall --no-cache-dir {next(iter(installed))}",
+            )
+        )
+        return out, state
+    fields["version"] = Field(cupy.__version__, "cupy.__version__")
+    checks.append(Check("cupy.import", Status.OK, f"CuPy {cupy.__version__} imports"))
+
+    runtime = cupy.cuda.runtime
+    state.runtime_version = _quiet(runtime.runtimeGetVersion)
+    driver_api = _quiet(runtime.driverGetVersion)
+    fields["CUDA runtime"] = Field(cuda_version_text(state.runtime_version), "cupy.cuda.runtime.runtimeGetVersion")
+    fields["CUDA driver API"] = (
+        Field(cuda_version_text(driver_api), "cupy.cuda.runtime.driverGetVersion")
+        if driver_api
+        else na("cupy.cuda.runtime.driverGetVersion", "no driver")
+    )
+    fields["TF32 for float32 matmul"] = Field(os.environ.get("CUPY_TF32", "0") not in ("", "0"), "CUPY_TF32")
+
+    if not cupy.is_available():
+        checks.append(_unavailable_check(runtime, driver))
+        return out, state
+    checks.append(Check("cupy.available", Status.OK, f"{runtime.getDeviceCount()} CUDA device(s) visible to CuPy"))
+    if state.runtime_version and driver_api and state.runtime_major > driver_api // 1000:
+        checks.append(
+            Check(
+                "cupy.runtime",
+                Status.FAIL,
+                f"CuPy's CUDA runtime {cuda_version_text(state.runtime_version)} is newer than the driver "
+                f"supports ({cuda_version_text(driver_api)})",
+                fix=install_line(driver_api // 1000),
+            )
+        )
+        return out, state
+
+    rows, kernel_errors, matmul_errors = [], [], []
+    for index in range(runtime.getDeviceCount()):
+        row, kernel_error, matmul_error = _device_row(cupy, index)
+        rows.append(row)
+        state.bus_ids[index] = normalize_bus_id(row["PCI bus id"]) if row["PCI bus id"] else f"cuda:{index}"
+        kernel_errors += [f"cuda:{index}: {kernel_error}"] if kernel_error else []
+        matmul_errors += [f"cuda:{index}: {matmul_error}"] if matmul_error else []
+        if not kernel_error and not matmul_error:
+            state.ready.append(f"cuda:{index} ({row['name']})")
+    out.sections.append(Section("cuda_devices", "CUDA devices (as CuPy sees them)", rows=rows))
+    checks.append(
+        _compute_check(
+            "cupy.kernel",
+            "an NVRTC-compiled kernel",
+            kernel_errors,
+            len(rows),
+            "NVRTC could not compile or run a kernel",
+            f"{install_line(driver.cuda_major)}  (brings NVRTC), or install the CUDA toolkit",
+        )
+    )
+    checks.append(
+        _compute_check(
+            "cupy.matmul",
+            "a cuBLAS matmul",
+            matmul_errors,
+            len(rows),
+            "cuBLAS matmul failed or was wrong",
+            f"{install_line(driver.cuda_major)}  (brings cuBLAS), or install the CUDA toolkit",
+        )
+    )
+    return out, state
+
+
+def _packages_check(installed: dict[str, str], driver: Driver) -> Check:
+    names = list(installed)
+    if not names:
+        if not driver.loaded:
+            return Check("cupy.installed", Status.SKIP, "CuPy is not installed (and there is no working NVIDIA driver)")
+        return Check(
+            "cupy.installed",
+            Status.WARN,
+            "CuPy is not installed: the GPU cannot be used from devcheck",
+            fix=install_line(driver.cuda_major),
+        )
+    if len(names) > 1:
+        return Check(
+            "cupy.installed",
+            Status.FAIL,
+            f"{len(names)} CuPy packages are installed: {', '.join(names)}",
+            detail="they overwrite one another's files; exactly one must be installed",
+            fix=f"pip uninstall -y {' '.join(names)} && {install_line(driver.cuda_major)}",
+        )
+    name = names[0]
+    wheel_major = wheel_cuda_major(name)
+    if wheel_major and driver.cuda_major and wheel_major > driver.cuda_major:
+        return Check(
+            "cupy.installed",
+            Status.FAIL,
+            f"{name} needs a driver for CUDA {wheel_major}, this driver supports CUDA "
+            f"{cuda_version_text(driver.cuda_version)}",
+            fix=f"pip uninstall -y {name} && {install_line(driver.cuda_major)}  (or upgrade the driver)",
+        )
+    return Check("cupy.installed", Status.OK, f"{name} {installed[name]}")
+
+
+def wheel_cuda_major(dist: str) -> int | None:
+    """cupy-cuda12x -> 12; the old per-minor wheels: cupy-cuda117 -> 11."""
+    if not dist.startswith("cupy-cuda"):
+        return None
+    digits = dist.removeprefix("cupy-cuda")
+    return int(digits[:-1]) if digits.endswith("x") else int(digits[:-1] or 0) or None
+
+
+def _unavailable_check(runtime: ModuleType, driver: Driver) -> Check:
+    try:
+        runtime.getDeviceCount()
+        reason = "no CUDA device"
+    except Exception as e:
+        reason = _first_lines(e)
+    if not driver.loaded:
+        return Check("cupy.available", Status.SKIP, "CuPy has no GPU to use", detail=reason, fix=driver.check.fix)
+    fix = "check CUDA_VISIBLE_DEVICES and the container's GPU access (`--gpus all`)"
+    if "InsufficientDriver" in reason:
+        fix = install_line(driver.cuda_major) + "  (or upgrade the NVIDIA driver)"
+    return Check("cupy.available", Status.FAIL, "CuPy cannot use any GPU", detail=reason, fix=fix)
+
+
+def _device_row(cupy: ModuleType, index: int) -> tuple[dict, str, str]:
+    import numpy
+
+    row = {
+        "cuda index": index,
+        "name": None,
+        "compute capability": None,
+        "PCI bus id": None,
+        "memory free/total GiB": None,
+        "kernel": "not run",
+        "matmul rel err": None,
+    }
+    try:
+        with cupy.cuda.Device(index) as device:
+            props = cupy.cuda.runtime.getDeviceProperties(index)
+            name = props["name"]
+            row["name"] = name.decode() if isinstance(name, bytes) else str(name)
+            cc = device.compute_capability
+            row["compute capability"] = f"{cc[:-1]}.{cc[-1]}"
+            row["PCI bus id"] = device.pci_bus_id
+            free, total = device.mem_info
+            row["memory free/total GiB"] = f"{free / 2**30:.1f} / {total / 2**30:.1f}"
+    except Exception as e:
+        return row, _first_lines(e), "not run"
+    kernel_error = matmul_error = ""
+    try:
+        with cupy.cuda.Device(index):
+            n = 1000
+            x = cupy.arange(n, dtype=cupy.float32)
+            y = cupy.empty_like(x)
+            cupy.RawKernel(KERNEL, "devcheck_axpb")(((n + 255) // 256,), (256,), (x, y, cupy.int32(n)))
+            expected = 2 * numpy.arange(n, dtype=numpy.float32) + 1
+            row["kernel"] = "ok" if numpy.array_equal(cupy.asnumpy(y), expected) else "wrong result"
+            kernel_error = "" if row["kernel"] == "ok" else "the kernel ran but returned wrong values"
+    except Exception as e:
+        row["kernel"], kernel_error = "failed", _first_lines(e)
+    try:
+        rng = numpy.random.default_rng(0)
+        a, b = (rng.standard_normal((64, 64)).astype(numpy.float32) for _ in range(2))
+        with cupy.cuda.Device(index):
+            got = cupy.asnumpy(cupy.asarray(a) @ cupy.asarray(b))
+        ref = a.astype(numpy.float64) @ b.astype(numpy.float64)
+        rel = float(numpy.abs(got - ref).max() / numpy.abs(ref).max())
+        row["matmul rel err"] = rel
+        tolerance = 5e-3 if os.environ.get("CUPY_TF32", "0") not in ("", "0") else 1e-5
+        matmul_error = "" if rel <= tolerance else f"relative error {rel:.2e} > {tolerance:.0e}"
+    except Exception as e:
+        matmul_error = _first_lines(e)
+    return row, kernel_error, matmul_error
+
+
+def _compute_check(check_id: str, what: str, errors: list[str], devices: int, failed: str, fix: str) -> Check:
+    if errors:
+        return Check(check_id, Status.FAIL, failed, detail="; ".join(errors), fix=fix)
+    return Check(check_id, Status.OK, f"{what} ran correctly on {devices} GPU(s)")
+
+
+def _quiet(fn: Callable[[], int]) -> int | None:
+    try:
+        return fn()
+    except Exception:
+        return None
+
+
+def _first_lines(error: BaseException, lines: int = 2) -> str:
+    text = f"{type(error).__name__}: {error}".strip()
+    return " ".join(text.splitlines()[:lines])

@@ -1,0 +1,84 @@
+"""The environment variables that change how numeric code runs, and nothing else, so a pasted
+report never leaks a token or a password."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from devcheck.report import Check, Field, Findings, Section, Status
+
+RELEVANT = (
+    "CUDA_VISIBLE_DEVICES",
+    "CUDA_DEVICE_ORDER",
+    "CUDA_HOME",
+    "CUDA_PATH",
+    "CUDA_MODULE_LOADING",
+    "CUDA_CACHE_PATH",
+    "CUDA_CACHE_DISABLE",
+    "CUDA_CACHE_MAXSIZE",
+    "CUDA_LAUNCH_BLOCKING",
+    "CUDA_INJECTION32_PATH",
+    "CUDA_INJECTION64_PATH",
+    "CUDA_AUTO_BOOST",
+    "CUDA_PROFILE",
+    "CUDA_ENABLE_COREDUMP_ON_EXCEPTION",
+    "CUDA_COREDUMP_FILE",
+    "CUDA_DEVICE_WAITS_ON_EXCEPTION",
+    "COMPUTE_PROFILE",
+    "OPENCL_PROFILE",
+    "NSIGHT_CUDA_DEBUGGER",
+    "NVIDIA_VISIBLE_DEVICES",
+    "NVIDIA_DRIVER_CAPABILITIES",
+    "NVIDIA_REQUIRE_CUDA",
+    "CUPY_TF32",
+    "CUPY_ACCELERATORS",
+    "CUPY_CACHE_DIR",
+    "CUPY_GPU_MEMORY_LIMIT",
+    "CUPY_CUDA_PATH",
+    "OMP_NUM_THREADS",
+    "OMP_PROC_BIND",
+    "OMP_PLACES",
+    "MKL_NUM_THREADS",
+    "MKL_THREADING_LAYER",
+    "OPENBLAS_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "LD_LIBRARY_PATH",
+    "LD_PRELOAD",
+)
+
+# Set to anything but "0"/"": these slow GPU work down or change what it does (DCGM's level-1 list,
+# plus CUDA_LAUNCH_BLOCKING and CUPY_TF32).
+_HARMFUL = {
+    "CUDA_LAUNCH_BLOCKING": "every kernel launch waits for the GPU: asynchronous overlap is gone",
+    "CUDA_INJECTION32_PATH": "a profiler/tracer library is injected into every CUDA process",
+    "CUDA_INJECTION64_PATH": "a profiler/tracer library is injected into every CUDA process",
+    "CUDA_PROFILE": "the legacy CUDA profiler is on",
+    "COMPUTE_PROFILE": "the legacy CUDA profiler is on",
+    "OPENCL_PROFILE": "the legacy OpenCL profiler is on",
+    "NSIGHT_CUDA_DEBUGGER": "the Nsight debugger hooks are on",
+    "CUDA_ENABLE_COREDUMP_ON_EXCEPTION": "GPU exceptions write core dumps",
+    "CUDA_DEVICE_WAITS_ON_EXCEPTION": "a GPU exception hangs the process for a debugger",
+    "CUDA_AUTO_BOOST": "GPU boost clocks are forced on or off",
+    "CUDA_CACHE_DISABLE": "the JIT cache is off: every kernel recompiles at every start",
+    "CUPY_TF32": "float32 matmuls run as TF32 (about 1000x more rounding error)",
+}
+
+
+def probe(environ: Mapping[str, str]) -> Findings:
+    present = {name: environ[name] for name in RELEVANT if name in environ}
+    fields = {name: Field(value, "os.environ") for name, value in present.items()}
+    checks = [
+        Check(f"envvar.{name}", Status.WARN, f"{name}={present[name]}: {why}", fix=f"unset {name}")
+        for name, why in _HARMFUL.items()
+        if present.get(name, "0").strip() not in ("", "0")
+    ]
+    if not checks:
+        checks.append(
+            Check(
+                "envvars", Status.OK, f"no variable that slows or changes GPU work is set ({len(present)} relevant set)"
+            )
+        )
+    return Findings([Section("envvars", "Environment variables (relevant ones only)", fields)], checks)

@@ -1,0 +1,377 @@
+"""The NVIDIA driver and every GPU, read through NVML (nvidia-ml-py), never by parsing nvidia-smi.
+
+The NVML module is a parameter: tests hand in fakes modelled on real cards and real failures.
+Every per-GPU read is wrapped: a field the card does not support is n/a, not an error, and a GPU
+that has fallen off the bus is reported as lost while the others are still read.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from devcheck.report import Check, Field, Findings, Section, Status, na
+
+ARCHITECTURES = {
+    2: "Kepler",
+    3: "Maxwell",
+    4: "Pascal",
+    5: "Volta",
+    6: "Turing",
+    7: "Ampere",
+    8: "Ada",
+    9: "Hopper",
+    10: "Blackwell",
+    13: "Rubin",
+}
+COMPUTE_MODES = {0: "Default", 1: "Exclusive_Thread", 2: "Prohibited", 3: "Exclusive_Process"}
+BRANDS = {
+    1: "Quadro",
+    2: "Tesla",
+    3: "NVS",
+    5: "GeForce",
+    6: "Titan",
+    12: "NVIDIA RTX",
+    13: "NVIDIA",
+    14: "GeForce RTX",
+}
+# Clock-event reasons that mean the GPU is being held back, not merely idle or at a set clock.
+SLOWDOWNS = {
+    0x4: "software power cap",
+    0x8: "hardware slowdown",
+    0x20: "software thermal slowdown",
+    0x40: "hardware thermal slowdown",
+    0x80: "power brake",
+}
+
+INIT_FAILURES = {
+    # NVML error code: (status, summary, fix)
+    12: (
+        Status.SKIP,
+        "no NVIDIA driver installed (NVML library libnvidia-ml.so.1 not found)",
+        "install the NVIDIA driver; in a container, start it with `--gpus all` (NVIDIA Container Toolkit)",
+    ),
+    9: (
+        Status.FAIL,
+        "the NVIDIA driver is installed but not loaded",
+        "load it: `sudo modprobe nvidia` (check `dmesg | grep -i nvidia`; Secure Boot can block the module)",
+    ),
+    18: (
+        Status.FAIL,
+        "driver/library version mismatch: the driver was upgraded without a reboot",
+        "reboot, or reload the kernel modules: "
+        "`sudo rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia && sudo modprobe nvidia`",
+    ),
+    4: (
+        Status.FAIL,
+        "no permission to talk to the NVIDIA driver (/dev/nvidia*)",
+        "add your user to the group that owns /dev/nvidia* (often `video`), or fix the device node permissions",
+    ),
+}
+
+
+def load() -> ModuleType:
+    """nvidia-ml-py's `pynvml`, imported quietly: the deprecated `pynvml` package warns on import."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pynvml
+    return pynvml
+
+
+@dataclass
+class Gpu:
+    nvml_index: int
+    handle: Any = None
+    name: str | None = None
+    uuid: str | None = None
+    bus_id: str | None = None
+    lost: bool = False
+
+
+@dataclass
+class Driver:
+    """What later probes need from NVML: is there a working driver, which CUDA it supports, which GPUs."""
+
+    check: Check
+    version: str | None = None
+    cuda_version: int | None = None  # e.g. 12040 for CUDA 12.4
+    gpus: list[Gpu] = field(default_factory=list)
+
+    @property
+    def loaded(self) -> bool:
+        return self.check.status is Status.OK
+
+    @property
+    def cuda_major(self) -> int | None:
+        return self.cuda_version // 1000 if self.cuda_version else None
+
+
+class GpuLost(Exception):
+    pass
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def cuda_version_text(version: int | None) -> str | None:
+    return f"{version // 1000}.{version % 1000 // 10}" if version else None
+
+
+def normalize_bus_id(bus_id: str) -> str:
+    """NVML says 00000000:3B:00.0, CUDA says 0000:3b:00.0: compare as domain:bus:device.function."""
+    domain, _, rest = _text(bus_id).strip().rpartition(":")
+    domain, _, bus = domain.rpartition(":") if domain.count(":") else ("0", "", domain)
+    return f"{int(domain or '0', 16):04x}:{bus.lower()}:{rest.lower()}"
+
+
+class Reader:
+    """Calls one NVML function and turns its outcome into a Field (n/a, error, or the value)."""
+
+    def __init__(self, nvml: ModuleType):
+        self.nvml = nvml
+
+    def __call__(self, fn_name: str, *args: Any, convert=lambda v: v) -> Field:
+        source = f"NVML {fn_name}"
+        fn = getattr(self.nvml, fn_name, None)
+        if fn is None:
+            return na(source, "not in this nvidia-ml-py version")
+        try:
+            return Field(convert(fn(*args)), source)
+        except self.nvml.NVMLError as e:
+            code = getattr(e, "value", None)
+            if code == self.nvml.NVML_ERROR_GPU_IS_LOST:
+                raise GpuLost(str(e)) from None
+            if code == self.nvml.NVML_ERROR_NOT_SUPPORTED:
+                return na(source, "not supported on this GPU")
+            if code == self.nvml.NVML_ERROR_FUNCTION_NOT_FOUND:
+                return na(source, "the driver is older than this NVML call")
+            if code == self.nvml.NVML_ERROR_NO_PERMISSION:
+                return na(source, "needs root")
+            return Field(None, source, Status.ERROR, str(e))
+
+
+def read_driver(nvml: ModuleType | None = None) -> Driver:
+    """Initialise NVML and list the GPUs; tell apart no driver, driver not loaded, and mismatch."""
+    try:
+        nvml = nvml or load()
+    except ImportError as e:
+        return Driver(
+            Check(
+                "nvml.driver",
+                Status.ERROR,
+                f"cannot import NVML bindings: {e}",
+                fix="pip install --force-reinstall nvidia-ml-py",
+            )
+        )
+    try:
+        nvml.nvmlInit()
+    except nvml.NVMLError as e:
+        status, summary, fix = INIT_FAILURES.get(
+            getattr(e, "value", None), (Status.ERROR, f"NVML failed to initialise: {e}", "")
+        )
+        return Driver(Check("nvml.driver", status, summary, detail=f"nvmlInit: {e}", fix=fix))
+    read = Reader(nvml)
+    version = read("nvmlSystemGetDriverVersion", convert=_text).value
+    cuda = read("nvmlSystemGetCudaDriverVersion_v2").value or read("nvmlSystemGetCudaDriverVersion").value
+    count = read("nvmlDeviceGetCount")
+    if count.status is not Status.OK:
+        return Driver(Check("nvml.driver", Status.ERROR, f"cannot count GPUs: {count.note}"), version, cuda)
+    gpus = [_identify(read, i) for i in range(count.value)]
+    summary = f"driver {version}, supports CUDA up to {cuda_version_text(cuda)}, {len(gpus)} GPU(s)"
+    return Driver(Check("nvml.driver", Status.OK, summary), version, cuda, gpus)
+
+
+def _identify(read: Reader, index: int) -> Gpu:
+    gpu = Gpu(index)
+    try:
+        gpu.handle = read("nvmlDeviceGetHandleByIndex", index).value
+        gpu.name = read("nvmlDeviceGetName", gpu.handle, convert=_text).value
+        gpu.uuid = read("nvmlDeviceGetUUID", gpu.handle, convert=_text).value
+        gpu.bus_id = read("nvmlDeviceGetPciInfo", gpu.handle, convert=lambda p: normalize_bus_id(p.busId)).value
+    except GpuLost:
+        gpu.lost = True
+    return gpu
+
+
+def system_section(nvml_driver: Driver, nvml: ModuleType | None) -> Section:
+    src = "NVML"
+    fields = {
+        "driver": Field(nvml_driver.version, f"{src} nvmlSystemGetDriverVersion")
+        if nvml_driver.version
+        else na(src, nvml_driver.check.summary),
+        "max CUDA supported": Field(
+            cuda_version_text(nvml_driver.cuda_version), f"{src} nvmlSystemGetCudaDriverVersion"
+        )
+        if nvml_driver.cuda_version
+        else na(src, "no driver"),
+    }
+    if nvml is not None and nvml_driver.loaded:
+        fields["NVML version"] = Reader(nvml)("nvmlSystemGetNVMLVersion", convert=_text)
+    fields["GPUs"] = (
+        Field(len(nvml_driver.gpus), f"{src} nvmlDeviceGetCount") if nvml_driver.loaded else na(src, "no driver")
+    )
+    return Section("driver", "NVIDIA driver", fields)
+
+
+def gpu_findings(nvml: ModuleType, gpu: Gpu, cuda_index: Field) -> Findings:
+    """Every field nvidia-smi -q shows that matters for compute, and the checks they imply."""
+    tag = f"gpu{gpu.nvml_index}"
+    title = f"GPU {gpu.nvml_index}: {gpu.name or 'unknown'}"
+    base = {
+        "NVML index": Field(gpu.nvml_index, "NVML"),
+        "CUDA index": cuda_index,
+        "name": Field(gpu.name, "NVML nvmlDeviceGetName"),
+        "UUID": Field(gpu.uuid, "NVML nvmlDeviceGetUUID"),
+        "PCI bus id": Field(gpu.bus_id, "NVML nvmlDeviceGetPciInfo"),
+    }
+    lost = Check(
+        f"{tag}.lost",
+        Status.FAIL,
+        f"GPU {gpu.nvml_index} ({gpu.bus_id or '?'}) is lost: it stopped answering the driver",
+        detail="usually Xid 79 'fallen off the bus' in `dmesg`",
+        fix=f"sudo nvidia-smi -r -i {gpu.nvml_index} or reboot; if it recurs, reseat the card or check power/cooling",
+    )
+    if gpu.lost:
+        return Findings(
+            [Section(tag, title, base | {"state": Field("lost", "NVML", Status.FAIL)}, group="gpus")], [lost]
+        )
+    try:
+        fields = base | _gpu_fields(Reader(nvml), nvml, gpu.handle)
+    except GpuLost:
+        return Findings(
+            [Section(tag, title, base | {"state": Field("lost", "NVML", Status.FAIL)}, group="gpus")], [lost]
+        )
+    return Findings([Section(tag, title, fields, group="gpus")], _gpu_checks(tag, gpu.nvml_index, fields))
+
+
+def _gpu_fields(read: Reader, nvml: ModuleType, h: Any) -> dict[str, Field]:
+    mib, watts = 1024 * 1024, 1000
+    mem = read("nvmlDeviceGetMemoryInfo", h)
+    memory = {}
+    for part in ("total", "used", "free"):
+        memory[f"memory {part} MiB"] = (
+            Field(getattr(mem.value, part) // mib, mem.source) if mem.status is Status.OK else mem
+        )
+    ecc = read("nvmlDeviceGetEccMode", h, convert=lambda m: "on" if m[0] else "off")
+    fields = {
+        "brand": read("nvmlDeviceGetBrand", h, convert=lambda b: BRANDS.get(b, str(b))),
+        "compute capability": read("nvmlDeviceGetCudaComputeCapability", h, convert=lambda c: f"{c[0]}.{c[1]}"),
+        "architecture": read("nvmlDeviceGetArchitecture", h, convert=lambda a: ARCHITECTURES.get(a, f"unknown ({a})")),
+        **memory,
+        "memory bus width bits": read("nvmlDeviceGetMemoryBusWidth", h),
+        "utilization %": read("nvmlDeviceGetUtilizationRates", h, convert=lambda u: u.gpu),
+        "temperature C": read("nvmlDeviceGetTemperature", h, nvml.NVML_TEMPERATURE_GPU),
+        "slowdown temperature C": read(
+            "nvmlDeviceGetTemperatureThreshold", h, nvml.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN
+        ),
+        "power draw W": read("nvmlDeviceGetPowerUsage", h, convert=lambda p: round(p / watts, 1)),
+        "power limit W": read("nvmlDeviceGetEnforcedPowerLimit", h, convert=lambda p: round(p / watts, 1)),
+        "SM clock MHz": read("nvmlDeviceGetClockInfo", h, nvml.NVML_CLOCK_SM),
+        "SM clock max MHz": read("nvmlDeviceGetMaxClockInfo", h, nvml.NVML_CLOCK_SM),
+        "memory clock MHz": read("nvmlDeviceGetClockInfo", h, nvml.NVML_CLOCK_MEM),
+        "memory clock max MHz": read("nvmlDeviceGetMaxClockInfo", h, nvml.NVML_CLOCK_MEM),
+        "PCIe generation": read("nvmlDeviceGetCurrPcieLinkGeneration", h),
+        "PCIe generation max": read("nvmlDeviceGetMaxPcieLinkGeneration", h),
+        "PCIe width": read("nvmlDeviceGetCurrPcieLinkWidth", h),
+        "PCIe width max": read("nvmlDeviceGetMaxPcieLinkWidth", h),
+        "ECC mode": ecc,
+        "ECC uncorrected errors (since boot)": read(
+            "nvmlDeviceGetTotalEccErrors", h, nvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, nvml.NVML_VOLATILE_ECC
+        )
+        if ecc.value == "on"
+        else na("NVML nvmlDeviceGetTotalEccErrors", "ECC is off or not supported"),
+        "retired pages pending": read("nvmlDeviceGetRetiredPagesPendingStatus", h, convert=bool),
+        "remapped rows": read(
+            "nvmlDeviceGetRemappedRows",
+            h,
+            convert=lambda r: {"correctable": r[0], "uncorrectable": r[1], "pending": bool(r[2]), "failed": bool(r[3])},
+        ),
+        "persistence mode": read("nvmlDeviceGetPersistenceMode", h, convert=lambda m: "on" if m else "off"),
+        "compute mode": read("nvmlDeviceGetComputeMode", h, convert=lambda m: COMPUTE_MODES.get(m, str(m))),
+        "MIG mode": read("nvmlDeviceGetMigMode", h, convert=lambda m: "on" if m[0] else "off"),
+        "compute processes": read("nvmlDeviceGetComputeRunningProcesses", h, convert=len),
+        "clock slowdowns": _slowdowns(read, h),
+    }
+    if fields["MIG mode"].value == "on":
+        fields["MIG instances"] = _mig_count(read, h)
+    return fields
+
+
+def _slowdowns(read: Reader, h: Any) -> Field:
+    reasons = read("nvmlDeviceGetCurrentClocksEventReasons", h)
+    if reasons.status is Status.NA:
+        reasons = read("nvmlDeviceGetCurrentClocksThrottleReasons", h)
+    if reasons.status is not Status.OK:
+        return reasons
+    return Field([name for bit, name in SLOWDOWNS.items() if reasons.value & bit], reasons.source)
+
+
+def _mig_count(read: Reader, h: Any) -> Field:
+    slots = read("nvmlDeviceGetMaxMigDeviceCount", h)
+    if slots.status is not Status.OK:
+        return slots
+    found = sum(read("nvmlDeviceGetMigDeviceHandleByIndex", h, i).status is Status.OK for i in range(slots.value))
+    return Field(
+        found, "NVML nvmlDeviceGetMigDeviceHandleByIndex", note="CUDA sees these MIG instances, not the whole GPU"
+    )
+
+
+def _gpu_checks(tag: str, index: int, f: dict[str, Field]) -> list[Check]:
+    checks = []
+    ecc = f["ECC uncorrected errors (since boot)"].value
+    if ecc:
+        checks.append(
+            Check(
+                f"{tag}.ecc",
+                Status.FAIL,
+                f"GPU {index}: {ecc} uncorrected ECC errors since boot",
+                detail="results computed on this GPU may be wrong",
+                fix=f"drain the GPU, reset it (sudo nvidia-smi -r -i {index}), run `dcgmi diag -r 3`; RMA if it recurs",
+            )
+        )
+    rows = f["remapped rows"].value or {}
+    if rows.get("failed"):
+        checks.append(
+            Check(
+                f"{tag}.memory",
+                Status.FAIL,
+                f"GPU {index}: a memory row remap failed",
+                fix="the GPU needs service (RMA); stop scheduling work on it",
+            )
+        )
+    elif rows.get("pending") or f["retired pages pending"].value:
+        checks.append(
+            Check(
+                f"{tag}.memory",
+                Status.WARN,
+                f"GPU {index}: memory repairs are pending",
+                detail="retired pages / remapped rows take effect at the next GPU reset",
+                fix=f"sudo nvidia-smi -r -i {index} when the GPU is idle, or reboot",
+            )
+        )
+    slow = [r for r in (f["clock slowdowns"].value or []) if "power cap" not in r]
+    if slow:
+        checks.append(
+            Check(
+                f"{tag}.clocks",
+                Status.WARN,
+                f"GPU {index} is slowed down: {', '.join(slow)}",
+                detail=f"temperature {f['temperature C'].value} C, power {f['power draw W'].value} W",
+                fix="check cooling and power delivery (`nvidia-smi -q -d PERFORMANCE`)",
+            )
+        )
+    if f["compute mode"].value == "Prohibited":
+        checks.append(
+            Check(
+                f"{tag}.compute_mode",
+                Status.FAIL,
+                f"GPU {index} is in Prohibited compute mode: no CUDA context can be created on it",
+                fix=f"sudo nvidia-smi -i {index} -c DEFAULT",
+            )
+        )
+    if not checks:
+        checks.append(Check(f"{tag}.health", Status.OK, f"GPU {index}: no ECC, memory, clock or mode problem reported"))
+    return checks

@@ -1,0 +1,122 @@
+"""Which physical GPUs CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER select, by UUID and bus id.
+
+CUDA numbers GPUs fastest-first unless CUDA_DEVICE_ORDER=PCI_BUS_ID, while NVML and nvidia-smi
+number them by bus id, so on a mixed machine "GPU 0" means two different cards. CUDA also stops
+reading the list at the first entry it cannot resolve, silently hiding the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from devcheck.env.nvml import Gpu
+from devcheck.report import Check, Field, Findings, Section, Status
+
+
+@dataclass
+class Selection:
+    nvml_indices: list[int] = field(default_factory=list)  # position = CUDA index
+    checks: list[Check] = field(default_factory=list)
+    certain: bool = True  # False when CUDA's fastest-first order may differ from NVML's
+
+
+def resolve(environ: Mapping[str, str], gpus: list[Gpu]) -> Selection:
+    raw, order = environ.get("CUDA_VISIBLE_DEVICES"), environ.get("CUDA_DEVICE_ORDER", "FASTEST_FIRST")
+    mixed = len({g.name for g in gpus}) > 1
+    sel = Selection(certain=order == "PCI_BUS_ID" or not mixed)
+    if raw is None:
+        sel.nvml_indices = [g.nvml_index for g in gpus]
+    else:
+        for token in (t.strip() for t in raw.split(",")):
+            index = _lookup(token, gpus)
+            if index is None:
+                if token not in ("", "-1"):  # the usual ways of hiding every GPU on purpose
+                    sel.checks.append(
+                        Check(
+                            "visible.invalid",
+                            Status.WARN,
+                            f"CUDA_VISIBLE_DEVICES={raw!r}: entry {token!r} matches no GPU, "
+                            "so CUDA ignores it and every entry after it",
+                            fix=f"use indices 0..{len(gpus) - 1} or GPU UUIDs (`nvidia-smi -L`)",
+                        )
+                    )
+                break
+            if index in sel.nvml_indices:
+                sel.checks.append(
+                    Check(
+                        "visible.duplicate",
+                        Status.WARN,
+                        f"CUDA_VISIBLE_DEVICES={raw!r} names GPU {index} twice",
+                        detail="CUDA rejects duplicated entries and may then expose no GPU at all",
+                        fix="list each GPU once",
+                    )
+                )
+                break
+            sel.nvml_indices.append(index)
+    if gpus and not sel.nvml_indices:
+        sel.checks.append(
+            Check(
+                "visible.none",
+                Status.WARN,
+                f"CUDA_VISIBLE_DEVICES={raw!r} hides every GPU",
+                fix="unset CUDA_VISIBLE_DEVICES, or set it to the GPUs you want (e.g. 0)",
+            )
+        )
+    if not sel.certain and raw is not None and any(t.strip().isdigit() for t in raw.split(",")):
+        sel.checks.append(
+            Check(
+                "visible.order",
+                Status.WARN,
+                "CUDA_VISIBLE_DEVICES uses indices on a machine with different GPU models",
+                detail="CUDA numbers GPUs fastest-first, nvidia-smi by PCI bus: "
+                "the same index can mean two different cards",
+                fix="export CUDA_DEVICE_ORDER=PCI_BUS_ID, or use GPU UUIDs",
+            )
+        )
+    return sel
+
+
+def _lookup(token: str, gpus: list[Gpu]) -> int | None:
+    if token.isdigit():
+        return int(token) if int(token) < len(gpus) else None
+    if token.startswith("GPU-"):
+        matches = [g.nvml_index for g in gpus if g.uuid and g.uuid.startswith(token)]
+        return matches[0] if len(matches) == 1 else None
+    return None
+
+
+def findings(environ: Mapping[str, str], gpus: list[Gpu], sel: Selection, cuda_bus_ids: dict[int, str]) -> Findings:
+    """The selection as a section; CuPy's own answer (bus ids per CUDA index) wins when it has one."""
+    by_bus = {g.bus_id: g for g in gpus}
+    if cuda_bus_ids:
+        chosen = [by_bus.get(bus) for bus in cuda_bus_ids.values()]
+        source = "CUDA runtime (CuPy Device.pci_bus_id) matched to NVML bus ids"
+    else:
+        chosen = [gpus[i] for i in sel.nvml_indices]
+        source = "CUDA_VISIBLE_DEVICES resolved by devcheck against NVML" + (
+            "" if sel.certain else " (order uncertain: mixed GPU models)"
+        )
+    lines = [
+        f"cuda:{i} = GPU {g.nvml_index} ({g.uuid}, {g.bus_id})" if g else f"cuda:{i} = ?" for i, g in enumerate(chosen)
+    ]
+    fields = {
+        "CUDA_VISIBLE_DEVICES": Field(environ.get("CUDA_VISIBLE_DEVICES", "unset (all GPUs)"), "os.environ"),
+        "CUDA_DEVICE_ORDER": Field(environ.get("CUDA_DEVICE_ORDER", "unset (FASTEST_FIRST)"), "os.environ"),
+        "selected": Field(lines, source),
+    }
+    return Findings([Section("visible", "CUDA device selection", fields)], sel.checks)
+
+
+def cuda_index_of(nvml_index: int, gpus: list[Gpu], sel: Selection, cuda_bus_ids: dict[int, str]) -> Field:
+    if cuda_bus_ids:
+        bus = gpus[nvml_index].bus_id
+        hits = [i for i, b in cuda_bus_ids.items() if b == bus]
+        return Field(hits[0] if hits else None, "CUDA runtime (CuPy)", note="" if hits else "not visible to CUDA")
+    if nvml_index in sel.nvml_indices:
+        return Field(
+            sel.nvml_indices.index(nvml_index),
+            "CUDA_VISIBLE_DEVICES (resolved by devcheck)",
+            note="" if sel.certain else "order uncertain",
+        )
+    return Field(None, "CUDA_VISIBLE_DEVICES", Status.NA, "hidden from CUDA")

@@ -1,0 +1,5 @@
+"""The one exception commands raise on purpose: bad input from the user (exit 2, one line)."""
+
+
+class BadInput(ValueError):
+    """A value the user gave that devcheck cannot use; the message names it and what is allowed."""

@@ -1,0 +1,45 @@
+"""Report -> what people and machines see. The only layer that writes to stdout/stderr.
+
+stdout carries data (json, markdown, github annotations); people-facing tables go to stderr, so
+`devcheck env --json | jq` and `devcheck env > report.md` work while a person still sees the table.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from devcheck.report import Report
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+    github = "github"
+
+
+def emit(report: Report, fmt: Format, *, quiet: bool = False, summary: Path | None = None) -> None:
+    from devcheck.render.text import to_github, to_json, to_markdown
+
+    if fmt is Format.table:
+        if not quiet:
+            from devcheck.render.console import print_report
+
+            print_report(report)
+    else:
+        text = {Format.json: to_json, Format.markdown: to_markdown, Format.github: to_github}[fmt](report)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    if summary is not None:
+        # GitHub's $GITHUB_STEP_SUMMARY is appended to, one step after another.
+        with open(summary, "a", encoding="utf-8") as f:
+            f.write(to_markdown(report))
+
+
+def error_line(message: str) -> None:
+    """One line on stderr for a bad input or an internal error (never a traceback)."""
+    sys.stderr.write(f"devcheck: error: {message}\n")

@@ -1,0 +1,111 @@
+"""Rich tables on stderr for people. Colour, width and animation follow Rich's own rules
+(NO_COLOR, TERM=dumb, COLUMNS, TTY_COMPATIBLE / TTY_INTERACTIVE), so CI logs stay clean."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from devcheck.render.values import field_text, show
+from devcheck.report import Report, Section, Status
+
+STYLE = {
+    Status.OK: "green",
+    Status.WARN: "yellow",
+    Status.FAIL: "bold red",
+    Status.ERROR: "bold magenta",
+    Status.SKIP: "dim",
+    Status.NA: "dim",
+}
+SYMBOL = {Status.OK: "✓", Status.WARN: "!", Status.FAIL: "✗", Status.ERROR: "✗", Status.SKIP: "–", Status.NA: "–"}
+
+_console: Console | None = None
+
+
+def stderr_console() -> Console:
+    global _console
+    if _console is None:
+        _console = Console(stderr=True, highlight=False)
+    return _console
+
+
+def _status_text(status: Status) -> Text:
+    return Text(f"{SYMBOL[status]} {status}", style=STYLE[status])
+
+
+def section_table(section: Section) -> Table:
+    table = Table(title=section.title, title_justify="left", box=box.SIMPLE_HEAD, title_style="bold")
+    if section.rows:
+        for name in section.rows[0]:
+            table.add_column(name)
+        for row in section.rows:
+            table.add_row(*(show(v) for v in row.values()))
+        return table
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    table.add_column("source", style="dim")
+    if not section.fields:
+        table.add_row("—", Text("none", style="dim"), "")
+    for name, f in section.fields.items():
+        table.add_row(name, Text(field_text(f), style="" if f.status is Status.OK else STYLE[f.status]), f.source)
+    return table
+
+
+def checks_table(report: Report) -> Table:
+    """Every check, and for anything not ok, the reason and the fix in full (never truncated)."""
+    table = Table(title="Checks", title_justify="left", box=box.SIMPLE_HEAD, title_style="bold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("summary", overflow="fold")
+    for c in report.checks:
+        text = Text(c.summary)
+        if c.status not in (Status.OK, Status.SKIP, Status.NA) or c.fix:
+            if c.detail:
+                text.append(f"\n{c.detail}", style="dim")
+            if c.fix:
+                text.append("\nfix: ", style="bold").append(c.fix, style="cyan")
+        table.add_row(_status_text(c.status), c.id, text)
+    return table
+
+
+def print_report(report: Report) -> None:
+    console = stderr_console()
+    verdict = Text(report.verdict, style="bold green" if report.ok else "bold red")
+    if report.verdict:
+        console.print(verdict)
+    for section in report.sections:
+        console.print(section_table(section))
+    if report.checks:
+        console.print(checks_table(report))
+    if report.verdict:  # again at the end, where the eye lands after scrolling
+        console.print(verdict)
+
+
+@contextmanager
+def progress(enabled: bool) -> Iterator:
+    """A transient progress bar on stderr; yields a callback `step(description, advance=1, total=None)`."""
+    if not enabled:
+        yield lambda *a, **k: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=stderr_console(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def step(description: str, advance: float = 0, total: float | None = None) -> None:
+            if total is not None:
+                bar.update(task, total=total)
+            bar.update(task, description=description, advance=advance)
+
+        yield step

@@ -1,0 +1,27 @@
+"""How a raw value reads in a table cell (JSON keeps the raw value)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def show(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+    if isinstance(value, list | tuple):
+        return ", ".join(show(v) for v in value) if value else "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={show(v)}" for k, v in value.items())
+    return str(value)
+
+
+def field_text(f) -> str:
+    """A field's value, with why it is n/a or what is off when it is not plainly ok."""
+    text = show(f.value) if f.value is not None or not f.note else ""
+    if f.note:
+        text = f"{text} ({f.note})" if text else f"{f.status}: {f.note}"
+    return text

@@ -1,0 +1,130 @@
+"""The records every command returns and every renderer reads (DESIGN.md, "The report contract").
+
+A command never prints: it builds a Report of Checks (judgements, each with its reason and fix)
+and Sections (facts, each saying where it came from), and the renderer decides how people or
+machines see them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from devcheck import __version__
+
+SCHEMA_VERSION = 1
+
+
+class Status(StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+    ERROR = "error"
+    NA = "n/a"
+
+
+FAILING = frozenset({Status.FAIL, Status.ERROR})
+
+
+@dataclass(frozen=True)
+class Check:
+    """A judgement: is this aspect of the machine fine? Anything not ok carries why and what to do."""
+
+    id: str
+    status: Status
+    summary: str
+    detail: str = ""
+    fix: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        out = {"id": self.id, "status": str(self.status), "summary": self.summary}
+        if self.detail:
+            out["detail"] = self.detail
+        if self.fix:
+            out["fix"] = self.fix
+        return out
+
+
+@dataclass(frozen=True)
+class Field:
+    """A fact, with the API it was read from and whether it could be read at all."""
+
+    value: Any
+    source: str
+    status: Status = Status.OK
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"value": self.value, "source": self.source, "status": str(self.status)}
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+def na(source: str, note: str) -> Field:
+    return Field(None, source, Status.NA, note)
+
+
+@dataclass
+class Section:
+    """A titled group of facts (fields) or a table of records (rows); `group` makes JSON a list."""
+
+    key: str
+    title: str
+    fields: dict[str, Field] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    group: str = ""
+
+    def data(self) -> dict[str, Any] | list[dict[str, Any]]:
+        if self.rows:
+            return self.rows
+        return {name: f.to_dict() for name, f in self.fields.items()}
+
+
+@dataclass
+class Findings:
+    """What one probe contributes to a report."""
+
+    sections: list[Section] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    command: str
+    verdict: str = ""
+    checks: list[Check] = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, findings: Findings) -> None:
+        self.sections.extend(findings.sections)
+        self.checks.extend(findings.checks)
+
+    @property
+    def ok(self) -> bool:
+        return not any(c.status in FAILING for c in self.checks)
+
+    def check(self, check_id: str) -> Check | None:
+        return next((c for c in self.checks if c.id == check_id), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for s in self.sections:
+            if s.group:
+                data.setdefault(s.group, []).append(s.data())
+            else:
+                data[s.key] = s.data()
+        data.update(self.data)
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "tool": "devcheck",
+            "tool_version": __version__,
+            "command": self.command,
+            "ok": self.ok,
+            "verdict": self.verdict,
+            "checks": [c.to_dict() for c in self.checks],
+            "data": data,
+        }

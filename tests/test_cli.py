@@ -1,0 +1,151 @@
+"""The command line as users and CI jobs drive it: formats, streams, exit codes, bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+import devcheck.env
+from devcheck.cli import app
+from devcheck.env import cpu, cupy_probe, nvml
+from tests.fakes.cupy import FakeCupy
+from tests.fakes.nvml import H100, FakeNVML, card
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture
+def gpu_machine(monkeypatch):
+    """A machine with one H100 and a working CuPy, faked at the NVML/CuPy boundary."""
+    monkeypatch.setattr(nvml, "load", lambda: FakeNVML([H100]))
+    monkeypatch.setattr(cupy_probe, "load", lambda: FakeCupy([(H100.name, "90", "0000:1B:00.0", 80 * 2**30)]))
+    monkeypatch.setattr(
+        devcheck.env.packages, "installed", lambda: {"nvidia-ml-py": "13.615.71", "cupy-cuda12x": "14.2.0"}
+    )
+
+
+def test_json_envelope_on_stdout_only():
+    result = invoke("env", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert (doc["schema_version"], doc["tool"], doc["command"], doc["ok"]) == (1, "devcheck", "env", True)
+    assert {"id", "status", "summary"} <= set(doc["checks"][0])
+    assert doc["verdict"].startswith("GPU compute:")
+    assert result.stderr == ""
+
+
+def test_table_goes_to_stderr_and_stdout_stays_empty():
+    result = invoke("env")
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert "GPU compute: not available" in result.stderr and "NumPy and BLAS" in result.stderr
+
+
+def test_quiet_prints_nothing():
+    result = invoke("env", "--quiet")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_markdown_for_bug_reports():
+    result = invoke("env", "--format", "markdown")
+    assert result.stdout.startswith("## devcheck env\n")
+    assert "| field | value | source |" in result.stdout and "### NumPy and BLAS" in result.stdout
+
+
+def test_require_gpu_fails_on_this_cpu_machine():
+    result = invoke("env", "--require-gpu", "--json")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is False
+    assert [c["status"] for c in doc["checks"] if c["id"] == "gpu.required"] == ["fail"]
+
+
+def test_require_gpu_passes_with_a_working_gpu(gpu_machine):
+    result = invoke("env", "--require-gpu", "--json")
+    assert result.exit_code == 0, result.stdout
+    doc = json.loads(result.stdout)
+    assert doc["verdict"] == "GPU compute: ready on 1 GPU(s): cuda:0 (NVIDIA H100 80GB HBM3)"
+    assert doc["data"]["gpus"][0]["CUDA index"]["value"] == 0
+
+
+def test_github_annotations_and_summary(tmp_path, monkeypatch):
+    monkeypatch.setattr(nvml, "load", lambda: FakeNVML([card(H100, ecc_uncorrected=2)]))
+    monkeypatch.setattr(cupy_probe, "load", lambda: FakeCupy([(H100.name, "90", "0000:1B:00.0", 80 * 2**30)]))
+    monkeypatch.setattr(devcheck.env.packages, "installed", lambda: {"nvidia-ml-py": "1", "cupy-cuda12x": "14.2.0"})
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    result = invoke("env", "--format", "github", "--summary", str(summary))
+    assert result.exit_code == 1
+    assert "::error title=devcheck env%3A gpu0.ecc::GPU 0: 2 uncorrected ECC errors since boot." in result.stdout
+    assert "::notice title=devcheck env::GPU compute: ready on 1 GPU(s)" in result.stdout
+    assert summary.read_text().startswith("earlier step\n## devcheck env\n")
+
+
+def test_json_stays_valid_when_a_probe_crashes(monkeypatch):
+    monkeypatch.setattr(cpu, "probe", lambda: 1 / 0)
+    result = invoke("env", "--json")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert any(c["id"] == "cpu.probe" and c["status"] == "error" for c in doc["checks"])
+
+
+def test_internal_error_is_one_line_and_exit_2(monkeypatch):
+    def boom(**kwargs):
+        raise RuntimeError("kaput")
+
+    monkeypatch.setattr(devcheck.env, "collect", boom)
+    result = invoke("env", "--json")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "devcheck: error: internal error: RuntimeError: kaput (set DEVCHECK_DEBUG=1 for the traceback)"
+    ]
+
+
+def test_keyboard_interrupt_exits_130(monkeypatch):
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(devcheck.env, "collect", interrupted)
+    assert invoke("env").exit_code == 130
+
+
+def test_summary_in_a_missing_folder_is_bad_input(tmp_path):
+    result = invoke("env", "--summary", str(tmp_path / "nope" / "s.md"))
+    assert result.exit_code == 2
+    assert (
+        result.stderr.strip()
+        == f"devcheck: error: --summary {tmp_path}/nope/s.md: the folder {tmp_path}/nope does not exist"
+    )
+
+
+def test_bad_format_is_a_usage_error():
+    result = invoke("env", "--format", "yaml")
+    assert result.exit_code == 2 and "yaml" in result.stderr
+
+
+def test_no_arguments_shows_help():
+    result = invoke()
+    assert result.exit_code == 2 and "env" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["env", "--help"]])
+def test_help_and_version_import_no_heavy_module(args):
+    code = (
+        "import sys\nfrom devcheck.cli import app\n"
+        f"try:\n    app({args!r}, prog_name='devcheck')\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('numpy', 'cupy', 'pynvml', 'threadpoolctl') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_installed_entry_point_emits_valid_json():
+    result = subprocess.run([sys.executable, "-m", "devcheck", "env", "--json"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["command"] == "env"
