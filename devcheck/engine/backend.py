@@ -1,0 +1,150 @@
+"""Devices: which array library runs a tensor's ops, and the few things the Array API standard
+leaves out (host<->device copies, the current-device context, scatter-add, synchronisation).
+
+Ops are written against the Array API standard, so one code path serves NumPy on the CPU, CuPy
+on each NVIDIA GPU (imported only when a "cuda" device is asked for) and any other standard
+namespace registered here, such as the simulated device the test-suite uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy
+
+FLOAT_DTYPES = ("float16", "float32", "float64")
+_NULL_CONTEXT = contextlib.nullcontext()
+
+
+@dataclass(eq=False)
+class Device:
+    """One place arrays live. `name` is what users type and what Tensor.device returns."""
+
+    name: str
+    xp: Any  # the Array API namespace
+    from_host: Callable[[numpy.ndarray], Any]
+    to_host: Callable[[Any], numpy.ndarray]
+    owns: Callable[[Any], bool]  # is this array on this device?
+    context: Callable[[], Any] = lambda: _NULL_CONTEXT
+    synchronize: Callable[[], None] = lambda: None
+    scatter_add: Callable[[Any, tuple, Any], None] | None = None  # in place: target[index] += values
+    dtypes: dict[str, Any] = field(default_factory=dict)
+
+    def dtype(self, name: str) -> Any:
+        return self.dtypes.get(name) or getattr(self.xp, name)
+
+    def __repr__(self) -> str:
+        return f"device(type='{self.name}')"
+
+
+def _numpy_device() -> Device:
+    return Device(
+        name="cpu",
+        xp=numpy,
+        from_host=lambda a: a,
+        to_host=lambda a: a,
+        owns=lambda a: isinstance(a, numpy.ndarray | numpy.generic),
+        scatter_add=numpy.add.at,
+    )
+
+
+_devices: dict[str, Device] = {"cpu": _numpy_device()}
+_DEVICE_NAME = re.compile(r"^cuda(?::(\d+))?$")
+
+
+def register(device: Device) -> None:
+    """Make a device available by name (how the tests add their simulated device)."""
+    _devices[device.name] = device
+
+
+def unregister(name: str) -> None:
+    _devices.pop(name, None)
+
+
+def get_device(spec: str | Device) -> Device:
+    """'cpu', 'cuda' (the current GPU), 'cuda:N', or a registered name; anything else is a clear error."""
+    if isinstance(spec, Device):
+        return spec
+    name = str(spec).strip().lower()
+    if name in _devices:
+        return _devices[name]
+    match = _DEVICE_NAME.match(name)
+    if not match:
+        known = ", ".join(sorted(_devices))
+        raise ValueError(f"unknown device {spec!r}: expected cpu, cuda or cuda:N (known here: {known})")
+    return _cuda_device(None if match.group(1) is None else int(match.group(1)))
+
+
+def _cuda_device(index: int | None) -> Device:
+    try:
+        import cupy
+    except ImportError as e:
+        raise ValueError(f"device 'cuda' needs CuPy, which cannot be imported ({e}); see `devcheck env`") from None
+    count = cupy.cuda.runtime.getDeviceCount() if cupy.is_available() else 0
+    if index is None:
+        index = cupy.cuda.runtime.getDevice() if count else 0
+    if not 0 <= index < count:
+        have = ", ".join(f"cuda:{i}" for i in range(count)) or "none"
+        raise ValueError(f"unknown device 'cuda:{index}': this machine has {count} CUDA device(s) ({have})")
+    name = f"cuda:{index}"
+    if name not in _devices:
+        _devices[name] = _make_cuda_device(cupy, index)
+    return _devices[name]
+
+
+def _make_cuda_device(cupy: Any, index: int) -> Device:
+    import array_api_compat.cupy as xp  # CuPy's main namespace predates parts of the standard
+
+    gpu = cupy.cuda.Device(index)
+
+    def from_host(a: numpy.ndarray) -> Any:
+        with gpu:
+            return cupy.asarray(a)
+
+    def scatter_add(target: Any, index: tuple, values: Any) -> None:
+        with gpu:
+            if hasattr(cupy, "add") and hasattr(cupy.add, "at"):
+                cupy.add.at(target, index, values)
+            else:
+                import cupyx
+
+                cupyx.scatter_add(target, index, values)
+
+    return Device(
+        name=f"cuda:{index}",
+        xp=xp,
+        from_host=from_host,
+        to_host=cupy.asnumpy,
+        owns=lambda a: isinstance(a, cupy.ndarray) and a.device.id == index,
+        context=lambda: gpu,
+        synchronize=gpu.synchronize,
+        scatter_add=scatter_add,
+    )
+
+
+def device_of(array: Any) -> Device:
+    for device in _devices.values():
+        if device.owns(array):
+            return device
+    raise TypeError(f"no registered device holds an array of type {type(array).__name__}")
+
+
+# --- the one source of randomness -------------------------------------------------------------------
+# Weight init, dropout masks, shuffling and synthetic data all come from this host generator and
+# are then copied to the device, so the same seed starts CPU and GPU runs bit-identical.
+
+_generator = numpy.random.default_rng(0)
+
+
+def manual_seed(seed: int) -> numpy.random.Generator:
+    global _generator
+    _generator = numpy.random.default_rng(seed)
+    return _generator
+
+
+def generator() -> numpy.random.Generator:
+    return _generator

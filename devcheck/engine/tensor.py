@@ -1,0 +1,289 @@
+"""Tensor and Function: a define-by-run, reverse-mode autograd graph.
+
+Rules (DESIGN.md "The engine", after Chainer and DeZero):
+- A Function holds its inputs strongly and its output weakly, so a graph lives exactly as long
+  as the tensors that lead to it, and dies with its loss.
+- Backward walks the graph iteratively, newest function first (a heap keyed on generation), each
+  function once; gradients of a tensor used twice add up.
+- After backward the graph is freed unless retain_graph=True; a second backward through it is an
+  error, not silently wrong gradients.
+- Every gradient a Function returns is checked against its input's shape, dtype and device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy
+
+from devcheck.engine.backend import Device
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    return getattr(_state, "grad_enabled", True)
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Run ops without recording a graph (evaluation, optimizer steps)."""
+    previous = is_grad_enabled()
+    _state.grad_enabled = False
+    try:
+        yield
+    finally:
+        _state.grad_enabled = previous
+
+
+class Tensor:
+    __slots__ = ("data", "device", "requires_grad", "grad", "creator", "generation", "__weakref__")
+    __array_priority__ = 200  # so that ndarray + Tensor calls Tensor.__radd__
+
+    def __init__(self, data: Any, device: Device, requires_grad: bool = False, creator: Function | None = None):
+        self.data = data
+        self.device = device
+        self.requires_grad = requires_grad
+        self.grad: Tensor | None = None
+        self.creator = creator
+        self.generation = creator.generation + 1 if creator else 0
+
+    # --- facts -----------------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.data.shape)
+
+    @property
+    def dtype(self) -> str:
+        return dtype_name(self.data.dtype)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.creator is None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        where = f", device='{self.device.name}'" if self.device.name != "cpu" else ""
+        return f"tensor({numpy.array2string(self.numpy(), precision=4, separator=', ')}{where}{grad})"
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise RuntimeError(f"the truth value of a tensor with {self.data.size} elements is ambiguous")
+        return bool(self.item())
+
+    # --- explicit copies to the host ------------------------------------------------------------------
+    def numpy(self) -> numpy.ndarray:
+        """A host copy (or view, on the CPU) of the data: the only way data leaves the device."""
+        return numpy.asarray(self.device.to_host(self.data))
+
+    def item(self) -> float | int | bool:
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a one-element tensor, this one has shape {self.shape}")
+        return self.numpy().reshape(()).item()
+
+    def tolist(self) -> Any:
+        return self.numpy().tolist()
+
+    def detach(self) -> Tensor:
+        return Tensor(self.data, self.device)
+
+    def requires_grad_(self, flag: bool = True) -> Tensor:
+        if not self.is_leaf:
+            raise RuntimeError("requires_grad can only be set on a leaf tensor (one not computed by an op)")
+        self.requires_grad = flag
+        return self
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # --- autograd -----------------------------------------------------------------------------------
+    def backward(self, gradient: Tensor | None = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's .grad that requires it."""
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad (was it computed under no_grad?)")
+        grads = run_backward([self], [_seed(self, gradient)], retain_graph=retain_graph, want=None)
+        for leaf, g in grads.values():
+            leaf.grad = Tensor(g, leaf.device) if leaf.grad is None else Tensor(leaf.grad.data + g, leaf.device)
+
+
+def dtype_name(dtype: Any) -> str:
+    name = getattr(dtype, "name", None) or str(dtype)
+    return name.rsplit(".", 1)[-1]
+
+
+def _seed(output: Tensor, gradient: Tensor | None) -> Any:
+    if gradient is None:
+        if output.data.size != 1:
+            raise RuntimeError(
+                f"backward() needs a gradient for an output of shape {output.shape}: "
+                "an implicit gradient of 1 exists only for one-element outputs"
+            )
+        xp = output.device.xp
+        return xp.ones(output.data.shape, dtype=output.data.dtype, device=getattr(output.data, "device", None))
+    data = gradient.data if isinstance(gradient, Tensor) else gradient
+    if tuple(data.shape) != output.shape:
+        raise RuntimeError(f"gradient of shape {tuple(data.shape)} given for an output of shape {output.shape}")
+    return data
+
+
+class Function:
+    """One op: `forward` maps arrays to an array, `backward` maps the output's gradient to one
+    gradient per input (None where an input needs none). Subclasses save what backward needs."""
+
+    __slots__ = ("inputs", "output", "generation", "needs_grad", "freed", "__dict__")
+
+    def forward(self, *xs: Any) -> Any:
+        raise NotImplementedError
+
+    def backward(self, gy: Any) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs: Any, **params: Any) -> Tensor:
+        """Run forward on raw arrays; record the graph when some input requires grad."""
+        fn = cls.__new__(cls)
+        fn.__dict__.update(params)
+        device = _common_device(inputs)
+        arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
+        with device.context():
+            data = fn.forward(*arrays)
+        if isinstance(data, numpy.generic):  # NumPy's 0-d reductions return scalars, not arrays
+            data = numpy.asarray(data)
+        tensors = [x for x in inputs if isinstance(x, Tensor)]
+        if not (is_grad_enabled() and any(t.requires_grad for t in tensors)):
+            return Tensor(data, device)
+        fn.inputs = inputs
+        fn.needs_grad = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
+        fn.generation = max(t.generation for t in tensors)
+        fn.freed = False
+        out = Tensor(data, device, requires_grad=True, creator=fn)
+        fn.output = weakref.ref(out)
+        return out
+
+    def __repr__(self) -> str:
+        return type(self).__name__
+
+
+def _common_device(inputs: Sequence[Any]) -> Device:
+    device = None
+    for x in inputs:
+        if isinstance(x, Tensor):
+            if device is None:
+                device = x.device
+            elif x.device is not device:
+                raise RuntimeError(
+                    f"expected all tensors on one device, got {device.name} and {x.device.name}: "
+                    "move one with .to(device)"
+                )
+    if device is None:
+        raise TypeError("an op needs at least one Tensor input")
+    return device
+
+
+def run_backward(
+    outputs: Sequence[Tensor], seeds: Sequence[Any], *, retain_graph: bool, want: Sequence[Tensor] | None
+) -> dict[int, tuple[Tensor, Any]]:
+    """Propagate `seeds` from `outputs` to the leaves (want=None) or to the tensors in `want`.
+
+    Returns {id(tensor): (tensor, gradient array)} for every leaf requiring grad (or every wanted
+    tensor that was reached).
+    """
+    grads: dict[int, Any] = {}
+    holders: dict[int, Tensor] = {}
+    heap: list[tuple[int, int, Function]] = []
+    seen: set[int] = set()
+    wanted = {id(t) for t in want} if want is not None else None
+    result: dict[int, tuple[Tensor, Any]] = {}
+
+    def accumulate(tensor: Tensor, g: Any) -> None:
+        key = id(tensor)
+        grads[key] = g if key not in grads else grads[key] + g  # out of place: g may be shared
+        holders[key] = tensor
+        if tensor.creator is not None and id(tensor.creator) not in seen:
+            seen.add(id(tensor.creator))
+            heapq.heappush(heap, (-tensor.creator.generation, len(seen), tensor.creator))
+
+    for out, seed in zip(outputs, seeds, strict=True):
+        accumulate(out, seed)
+    visited: list[Function] = []
+    while heap:
+        _, _, fn = heapq.heappop(heap)
+        if fn.freed:
+            raise RuntimeError(
+                "trying to backward through the graph a second time: its buffers were freed by the first "
+                "backward; pass retain_graph=True to the first call if you need to"
+            )
+        out = fn.output()
+        gy = grads.pop(id(out), None) if out is not None else None
+        holders.pop(id(out), None)
+        if gy is None:
+            continue
+        if wanted is not None and id(out) in wanted:
+            result[id(out)] = (out, gy)
+        visited.append(fn)
+        device = out.device
+        with device.context():
+            gxs = fn.backward(gy)
+        for x, gx, needed in zip(fn.inputs, gxs, fn.needs_grad, strict=True):
+            if needed and gx is not None:
+                _check_grad(fn, x, gx)
+                accumulate(x, gx)
+    for key, tensor in holders.items():
+        if (wanted is None and tensor.is_leaf and tensor.requires_grad) or (wanted is not None and key in wanted):
+            result[key] = (tensor, grads[key])
+    if not retain_graph:
+        for fn in visited:
+            fn.inputs = ()
+            fn.freed = True
+            fn.__dict__.clear()  # saved arrays
+    return result
+
+
+def _check_grad(fn: Function, x: Tensor, gx: Any) -> None:
+    """Chainer's safety net: a gradient must look exactly like the input it belongs to."""
+    if tuple(gx.shape) != x.shape or gx.dtype != x.data.dtype or not x.device.owns(gx):
+        raise RuntimeError(
+            f"{fn!r}.backward returned a gradient of shape {tuple(gx.shape)}, dtype {dtype_name(gx.dtype)} "
+            f"for an input of shape {x.shape}, dtype {x.dtype} on {x.device.name}: the op has a bug"
+        )
+
+
+def grad(
+    outputs: Tensor | Sequence[Tensor],
+    inputs: Tensor | Sequence[Tensor],
+    grad_outputs: Tensor | Sequence[Tensor | None] | None = None,
+    retain_graph: bool = False,
+    allow_unused: bool = False,
+) -> tuple[Tensor | None, ...]:
+    """Gradients of outputs with respect to inputs, returned rather than stored in .grad
+    (like torch.autograd.grad)."""
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs)
+    for x in inputs:
+        if not x.requires_grad:
+            raise RuntimeError(f"an input of shape {x.shape} does not require grad")
+    seeds = [_seed(out, g) for out, g in zip(outputs, grad_outputs, strict=True)]
+    found = run_backward(outputs, seeds, retain_graph=retain_graph, want=inputs)
+    result = []
+    for x in inputs:
+        if id(x) in found:
+            result.append(Tensor(found[id(x)][1], x.device))
+        elif allow_unused:
+            result.append(None)
+        else:
+            raise RuntimeError(f"an input of shape {x.shape} was not used to compute the outputs (allow_unused=True)")
+    return tuple(result)
