@@ -30,7 +30,7 @@ class GradcheckResult:
 
 
 def _evaluate(fn: Callable[..., Tensor], hosts: list[numpy.ndarray], like: Sequence[Tensor]) -> numpy.ndarray:
-    args = [Tensor(x.device.from_host(h), x.device) for h, x in zip(hosts, like, strict=True)]
+    args = [Tensor(x.device.from_host(h), x.device) for h, x in zip(hosts, like)]
     return fn(*args).numpy().astype(numpy.float64)
 
 
@@ -53,14 +53,11 @@ def gradcheck(
 
     def analytic(seed_tensor: Tensor) -> list[numpy.ndarray]:
         found = grad(fn(*inputs), inputs, seed_tensor, allow_unused=True)
-        return [
-            numpy.zeros(x.shape) if g is None else g.numpy().astype(numpy.float64)
-            for g, x in zip(found, inputs, strict=True)
-        ]
+        return [numpy.zeros(x.shape) if g is None else g.numpy().astype(numpy.float64) for g, x in zip(found, inputs)]
 
     def numeric_directional(direction: list[numpy.ndarray]) -> float:
-        plus = [h + eps * d for h, d in zip(hosts, direction, strict=True)]
-        minus = [h - eps * d for h, d in zip(hosts, direction, strict=True)]
+        plus = [h + eps * d for h, d in zip(hosts, direction)]
+        minus = [h - eps * d for h, d in zip(hosts, direction)]
         return float(numpy.sum(v * (_evaluate(fn, plus, inputs) - _evaluate(fn, minus, inputs))) / (2 * eps))
 
     vjp = analytic(v_tensor)
@@ -69,7 +66,7 @@ def gradcheck(
         norm = numpy.sqrt(sum(float(numpy.sum(d * d)) for d in directions)) or 1.0
         directions = [d / norm for d in directions]
         expected = numeric_directional(directions)
-        got = sum(float(numpy.sum(g * d)) for g, d in zip(vjp, directions, strict=True))
+        got = sum(float(numpy.sum(g * d)) for g, d in zip(vjp, directions))
         abs_err, scale = abs(got - expected), abs(expected)
     else:  # each input element's column of the Jacobian, contracted with v
         errors, scales = [], []
@@ -88,7 +85,7 @@ def gradcheck(
     rel_err = abs_err / scale if scale else abs_err
 
     again = analytic(v_tensor)
-    reentrant = all(numpy.array_equal(a, b) for a, b in zip(vjp, again, strict=True))
+    reentrant = all(numpy.array_equal(a, b) for a, b in zip(vjp, again))
     zero = Tensor(out.device.from_host(numpy.zeros(out.shape, dtype=v.dtype).astype(out.dtype)), out.device)
     zero_grad_ok = all(not numpy.any(g) for g in analytic(zero))
     message = "" if ok else f"gradient differs: abs error {abs_err:.3g} > {atol:g} + {rtol:g} * {scale:.3g}"
