@@ -62,6 +62,9 @@ def load(path: str | os.PathLike, device: str | Device = "cpu") -> Any:
     target, path = get_device(device), Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
+            raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupt (not an .npz archive)")
     try:
         with numpy.load(path, allow_pickle=False) as npz:
             tree = json.loads(str(npz[_TREE]))

@@ -118,9 +118,16 @@ class Tensor:
             leaf.grad = Tensor(g, leaf.device) if leaf.grad is None else Tensor(leaf.grad.data + g, leaf.device)
 
 
+_dtype_names: dict[int, tuple[Any, str]] = {}  # by identity: dtypes of two libraries must not be compared
+
+
 def dtype_name(dtype: Any) -> str:
-    name = getattr(dtype, "name", None) or str(dtype)
-    return name.rsplit(".", 1)[-1]
+    """'float32' for NumPy's, CuPy's and array-api-strict's float32 alike."""
+    hit = _dtype_names.get(id(dtype))
+    if hit is None:
+        name = (getattr(dtype, "name", None) or str(dtype)).rsplit(".", 1)[-1]
+        hit = _dtype_names[id(dtype)] = (dtype, name)  # holding dtype keeps its id from being reused
+    return hit[1]
 
 
 def _seed(output: Tensor, gradient: Tensor | None) -> Any:
@@ -217,7 +224,6 @@ def run_backward(
 
     for out, seed in zip(outputs, seeds, strict=True):
         accumulate(out, seed)
-    visited: list[Function] = []
     while heap:
         _, _, fn = heapq.heappop(heap)
         if fn.freed:
@@ -232,23 +238,27 @@ def run_backward(
             continue
         if wanted is not None and id(out) in wanted:
             result[id(out)] = (out, gy)
-        visited.append(fn)
         device = out.device
         with device.context():
             gxs = fn.backward(gy)
+        del gy
         for x, gx, needed in zip(fn.inputs, gxs, fn.needs_grad, strict=True):
             if needed and gx is not None:
                 _check_grad(fn, x, gx)
                 accumulate(x, gx)
+        del gxs
+        if not retain_graph:  # release saved arrays now, so the rest of backward can reuse their memory
+            _free(fn)
     for key, tensor in holders.items():
         if (wanted is None and tensor.is_leaf and tensor.requires_grad) or (wanted is not None and key in wanted):
             result[key] = (tensor, grads[key])
-    if not retain_graph:
-        for fn in visited:
-            fn.inputs = ()
-            fn.freed = True
-            fn.__dict__.clear()  # saved arrays
     return result
+
+
+def _free(fn: Function) -> None:
+    fn.inputs = ()
+    fn.freed = True
+    fn.__dict__.clear()  # the arrays forward saved for backward
 
 
 def _check_grad(fn: Function, x: Tensor, gx: Any) -> None:

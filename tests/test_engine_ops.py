@@ -1,0 +1,159 @@
+"""Every op gradient-checked on the CPU and the simulated GPU; broadcasting and reductions
+property-tested; dtype and device rules."""
+
+import numpy
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
+
+from devcheck.engine import argmax, get_device, grad, gradcheck, isfinite, isinf, isnan, tensor
+from devcheck.engine import functional as F
+from tests.engine_cases import cases, input_for
+
+OPS = sorted(cases("cpu"))
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_every_op_gradient_checked(op, device):
+    result = gradcheck(cases(device)[op], [input_for(device)])
+    assert result.ok, f"{op} on {device}: {result.message}"
+    assert result.reentrant and result.zero_grad_ok
+
+
+@pytest.mark.parametrize("op", ["matmul", "softmax", "index_repeats", "mask"])
+def test_fast_mode_agrees(op, device):
+    assert gradcheck(cases(device)[op], [input_for(device)], fast=True)
+
+
+def test_classic_example_gives_exactly_2_1_1(device):
+    a, b, c = (tensor(v, requires_grad=True, device=device) for v in (1.0, 2.0, 3.0))
+    x = tensor(1.0, device=device)
+    y = a**2 * x + b * x + c
+    assert y.item() == 6.0
+    assert [g.item() for g in grad(y, [a, b, c])] == [2.0, 1.0, 1.0]
+    assert a.grad is None  # grad() leaves .grad alone
+    (a**2 * x + b * x + c).backward()
+    assert (a.grad.item(), b.grad.item(), c.grad.item()) == (2.0, 1.0, 1.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(shapes=mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=3), op=st.sampled_from("+-*/"))
+def test_broadcasting_gradients(shapes, op):
+    rng = numpy.random.default_rng(0)
+    a, b = (tensor(rng.uniform(0.5, 2, s), dtype="float64", requires_grad=True) for s in shapes.input_shapes)
+    fn = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b}[op]
+    result = gradcheck(lambda a, b: fn(a, b) ** 2, [a, b])
+    assert result.ok, result.message
+    ga, gb = grad((fn(a, b) ** 2).sum(), [a, b])
+    assert (ga.shape, gb.shape) == (a.shape, b.shape)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    shape=array_shapes(min_dims=1, max_dims=3, max_side=4),
+    data=st.data(),
+    reduction=st.sampled_from(["sum", "mean", "max", "min"]),
+    keepdims=st.booleans(),
+)
+def test_reductions_over_any_axes(shape, data, reduction, keepdims):
+    axes = data.draw(st.lists(st.integers(0, len(shape) - 1), unique=True, max_size=len(shape)) | st.none())
+    x = tensor(
+        numpy.random.default_rng(1).permutation(numpy.prod(shape)).reshape(shape) * 0.1,
+        dtype="float64",
+        requires_grad=True,
+    )  # distinct values: no ties
+    axis = tuple(axes) if axes else None
+    result = gradcheck(lambda x: getattr(x, reduction)(axis=axis, keepdims=keepdims) ** 2, [x])
+    assert result.ok, result.message
+    expected = getattr(numpy, reduction)(x.numpy(), axis=axis, keepdims=keepdims)
+    numpy.testing.assert_allclose(getattr(x, reduction)(axis=axis, keepdims=keepdims).numpy(), expected)
+
+
+def test_ties_share_the_gradient_evenly(device):
+    x = tensor([1.0, 3.0, 3.0], requires_grad=True, device=device)
+    x.max().backward()
+    assert x.grad.tolist() == [0.0, 0.5, 0.5]
+
+
+def test_repeated_indices_accumulate(device):
+    x = tensor([1.0, 2.0, 3.0], requires_grad=True, device=device)
+    x[[0, 0, 1]].sum().backward()
+    assert x.grad.tolist() == [2.0, 1.0, 0.0]
+
+
+def test_float32_model_stays_float32(device):
+    x = tensor(numpy.ones((4, 3)), dtype="float32", device=device, requires_grad=True)
+    w = tensor(numpy.ones((2, 3)), dtype="float32", device=device, requires_grad=True)
+    target = tensor([0, 1, 1, 0], device=device)  # int64
+    loss = F.cross_entropy(F.linear(x * 2 + 1.5, w) / 3.0, target) + (x**2).mean() * 0.1
+    assert loss.dtype == "float32"
+    loss.backward()
+    assert (x.grad.dtype, w.grad.dtype) == ("float32", "float32")
+
+
+def test_float16_and_float64(device):
+    # float16 is outside the Array API standard, so the simulated device has none; NumPy and CuPy do.
+    for dtype in ("float16", "float64") if device == "cpu" else ("float64",):
+        x = tensor([0.5, -1.0], dtype=dtype, device=device, requires_grad=True)
+        (x.tanh() * x).sum().backward()
+        assert x.grad.dtype == dtype
+        numpy.testing.assert_allclose(
+            x.grad.numpy(),
+            [0.5 / numpy.cosh(0.5) ** 2 + numpy.tanh(0.5), -1 / numpy.cosh(1) ** 2 + numpy.tanh(-1)],
+            rtol=2e-3,
+        )
+
+
+def test_mixed_float_dtypes_are_an_error():
+    with pytest.raises(TypeError, match="dtype mismatch: float32 and float64"):
+        tensor([1.0]) + tensor([1.0], dtype="float64")
+
+
+def test_int_tensor_takes_the_float_dtype():
+    assert (tensor([1.0, 2.0]) * tensor([1, 2])).dtype == "float32"
+
+
+def test_mixing_devices_names_both():
+    with pytest.raises(RuntimeError, match="expected all tensors on one device, got cpu and sim"):
+        tensor([1.0]) + tensor([1.0], device="sim")
+
+
+def test_unknown_devices_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown device 'tpu': expected cpu, cuda or cuda:N"):
+        get_device("tpu")
+    with pytest.raises(ValueError, match="device 'cuda' needs CuPy"):
+        get_device("cuda:0")
+
+
+def test_to_moves_between_devices_differentiably():
+    x = tensor([1.0, 2.0], requires_grad=True)
+    y = x.to("sim")
+    assert y.device.name == "sim"
+    (y * y).sum().backward()
+    assert x.grad.tolist() == [2.0, 4.0] and x.grad.device.name == "cpu"
+    assert x.to("float64").dtype == "float64"
+
+
+def test_non_differentiable_helpers(device):
+    x = tensor([1.0, float("nan"), float("inf"), -2.0], device=device)
+    assert isnan(x).tolist() == [False, True, False, False]
+    assert isinf(x).tolist() == [False, False, True, False]
+    assert isfinite(x).tolist() == [True, False, False, True]
+    assert argmax(tensor([[1.0, 5.0], [7.0, 2.0]], device=device), axis=1).tolist() == [1, 0]
+
+
+def test_softmax_family_is_stable_for_huge_logits(device):
+    logits = tensor([[1e4, 0.0, -1e4]], device=device, requires_grad=True)
+    loss = F.cross_entropy(logits * 1.0, tensor([1], device=device))
+    assert loss.item() == pytest.approx(1e4)
+    loss.backward()
+    assert numpy.isfinite(logits.grad.numpy()).all()
+    assert F.softmax(logits).numpy() == pytest.approx(numpy.array([[1.0, 0.0, 0.0]]))
+
+
+def test_bad_loss_inputs():
+    with pytest.raises(TypeError, match="integer class indices"):
+        F.cross_entropy(tensor([[1.0, 2.0]]), tensor([0.0]))
+    with pytest.raises(ValueError, match="reduction='none'"):
+        F.cross_entropy(tensor([[1.0, 2.0]]), tensor([0]), reduction="none")
