@@ -95,5 +95,81 @@ def env(
     run_command(build, fmt, as_json, quiet, summary)
 
 
+DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="auto, all, cpu, cuda or cuda:N.")]
+
+
+def build_with_progress(build: Callable[..., Report], fmt: Format, as_json: bool, quiet: bool) -> Callable[[], Report]:
+    """Give `build` a progress callback: a bar on stderr for people, nothing for machines."""
+
+    def wrapped() -> Report:
+        from devcheck.render.console import progress
+
+        with progress(fmt is Format.table and not as_json and not quiet) as step:
+            return build(step)
+
+    return wrapped
+
+
+@app.command()
+def grad(
+    device: DeviceOpt = "auto",
+    ops: Annotated[str | None, typer.Option("--ops", help="Comma-separated ops to check (default: all).")] = None,
+    fast: Annotated[bool, typer.Option("--fast", help="Random-direction checks only (PyTorch's fast mode).")] = False,
+    require_gpu: RequireGpuOpt = False,
+    fmt: FormatOpt = Format.table,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    summary: SummaryOpt = None,
+) -> None:
+    """Does autograd give the right gradients on every device? The classic a**2*x+b*x+c, then every op."""
+
+    def build(step: Callable[..., None]) -> Report:
+        from devcheck import grad as grad_command
+
+        return grad_command.run(device, ops, fast, require_gpu, step)
+
+    run_command(build_with_progress(build, fmt, as_json, quiet), fmt, as_json, quiet, summary)
+
+
+@app.command()
+def train(
+    device: DeviceOpt = "auto",
+    epochs: Annotated[int, typer.Option(help="Epochs to train.")] = 60,
+    batch_size: Annotated[int, typer.Option(help="Samples per step.")] = 32,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.005,
+    hidden: Annotated[int, typer.Option(help="Units in each of the two hidden layers.")] = 64,
+    optimizer: Annotated[str, typer.Option(help="adam or sgd (with momentum 0.9).")] = "adam",
+    seed: Annotated[int, typer.Option(help="Seeds the data, the weights and the shuffling.")] = 0,
+    num_workers: Annotated[int, typer.Option(help="Threads loading batches ahead.")] = 0,
+    min_accuracy: Annotated[float, typer.Option(help="Validation accuracy that counts as learned.")] = 0.95,
+    save: Annotated[Path | None, typer.Option(metavar="PATH", help="Write weights and optimizer state.")] = None,
+    resume: Annotated[Path | None, typer.Option(metavar="PATH", help="Continue from a checkpoint.")] = None,
+    log: Annotated[Path | None, typer.Option(metavar="PATH", help="One JSON line per epoch.")] = None,
+    require_gpu: RequireGpuOpt = False,
+    fmt: FormatOpt = Format.table,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    summary: SummaryOpt = None,
+) -> None:
+    """Does a small network really learn on every device, and do the devices tell the same story?"""
+
+    def build(step: Callable[..., None]) -> Report:
+        from devcheck import train as train_command
+
+        config = train_command.Config(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            hidden=hidden,
+            optimizer=optimizer,
+            seed=seed,
+            num_workers=num_workers,
+            min_accuracy=min_accuracy,
+        )
+        return train_command.run(config, device, require_gpu, save, resume, log, step)
+
+    run_command(build_with_progress(build, fmt, as_json, quiet), fmt, as_json, quiet, summary)
+
+
 def main() -> None:
     app(prog_name="devcheck")

@@ -84,6 +84,17 @@ class Section:
 
 
 @dataclass
+class Chart:
+    """A picture for people (the data is in `data` already): `line` draws one sparkline per
+    series, `bar` one bar per series' last value."""
+
+    title: str
+    series: dict[str, list[float]]
+    kind: str = "line"
+    unit: str = ""
+
+
+@dataclass
 class Findings:
     """What one probe contributes to a report."""
 
@@ -98,6 +109,7 @@ class Report:
     checks: list[Check] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+    charts: list[Chart] = field(default_factory=list)
 
     def add(self, findings: Findings) -> None:
         self.sections.extend(findings.sections)

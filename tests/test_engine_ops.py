@@ -9,7 +9,7 @@ from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
 
 from devcheck.engine import argmax, get_device, grad, gradcheck, isfinite, isinf, isnan, tensor
 from devcheck.engine import functional as F
-from tests.engine_cases import cases, input_for
+from devcheck.gradcases import cases, input_for
 
 OPS = sorted(cases("cpu"))
 

@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich import box
+from rich.bar import Bar
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from devcheck.render.values import field_text, show
-from devcheck.report import Report, Section, Status
+from devcheck.report import Chart, Report, Section, Status
 
 STYLE = {
     Status.OK: "green",
@@ -41,8 +42,15 @@ def _status_text(status: Status) -> Text:
 def section_table(section: Section) -> Table:
     table = Table(title=section.title, title_justify="left", box=box.SIMPLE_HEAD, title_style="bold")
     if section.rows:
-        for name in section.rows[0]:
-            table.add_column(name)
+        for name, value in section.rows[0].items():
+            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            table.add_column(
+                name,
+                justify="right" if numeric else "left",
+                no_wrap=numeric,
+                overflow="fold",
+                min_width=min(len(name), 12),
+            )
         for row in section.rows:
             table.add_row(*(show(v) for v in row.values()))
         return table
@@ -73,6 +81,35 @@ def checks_table(report: Report) -> Table:
     return table
 
 
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], width: int = 40) -> str:
+    if len(values) > width:  # one character per bucket of consecutive values, their mean
+        edges = [round(i * len(values) / width) for i in range(width + 1)]
+        values = [sum(values[a:b]) / (b - a) for a, b in zip(edges, edges[1:])]
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    return "".join(SPARKS[min(int((v - low) / span * len(SPARKS)), len(SPARKS) - 1)] for v in values)
+
+
+def chart_table(chart: Chart) -> Table:
+    table = Table(title=chart.title, title_justify="left", box=box.SIMPLE_HEAD, title_style="bold")
+    table.add_column("series", style="bold")
+    if chart.kind == "line":
+        table.add_column("trend")
+        table.add_column("first → last", justify="right")
+        for name, values in chart.series.items():
+            table.add_row(name, sparkline(values), f"{show(values[0])} → {show(values[-1])} {chart.unit}")
+        return table
+    table.add_column("")
+    table.add_column("value", justify="right")
+    top = max((v[-1] for v in chart.series.values()), default=0) or 1.0
+    for name, values in chart.series.items():
+        table.add_row(name, Bar(top, 0, values[-1], width=40, color="cyan"), f"{show(values[-1])} {chart.unit}")
+    return table
+
+
 def print_report(report: Report) -> None:
     console = stderr_console()
     verdict = Text(report.verdict, style="bold green" if report.ok else "bold red")
@@ -80,6 +117,9 @@ def print_report(report: Report) -> None:
         console.print(verdict)
     for section in report.sections:
         console.print(section_table(section))
+    for chart in report.charts:
+        if any(chart.series.values()):
+            console.print(chart_table(chart))
     if report.checks:
         console.print(checks_table(report))
     if report.verdict:  # again at the end, where the eye lands after scrolling
@@ -89,7 +129,7 @@ def print_report(report: Report) -> None:
 @contextmanager
 def progress(enabled: bool) -> Iterator:
     """A transient progress bar on stderr; yields a callback `step(description, advance=1, total=None)`."""
-    if not enabled:
+    if not (enabled and stderr_console().is_terminal):  # off a terminal a bar is only noise in a log
         yield lambda *a, **k: None
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn

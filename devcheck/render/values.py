@@ -11,7 +11,9 @@ def show(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+        if value == 0 or 1e-3 <= abs(value) < 1e3:
+            return f"{value:.3g}"
+        return f"{value:,.0f}" if abs(value) >= 1e3 else f"{value:.2e}"
     if isinstance(value, list | tuple):
         return ", ".join(show(v) for v in value) if value else "none"
     if isinstance(value, dict):

@@ -1,24 +1,28 @@
-"""Every differentiable op of the engine as a small scalar-valued function of one float64 input,
-shared by the engine's tests and (later) `devcheck grad`. Inputs stay away from kinks."""
+"""Every differentiable op of the engine as a small scalar-valued function of one input, for
+`devcheck grad` and the engine's tests. Inputs stay away from kinks (relu, abs and clip at their
+corners, ties in max/min), where a finite difference is meaningless."""
 
 import numpy
 
 from devcheck.engine import concatenate, stack, tensor, where
 from devcheck.engine import functional as F
 
-
-def input_for(device, shape=(3, 4), seed=0):
-    data = numpy.random.default_rng(seed).standard_normal(shape)
-    data[numpy.abs(data) < 0.05] = 0.3  # away from relu/abs/clip kinks
-    return tensor(data, dtype="float64", device=device, requires_grad=True)
+INPUT_SHAPE = (3, 4)
 
 
-def cases(device):
+def input_for(device, dtype="float64", seed=0):
+    data = numpy.random.default_rng(seed).standard_normal(INPUT_SHAPE)
+    data[numpy.abs(data) < 0.05] = 0.3
+    data[numpy.abs(numpy.abs(data) - 0.5) < 0.05] = 0.3  # clip's corners at +-0.5
+    return tensor(data, dtype=dtype, device=device, requires_grad=True)
+
+
+def cases(device, dtype="float64"):
     rng = numpy.random.default_rng(1)
-    w = tensor(rng.standard_normal((4, 2)), dtype="float64", device=device)
-    bias = tensor(rng.standard_normal(2), dtype="float64", device=device)
+    w = tensor(rng.standard_normal((4, 2)), dtype=dtype, device=device)
+    bias = tensor(rng.standard_normal(2), dtype=dtype, device=device)
     target = tensor([0, 1, 1], device=device)
-    grid = tensor(numpy.arange(12.0).reshape(2, 6), dtype="float64", device=device)
+    grid = tensor(numpy.arange(12.0).reshape(2, 6), dtype=dtype, device=device)
     return {
         "add": lambda x: (x + 2.0 + x[0:1]).sum(),
         "sub": lambda x: (1.0 - x - x[:, 0:1]).sum(),

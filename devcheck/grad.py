@@ -1,0 +1,191 @@
+"""`devcheck grad`: does autograd give the right gradients on every device?
+
+First the classic tutorial example, then every differentiable op gradient-checked on every device
+(float64 against central differences; on GPUs also float32 against the CPU's float32, with a
+tolerance that grows with the reduction length), then one small network's gradients compared
+across devices.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy
+
+from devcheck.devices import select, selection_checks
+from devcheck.errors import BadInput
+from devcheck.gradcases import INPUT_SHAPE, cases, input_for
+from devcheck.report import Check, Report, Section, Status
+
+EPS32 = float(numpy.finfo(numpy.float32).eps)
+Progress = Callable[..., None]
+
+
+def float32_tolerance(reduction_length: int) -> float:
+    """Two correct float32 results differ by rounding that grows like sqrt(terms summed)."""
+    return 16 * EPS32 * math.sqrt(reduction_length)
+
+
+def run(
+    device: str = "auto",
+    ops: str | None = None,
+    fast: bool = False,
+    require_gpu: bool = False,
+    progress: Progress = lambda *a, **k: None,
+) -> Report:
+    sel = select(device)
+    available = sorted(cases("cpu"))
+    chosen = available if not ops else [o.strip() for o in ops.split(",") if o.strip()]
+    unknown = [o for o in chosen if o not in available]
+    if unknown:
+        raise BadInput(f"--ops {','.join(unknown)}: unknown op(s); choose from {', '.join(available)}")
+
+    report = Report("grad")
+    report.checks += selection_checks(sel, require_gpu)
+    progress("gradcheck", total=len(sel.names) * (len(chosen) + 2))
+    classic_rows, op_rows = [], []
+    for name in sel.names:
+        row, check = classic(name)
+        classic_rows.append(row)
+        report.checks.append(check)
+        progress(f"{name}: classic example", advance=1)
+        rows = []
+        for op in chosen:
+            rows += check_op(op, name, fast)
+            progress(f"{name}: {op}", advance=1)
+        op_rows += rows
+        report.checks.append(_summary_check(f"grad.ops.{name}", name, rows))
+        if name != "cpu":
+            report.checks.append(network_check(name))
+        progress(f"{name}: network", advance=1)
+    report.sections.append(Section("classic", "y = a**2*x + b*x + c at a=1, b=2, c=3, x=1", rows=classic_rows))
+    report.sections.append(Section("ops", "Every op, gradient-checked", rows=op_rows))
+    bad = [c for c in report.checks if c.status is Status.FAIL]
+    report.verdict = (
+        f"autograd: correct on {', '.join(sel.names)} ({len(chosen)} ops)"
+        if not bad
+        else f"autograd: WRONG — {bad[0].summary}"
+    )
+    return report
+
+
+def classic(device: str) -> tuple[dict, Check]:
+    """The tutorial's example: gradients are None before backward and exactly 2, 1, 1 after."""
+    from devcheck.engine import tensor
+
+    a, b, c = (tensor(v, requires_grad=True, device=device) for v in (1.0, 2.0, 3.0))
+    x = tensor(1.0, device=device)
+    before = [t.grad for t in (a, b, c)]
+    y = a**2 * x + b * x + c
+    y.backward()
+    after = tuple(t.grad.item() for t in (a, b, c))
+    ok = before == [None, None, None] and y.item() == 6.0 and after == (2.0, 1.0, 1.0)
+    row = {
+        "device": device,
+        "y": y.item(),
+        "grads before": "None, None, None",
+        "a.grad": after[0],
+        "b.grad": after[1],
+        "c.grad": after[2],
+        "verdict": "ok" if ok else "WRONG",
+    }
+    if ok:
+        return row, Check(f"grad.classic.{device}", Status.OK, f"{device}: dy/da, dy/db, dy/dc = 2, 1, 1 exactly")
+    return row, Check(
+        f"grad.classic.{device}",
+        Status.FAIL,
+        f"{device}: the classic example gave y={y.item()}, grads {after} instead of 6 and (2, 1, 1)",
+    )
+
+
+def check_op(op: str, device: str, fast: bool) -> list[dict]:
+    from devcheck.engine import gradcheck
+
+    result = gradcheck(cases(device)[op], [input_for(device)], fast=fast)
+    rows = [
+        {
+            "op": op,
+            "device": device,
+            "dtype": "float64",
+            "against": "finite diff",
+            "abs err": result.max_abs_error,
+            "rel err": result.max_rel_error,
+            "tolerance": "1e-5 + 1e-3 rel",
+            "verdict": "ok" if result.ok else f"FAIL: {result.message}",
+        }
+    ]
+    if device != "cpu":
+        rows.append(_float32_against_cpu(op, device))
+    return rows
+
+
+def _grads(op: str, device: str, dtype: str) -> numpy.ndarray:
+    from devcheck.engine import grad
+
+    x = input_for(device, dtype)
+    return grad(cases(device, dtype)[op](x), [x])[0].numpy().astype(numpy.float64)
+
+
+def _float32_against_cpu(op: str, device: str) -> dict:
+    ours, reference = _grads(op, device, "float32"), _grads(op, "cpu", "float32")
+    abs_err = float(numpy.max(numpy.abs(ours - reference)))
+    rel_err = abs_err / max(float(numpy.max(numpy.abs(reference))), 1e-30)
+    tolerance = float32_tolerance(math.prod(INPUT_SHAPE))
+    return {
+        "op": op,
+        "device": device,
+        "dtype": "float32",
+        "against": "cpu float32",
+        "abs err": abs_err,
+        "rel err": rel_err,
+        "tolerance": f"{tolerance:.1e} rel",
+        "verdict": "ok" if rel_err <= tolerance else f"FAIL: {rel_err:.2e} > {tolerance:.1e}",
+    }
+
+
+def _summary_check(check_id: str, device: str, rows: list[dict]) -> Check:
+    failed = [
+        f"{r['op']} ({r['dtype']} vs {r['against']}, rel err {r['rel err']:.2e})" for r in rows if r["verdict"] != "ok"
+    ]
+    if failed:
+        return Check(
+            check_id,
+            Status.FAIL,
+            f"{device}: {len(failed)} op gradient(s) wrong: {', '.join(failed)}",
+            fix="a wrong gradient on one device only points at that device's math libraries or driver",
+        )
+    return Check(check_id, Status.OK, f"{device}: all {len(rows)} gradient checks pass")
+
+
+def network_check(device: str) -> Check:
+    """The same small network, same weights and batch: its gradients on `device` against the CPU's."""
+    from devcheck.engine import functional as F
+    from devcheck.engine import manual_seed, nn, tensor
+
+    rng = numpy.random.default_rng(0)
+    x, y = rng.standard_normal((16, 8)).astype(numpy.float32), rng.integers(0, 3, 16)
+    grads = {}
+    for name in ("cpu", device):
+        manual_seed(0)
+        model = nn.Sequential(nn.Linear(8, 32, device=name), nn.Tanh(), nn.Linear(32, 3, device=name))
+        F.cross_entropy(model(tensor(x, device=name)), tensor(y, device=name)).backward()
+        grads[name] = {n: p.grad.numpy().astype(numpy.float64) for n, p in model.named_parameters()}
+    tolerance = float32_tolerance(32)
+    worst = max(
+        (float(numpy.max(numpy.abs(grads[device][n] - g))) / max(float(numpy.max(numpy.abs(g))), 1e-30), n)
+        for n, g in grads["cpu"].items()
+    )
+    if worst[0] <= tolerance:
+        return Check(
+            f"grad.network.{device}",
+            Status.OK,
+            f"{device}: a small network's gradients match the CPU's (worst rel err {worst[0]:.1e})",
+        )
+    return Check(
+        f"grad.network.{device}",
+        Status.FAIL,
+        f"{device}: a small network's gradients differ from the CPU's: {worst[1]} rel err {worst[0]:.2e} "
+        f"> {tolerance:.1e}",
+        fix="check CUPY_TF32 (TF32 matmuls) and run `devcheck env`",
+    )
