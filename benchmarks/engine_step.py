@@ -13,80 +13,15 @@ import statistics
 import sys
 import time
 
-import numpy
-
-from devcheck.engine import functional as F
-from devcheck.engine import manual_seed, nn, optim, tensor
-
-LR, MOMENTUM = 0.01, 0.9
-
-
-def engine_step_fn(sizes: list[int], x: numpy.ndarray, y: numpy.ndarray):
-    manual_seed(0)
-    layers = []
-    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
-        layers += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(sizes) - 2 else [])
-    model = nn.Sequential(*layers)
-    opt = optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-    xt, yt = tensor(x), tensor(y)
-
-    def step() -> float:
-        opt.zero_grad()
-        loss = F.cross_entropy(model(xt), yt)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return step, [p.numpy().copy() for p in model.parameters()]
-
-
-def numpy_step_fn(params: list[numpy.ndarray], x: numpy.ndarray, y: numpy.ndarray):
-    """The same forward, backward and momentum update, written out by hand."""
-    params = [p.copy() for p in params]
-    bufs = [numpy.zeros_like(p) for p in params]
-    onehot = (y[:, None] == numpy.arange(params[-1].shape[0])).astype(x.dtype)
-    n, first = len(x), [True]
-
-    def step() -> float:
-        weights, biases = params[0::2], params[1::2]
-        acts, pre = [x], []
-        for i, (w, b) in enumerate(zip(weights, biases)):
-            z = acts[-1] @ w.T + b
-            pre.append(z)
-            acts.append(numpy.maximum(z, 0) if i < len(weights) - 1 else z)
-        z = acts[-1]
-        shifted = z - z.max(axis=1, keepdims=True)
-        e = numpy.exp(shifted)
-        s = e.sum(axis=1, keepdims=True)
-        loss = -((shifted - numpy.log(s)) * onehot).sum() / n
-        g = (e / s - onehot) * numpy.float32(1 / n)
-        grads = []
-        for i in reversed(range(len(weights))):
-            if i < len(weights) - 1:
-                g = g * (pre[i] > 0)
-            grads = [g.T @ acts[i], g.sum(axis=0)] + grads
-            if i:
-                g = g @ weights[i]
-        for p, gp, buf in zip(params, grads, bufs):
-            if first[0]:
-                buf[...] = gp
-            else:
-                buf *= MOMENTUM
-                buf += gp
-            p -= LR * buf
-        first[0] = False
-        return loss
-
-    return step
+from devcheck.bench.autograd import data, engine_step, raw_step
+from devcheck.engine import get_device
 
 
 def compare(name: str, sizes: list[int], batch: int, repeats: int, target: float) -> bool:
-    rng = numpy.random.default_rng(0)
-    x = rng.standard_normal((batch, sizes[0])).astype(numpy.float32)
-    y = rng.integers(0, sizes[-1], batch)
-    engine, start = engine_step_fn(sizes, x, y)
-    handwritten = numpy_step_fn(start, x, y)
-    assert abs(float(engine().item()) - float(handwritten())) < 1e-4, "the two steps must compute the same loss"
+    x, y = data(sizes, batch)
+    engine, start = engine_step(sizes, x, y, "cpu")
+    handwritten = raw_step(start, x, y, get_device("cpu"))
+    assert abs(float(engine()) - float(handwritten())) < 1e-4, "the two steps must compute the same loss"
     for _ in range(3):
         engine(), handwritten()
     a, b = [], []

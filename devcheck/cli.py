@@ -111,6 +111,37 @@ def build_with_progress(build: Callable[..., Report], fmt: Format, as_json: bool
 
 
 @app.command()
+def bench(
+    size: Annotated[
+        int | None, typer.Option(help="N: A is N x N/10, B is N/10 x N/5 (default 10000, the classic).")
+    ] = None,
+    shape: Annotated[str | None, typer.Option(metavar="M,K,N", help="Any other matmul shape.")] = None,
+    dtype: Annotated[str | None, typer.Option(help="float32,float64 (default); float16 on GPUs.")] = None,
+    device: DeviceOpt = "auto",
+    repeat: Annotated[int, typer.Option(help="Samples per case at most.")] = 10,
+    max_time: Annotated[float, typer.Option(help="Seconds for the whole run, shared among the cases.")] = 60.0,
+    cases: Annotated[str | None, typer.Option(help="matmul,e2e,bandwidth,copy,autograd (default: all).")] = None,
+    baseline: Annotated[Path | None, typer.Option(metavar="PATH", help="An earlier `bench --json` to compare.")] = None,
+    max_regression: Annotated[float, typer.Option(metavar="PCT", help="Fail beyond this slowdown.")] = 10.0,
+    require_gpu: RequireGpuOpt = False,
+    fmt: FormatOpt = Format.table,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    summary: SummaryOpt = None,
+) -> None:
+    """How fast is this machine, and is the GPU really faster? Matmul, bandwidth, copies, an autograd step."""
+
+    def build(step: Callable[..., None]) -> Report:
+        from devcheck import bench as bench_command
+
+        return bench_command.run(
+            size, shape, dtype, device, repeat, max_time, cases, baseline, max_regression, require_gpu, step
+        )
+
+    run_command(build_with_progress(build, fmt, as_json, quiet), fmt, as_json, quiet, summary)
+
+
+@app.command()
 def grad(
     device: DeviceOpt = "auto",
     ops: Annotated[str | None, typer.Option("--ops", help="Comma-separated ops to check (default: all).")] = None,

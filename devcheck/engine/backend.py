@@ -33,6 +33,7 @@ class Device:
     synchronize: Callable[[], None] = lambda: None
     scatter_add: Callable[[Any, tuple, Any], None] | None = None  # in place: target[index] += values
     dtypes: dict[str, Any] = field(default_factory=dict)
+    native: Any = None  # the library itself (numpy, cupy) for what the standard lacks, such as out=
 
     def dtype(self, name: str) -> Any:
         return self.dtypes.get(name) or getattr(self.xp, name)
@@ -49,6 +50,7 @@ def _numpy_device() -> Device:
         to_host=lambda a: a,
         owns=lambda a: isinstance(a, numpy.ndarray | numpy.generic),
         scatter_add=numpy.add.at,
+        native=numpy,
     )
 
 
@@ -123,6 +125,7 @@ def _make_cuda_device(cupy: Any, index: int) -> Device:
         context=lambda: gpu,
         synchronize=gpu.synchronize,
         scatter_add=scatter_add,
+        native=cupy,
     )
 
 

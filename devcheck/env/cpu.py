@@ -17,6 +17,8 @@ _ARM_ISA = ("sve2", "sve", "asimd")
 
 @dataclass(frozen=True)
 class CpuInfo:
+    vendor: str
+    family: int | None
     model: str | None
     physical_cores: int | None
     logical_cpus: int | None
@@ -55,6 +57,18 @@ def parse_cpuinfo(text: str) -> tuple[str | None, int | None, set[str]]:
     return model, (len(cores) or None), flags
 
 
+def vendor_family(text: str) -> tuple[str, int | None]:
+    """('AuthenticAMD', 25) from /proc/cpuinfo: which microarchitecture the ISA flags belong to."""
+    vendor, family = "", None
+    for line in text.splitlines():
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key == "vendor_id" and not vendor:
+            vendor = value
+        elif key == "cpu family" and family is None and value.isdigit():
+            family = int(value)
+    return vendor, family
+
+
 def cgroup_cpu_quota(root: str = "/sys/fs/cgroup") -> float | None:
     """CPUs allowed by a cgroup v2 (cpu.max) or v1 (cfs quota) limit; None when unlimited."""
     v2 = _read(f"{root}/cpu.max")
@@ -86,10 +100,14 @@ def usable_cpus() -> int:
 
 
 def cpu_info() -> CpuInfo:
-    model, physical, flags = parse_cpuinfo(_read("/proc/cpuinfo") or "")
+    text = _read("/proc/cpuinfo") or ""
+    model, physical, flags = parse_cpuinfo(text)
     wanted = _ARM_ISA if platform.machine().lower() in ("aarch64", "arm64") else _X86_ISA
     mhz, source = max_clock_mhz()
+    vendor, family = vendor_family(text)
     return CpuInfo(
+        vendor=vendor,
+        family=family,
         model=model or platform.processor() or None,
         physical_cores=physical,
         logical_cpus=os.cpu_count(),

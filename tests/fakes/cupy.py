@@ -3,6 +3,7 @@ and the real failures users meet (messages as CuPy/CUDA print them)."""
 
 from __future__ import annotations
 
+import time
 import types
 
 import numpy
@@ -14,6 +15,33 @@ class CUDARuntimeError(RuntimeError):
 
 INSUFFICIENT_DRIVER = "cudaErrorInsufficientDriver: CUDA driver version is insufficient for CUDA runtime version"
 NO_DEVICE = "cudaErrorNoDevice: no CUDA-capable device is detected"
+
+
+class DeviceArray(numpy.ndarray):
+    """A "device" array: NumPy memory with CuPy's explicit host copies."""
+
+    def set(self, host, stream=None):
+        self[...] = host
+
+    def get(self, stream=None, out=None):
+        if out is None:
+            return numpy.array(self)
+        out[...] = self
+        return out
+
+
+class Event:
+    """CUDA event: records when it was reached (here, the host clock)."""
+
+    def record(self, stream=None):
+        self.t = time.perf_counter()
+
+    def synchronize(self):
+        pass
+
+
+def get_elapsed_time(start, end):  # milliseconds, as cupy.cuda.get_elapsed_time
+    return (end.t - start.t) * 1e3
 
 
 class FakeCupy(types.ModuleType):
@@ -50,6 +78,17 @@ class FakeCupy(types.ModuleType):
                 return False
 
             compute_capability = property(lambda self: fake.gpus[self.index][1])
+            attributes = property(
+                lambda self: {
+                    "ComputeCapabilityMajor": int(fake.gpus[self.index][1][:-1]),
+                    "ComputeCapabilityMinor": int(fake.gpus[self.index][1][-1]),
+                    "MultiProcessorCount": 132,
+                    "ClockRate": 1_980_000,
+                    "MemoryClockRate": 2_619_000,
+                    "GlobalMemoryBusWidth": 5120,
+                    "L2CacheSize": 50 * 2**20,
+                }
+            )
             pci_bus_id = property(lambda self: fake.gpus[self.index][2])
             mem_info = property(lambda self: (fake.gpus[self.index][3] // 2, fake.gpus[self.index][3]))
 
@@ -64,7 +103,13 @@ class FakeCupy(types.ModuleType):
             getDeviceCount=device_count,
             getDeviceProperties=lambda i: {"name": fake.gpus[i][0].encode(), "multiProcessorCount": 132},
         )
-        self.cuda = types.SimpleNamespace(runtime=runtime_api, Device=Device)
+        self.cuda = types.SimpleNamespace(
+            runtime=runtime_api,
+            Device=Device,
+            Event=Event,
+            get_elapsed_time=get_elapsed_time,
+            alloc_pinned_memory=lambda nbytes: bytearray(nbytes),
+        )
 
     def is_available(self):
         try:
@@ -75,13 +120,16 @@ class FakeCupy(types.ModuleType):
     def arange(self, n, dtype=None):
         return numpy.arange(n, dtype=dtype)
 
-    def empty_like(self, x):
-        return numpy.empty_like(x)
-
     def asarray(self, x):
         if self.cublas_error:
             return _NoBlas(x, self.cublas_error)
-        return numpy.asarray(x) * (1.001 if self.wrong_matmul else 1)
+        return (numpy.asarray(x) * (1.001 if self.wrong_matmul else 1)).view(DeviceArray)
+
+    def empty_like(self, x):
+        return numpy.empty_like(x).view(DeviceArray)
+
+    def copyto(self, dst, src):
+        dst[...] = src
 
     def asnumpy(self, x):
         return numpy.asarray(x)

@@ -1,0 +1,398 @@
+"""`devcheck bench`: how fast is this machine, and is the GPU really faster?
+
+The classic experiment, randn(N, N/10) @ randn(N/10, N/5), done right on every device: GPU work
+timed with CUDA events, the first call apart from the steady state, medians with their spread,
+the result checked against a float64 reference, the rate set against the device's peak; then
+memory bandwidth, host<->device copies, an autograd training step, and the speedup a person
+moving the work to the GPU would really see (copies included).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy
+
+from devcheck.bench import cases
+from devcheck.bench.cases import Budget
+from devcheck.bench.hardware import DeviceFacts, facts_for
+from devcheck.devices import select, selection_checks
+from devcheck.errors import BadInput
+from devcheck.report import Chart, Check, Report, Section, Status
+
+CASES = ("matmul", "e2e", "bandwidth", "copy", "autograd")
+DTYPES = ("float32", "float64", "float16")
+DEFAULT_SIZE = 10_000
+COPY_BYTES = 64 * 2**20
+Progress = Callable[..., None]
+
+
+def parse_shape(size: int | None, shape: str | None) -> tuple[tuple[int, int, int], bool]:
+    """(M, K, N) and whether the user chose it (a size that does not fit is then an error, not a skip)."""
+    if size is not None and shape is not None:
+        raise BadInput("--size and --shape: give one of them, not both")
+    if shape is not None:
+        try:
+            m, k, n = (int(part) for part in shape.split(","))
+        except ValueError:
+            raise BadInput(f"--shape {shape!r}: expected three positive integers M,K,N (A is MxK, B is KxN)") from None
+        if min(m, k, n) < 1:
+            raise BadInput(f"--shape {shape!r}: expected three positive integers M,K,N")
+        return (m, k, n), True
+    if size is not None and size < 10:
+        raise BadInput(f"--size {size}: expected an integer >= 10 (A is N x N/10, B is N/10 x N/5)")
+    n = DEFAULT_SIZE if size is None else size
+    return (n, n // 10, n // 5), size is not None
+
+
+def parse_list(option: str, text: str | None, allowed: tuple[str, ...], default: tuple[str, ...]) -> list[str]:
+    chosen = [part.strip() for part in text.split(",") if part.strip()] if text else list(default)
+    unknown = [c for c in chosen if c not in allowed]
+    if unknown or not chosen:
+        raise BadInput(f"{option} {text!r}: choose from {', '.join(allowed)}")
+    return chosen
+
+
+def load_baseline(path: Path) -> list[dict]:
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BadInput(f"--baseline {path}: no such file") from None
+    except (OSError, ValueError) as e:
+        raise BadInput(f"--baseline {path}: not a JSON file ({e})") from None
+    if not isinstance(doc, dict) or doc.get("command") != "bench" or "records" not in doc.get("data", {}):
+        raise BadInput(f"--baseline {path}: not the JSON of `devcheck bench --json`")
+    return doc["data"]["records"]
+
+
+def run(
+    size: int | None = None,
+    shape: str | None = None,
+    dtype: str | None = None,
+    device: str = "auto",
+    repeat: int = 10,
+    max_time: float = 60.0,
+    only: str | None = None,
+    baseline: Path | None = None,
+    max_regression: float = 10.0,
+    require_gpu: bool = False,
+    progress: Progress = lambda *a, **k: None,
+) -> Report:
+    mkn, explicit = parse_shape(size, shape)
+    dtypes = parse_list("--dtype", dtype, DTYPES, ("float32", "float64"))
+    chosen = parse_list("--cases", only, CASES, CASES)
+    if repeat < 1:
+        raise BadInput(f"--repeat {repeat}: expected a positive integer")
+    if not max_time > 0:
+        raise BadInput(f"--max-time {max_time}: expected a positive number of seconds")
+    if not max_regression >= 0:
+        raise BadInput(f"--max-regression {max_regression}: expected a percentage >= 0")
+    old = load_baseline(baseline) if baseline is not None else None
+    sel = select(device)
+
+    from devcheck.engine import get_device
+
+    devices = [(get_device(name), facts_for(name)) for name in sel.names]
+    plan = _plan(devices, chosen, dtypes, mkn, explicit)
+    report = Report("bench")
+    report.checks += selection_checks(sel, require_gpu)
+    records, skipped = _execute(plan, mkn, repeat, max_time, progress)
+    _report(report, records, skipped, devices, mkn)
+    if old is not None:
+        report.checks.append(compare(records, old, max_regression))
+    return report
+
+
+def _plan(devices: list, chosen: list[str], dtypes: list[str], mkn: tuple[int, int, int], explicit: bool) -> list:
+    """Every (case, device, dtype) to run, or the reason it is skipped; a chosen size that cannot fit is an error."""
+    plan = []
+    m, k, n = mkn
+    for device, facts in devices:
+        gpu = device.name != "cpu"
+        for dt in dtypes if "matmul" in chosen else []:
+            need = (m * k + k * n + m * n) * numpy.dtype(dt).itemsize
+            why = _does_not_fit(need, device, facts)
+            if dt == "float16" and not gpu:
+                why = "NumPy has no fast float16 matmul: float16 is measured on GPUs only"
+            if why and explicit and dt != "float16":
+                raise BadInput(f"--size/--shape {m}x{k} @ {k}x{n} {dt}: {why}")
+            plan.append(("matmul", device, facts, dt, why))
+            if gpu and "e2e" in chosen:
+                plan.append(("e2e", device, facts, dt, why))
+        elements = max(64 * 2**20, 4 * facts.cache_bytes) // 4
+        if "bandwidth" in chosen:
+            plan.append(("bandwidth", device, facts, elements, _does_not_fit(3 * 4 * elements, device, facts)))
+        if "copy" in chosen and gpu:
+            plan.append(("copy", device, facts, COPY_BYTES, _does_not_fit(3 * COPY_BYTES, device, facts)))
+        if "autograd" in chosen:
+            plan.append(("autograd", device, facts, None, ""))
+    return plan
+
+
+def _does_not_fit(need: int, device: Any, facts: DeviceFacts) -> str:
+    from devcheck.env.cpu import memory_bytes
+
+    host_free = memory_bytes()[1]
+    if host_free is not None and need > 0.8 * host_free:
+        return f"needs {need / 2**30:.1f} GiB, the host has {host_free / 2**30:.1f} GiB available"
+    if facts.free_bytes is not None and device.name != "cpu" and need > 0.9 * facts.free_bytes:
+        return f"needs {need / 2**30:.1f} GiB, {device.name} has {facts.free_bytes / 2**30:.1f} GiB free"
+    return ""
+
+
+def _execute(
+    plan: list, mkn: tuple[int, int, int], repeat: int, max_time: float, progress: Progress
+) -> tuple[list[dict], list[tuple]]:
+    records, skipped, inputs = [], [], {}
+    started = time.perf_counter()
+    progress("benchmarking", total=len(plan))
+    for i, (case, device, facts, arg, why) in enumerate(plan):
+        label = f"{case} {arg if isinstance(arg, str) else ''} on {device.name}".replace("  ", " ")
+        progress(label)
+        if why:
+            skipped.append((case, device.name, arg if isinstance(arg, str) else "", why))
+            progress(label, advance=1)
+            continue
+        left = max(max_time - (time.perf_counter() - started), 0.0)
+        budget = Budget(repeat, left / (len(plan) - i))
+        if case in ("matmul", "e2e") and arg not in inputs:
+            inputs[arg] = cases.host_inputs(mkn, arg)
+        if case == "matmul":
+            records.append(cases.matmul(device, facts, mkn, arg, budget, inputs[arg]))
+        elif case == "e2e":
+            records.append(cases.matmul_end_to_end(device, mkn, arg, budget, inputs[arg]))
+        elif case == "bandwidth":
+            records.append(cases.bandwidth(device, facts, budget, arg))
+        elif case == "copy":
+            records += cases.copies(device, facts, budget, arg)
+        else:
+            records.append(cases.training_step(device, budget))
+        progress(label, advance=1)
+    return records, skipped
+
+
+def speedups(records: list[dict]) -> list[dict]:
+    """Each GPU against the CPU: the kernel alone, and end to end with both copies included."""
+    by_key = {(r["case"], r["device"], r["dtype"]): r for r in records}
+    rows = []
+    for r in records:
+        cpu = by_key.get(("matmul", "cpu", r["dtype"]))
+        if r["case"] != "matmul" or r["device"] == "cpu" or cpu is None:
+            continue
+        e2e = by_key.get(("matmul end-to-end", r["device"], r["dtype"]))
+        cpu_s = cpu["stats"]["median_s"]
+        rows.append(
+            {
+                "device": r["device"],
+                "dtype": r["dtype"],
+                "kernel speedup": cpu_s / r["stats"]["median_s"],
+                "end-to-end speedup": cpu_s / e2e["stats"]["median_s"] if e2e else None,
+            }
+        )
+    return rows
+
+
+def _report(report: Report, records: list[dict], skipped: list[tuple], devices: list, mkn: tuple) -> None:
+    m, k, n = mkn
+    rows: dict[str, list[dict]] = {"matmul": [], "transfer": [], "autograd": []}
+    peak_rows: list[dict] = []
+    for r in records:
+        s = r["stats"]
+        timing = {
+            "first ms": r["first_call_s"] * 1e3,
+            "median ms": s["median_s"] * 1e3,
+            "IQR %": 100 * s["iqr_s"] / s["median_s"],
+            "n": s["n"],
+        }
+        if r["case"].startswith("matmul"):
+            c = r.get("correctness", {})
+            rows["matmul"].append(
+                {
+                    "device": r["device"],
+                    "dtype": r["dtype"],
+                    "what": "end-to-end" if "end" in r["case"] else "kernel",
+                    **timing,
+                    "GFLOP/s": r["rate"],
+                    "% peak": r["percent_of_peak"],
+                    "rel err": c.get("rel_error"),
+                    "note": _note(r),
+                }
+            )
+        elif r["case"] == "autograd step":
+            raw = r["raw_stats"]["median_s"]
+            rows["autograd"].append(
+                {
+                    "device": r["device"],
+                    "engine ms": s["median_s"] * 1e3,
+                    "raw arrays ms": raw * 1e3,
+                    "overhead": r["overhead"],
+                    "samples/s": r["rate"],
+                    "n": s["n"],
+                    "note": _note(r),
+                }
+            )
+        else:
+            rows["transfer"].append(
+                {
+                    "device": r["device"],
+                    "what": r["case"].removeprefix("copy "),
+                    **timing,
+                    "GB/s": r["rate"],
+                    "% peak": r["percent_of_peak"],
+                    "note": _note(r),
+                }
+            )
+        key = (r["device"], r["dtype"], r["unit"])
+        if r["peak"]["value"] is not None and key not in {(p["device"], p["dtype"], p["unit"]) for p in peak_rows}:
+            peak_rows.append(
+                {
+                    "device": r["device"],
+                    "dtype": r["dtype"],
+                    "unit": r["unit"],
+                    "peak": r["peak"]["value"],
+                    "basis": r["peak"]["basis"],
+                }
+            )
+    ups = speedups(records)
+    report.sections += [
+        Section("devices", "Devices", rows=[{"device": f.name, "what": f.label} for _, f in devices]),
+        Section("matmul", f"Matmul: A {m}x{k} @ B {k}x{n} (N=10000 is the classic experiment)", rows=rows["matmul"]),
+        Section("transfer", "Memory bandwidth and copies", rows=rows["transfer"]),
+        Section("autograd", "Autograd: one training step, MLP 784-512-512-10, batch 256", rows=rows["autograd"]),
+        Section("peaks", "Peaks and their basis", rows=peak_rows),
+        Section("speedups", "GPU speedup over the CPU (matmul)", rows=ups),
+    ]
+    report.sections = [section for section in report.sections if section.rows]
+    report.data.update(
+        records=records, speedups=ups, skipped=[dict(zip(("case", "device", "dtype", "reason"), s)) for s in skipped]
+    )
+    report.charts.append(
+        Chart(
+            "matmul GFLOP/s",
+            {f"{r['device']} {r['dtype']}": [r["rate"]] for r in records if r["case"] == "matmul"},
+            kind="bar",
+            unit="GFLOP/s",
+        )
+    )
+    if ups:
+        report.charts.append(
+            Chart(
+                "speedup over the CPU (end to end)",
+                {f"{u['device']} {u['dtype']}": [u["end-to-end speedup"] or u["kernel speedup"]] for u in ups},
+                kind="bar",
+                unit="x",
+            )
+        )
+    report.checks += _checks(records, skipped)
+    fastest = max((r for r in records if r["case"] == "matmul"), key=lambda r: r["rate"], default=None)
+    failed = [c for c in report.checks if c.status is Status.FAIL]
+    if failed:
+        report.verdict = f"bench: FAILED — {failed[0].summary}"
+    elif fastest:
+        report.verdict = (
+            f"bench: fastest matmul {fastest['rate']:,.1f} GFLOP/s on {fastest['device']} "
+            f"({fastest['dtype']}); results correct on every device"
+        )
+    else:
+        report.verdict = "bench: done"
+
+
+def _note(record: dict) -> str:
+    notes = [
+        record["peak_note"],
+        record["unstable"] and f"unstable: {record['unstable']}",
+        record.get("tf32") and "TF32 on",
+    ]
+    c = record.get("correctness")
+    if c and not c["ok"]:
+        notes.insert(0, "WRONG RESULT")
+    return "; ".join(n for n in notes if n)
+
+
+def _checks(records: list[dict], skipped: list[tuple]) -> list[Check]:
+    checks = []
+    for r in records:
+        c = r.get("correctness")
+        if c:
+            where = f"{r['device']} {r['dtype']}"
+            if c["ok"]:
+                checks.append(
+                    Check(
+                        f"bench.matmul.{r['device']}.{r['dtype']}",
+                        Status.OK,
+                        f"{where}: matmul correct (rel err {c['rel_error']:.1e} <= {c['tolerance']:.1e})",
+                    )
+                )
+            else:
+                checks.append(
+                    Check(
+                        f"bench.matmul.{r['device']}.{r['dtype']}",
+                        Status.FAIL,
+                        f"{where}: matmul WRONG: relative error {c['rel_error']:.2e} > {c['tolerance']:.1e} "
+                        f"against a float64 reference",
+                        fix="run `devcheck env` and `devcheck grad`",
+                    )
+                )
+    unstable = [f"{r['case']} on {r['device']} {r['dtype']} ({r['unstable']})" for r in records if r["unstable"]]
+    if unstable:
+        checks.append(
+            Check(
+                "bench.stability",
+                Status.WARN,
+                f"{len(unstable)} measurement(s) unstable",
+                detail="; ".join(unstable),
+                fix="close other work, or raise --repeat / --max-time",
+            )
+        )
+    above = [f"{r['case']} on {r['device']} {r['dtype']}" for r in records if r["peak_note"]]
+    if above:
+        checks.append(
+            Check(
+                "bench.peak",
+                Status.WARN,
+                "measured above the computed peak: " + ", ".join(above),
+                detail="the clock the peak is built on is under-reported (often the base clock in a VM)",
+            )
+        )
+    for case, device, dtype, why in skipped:
+        checks.append(
+            Check(
+                f"bench.{case}.{device}{'.' + dtype if dtype else ''}",
+                Status.SKIP,
+                f"{case} {dtype} on {device} skipped: {why}".replace("  ", " "),
+            )
+        )
+    return checks
+
+
+def compare(records: list[dict], old: list[dict], max_regression: float) -> Check:
+    """Each record against the baseline's record of the same case, device, dtype and shape."""
+    key = lambda r: (r["case"], r["device"], r["dtype"], tuple(r["shape"]))  # noqa: E731
+    before = {key(r): r for r in old}
+    regressions, compared = [], 0
+    for r in records:
+        b = before.get(key(r))
+        if b is None or not b.get("rate"):
+            continue
+        compared += 1
+        drop = 100 * (b["rate"] - r["rate"]) / b["rate"]
+        if drop > max_regression:
+            regressions.append(
+                f"{r['case']} {r['device']} {r['dtype']}: {b['rate']:.4g} -> {r['rate']:.4g} {r['unit']} (-{drop:.1f}%)"
+            )
+    if not compared:
+        return Check(
+            "bench.baseline", Status.WARN, "no case of the baseline matches this run (case, device, dtype, shape)"
+        )
+    if regressions:
+        return Check(
+            "bench.baseline",
+            Status.FAIL,
+            f"{len(regressions)} regression(s) beyond {max_regression}%",
+            detail="; ".join(regressions),
+        )
+    return Check("bench.baseline", Status.OK, f"{compared} case(s) within {max_regression}% of the baseline")

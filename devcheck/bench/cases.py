@@ -1,0 +1,225 @@
+"""The benchmark cases. Each returns plain records (dicts) for one device; the caller decides
+budgets, order and reporting. Inputs come from a seeded host generator (never zeros), the same
+on every device, and are copied to the device before timing starts."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy
+
+from devcheck.bench import autograd, peak
+from devcheck.bench.hardware import DeviceFacts
+from devcheck.bench.timing import CudaEventClock, HostClock, measure
+from devcheck.engine.backend import Device
+
+UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24, "float16": 2.0**-11, "tf32": 2.0**-11}
+
+
+@dataclass(frozen=True)
+class Budget:
+    repeat: int
+    seconds: float
+
+
+def clock_for(device: Device) -> Any:
+    if device.name.startswith("cuda:"):
+        import cupy
+
+        return CudaEventClock(cupy, cupy.cuda.Device(int(device.name.split(":")[1])))
+    return HostClock(device.synchronize)
+
+
+def tf32_on(device: Device) -> bool:
+    return device.name.startswith("cuda:") and os.environ.get("CUPY_TF32", "0") not in ("", "0")
+
+
+def matmul_tolerance(dtype: str, k: int, tf32: bool) -> float:
+    """Rounding of a K-term dot product grows like sqrt(K) unit roundoffs; 8x for margin."""
+    return 8 * UNIT_ROUNDOFF["tf32" if tf32 and dtype == "float32" else dtype] * math.sqrt(k)
+
+
+def _record(
+    case: str,
+    device: Device,
+    dtype: str,
+    shape: Any,
+    first: float,
+    stats: Any,
+    clock: Any,
+    work: float,
+    unit: str,
+    peak_value: peak.Peak,
+) -> dict:
+    rate = work / stats.median / (1 if unit == "samples/s" else 1e9)
+    pct, note = peak.percent(rate, peak_value)
+    return {
+        "case": case,
+        "device": device.name,
+        "dtype": dtype,
+        "shape": shape,
+        "timer": clock.name,
+        "first_call_s": first,
+        "stats": stats.to_dict(),
+        "rate": rate,
+        "unit": unit,
+        {"GFLOP/s": "flops", "GB/s": "bytes"}.get(unit, "samples"): work,
+        "peak": peak_value.to_dict(),
+        "percent_of_peak": pct,
+        "peak_note": note,
+        "unstable": stats.unstable,
+    }
+
+
+def host_inputs(shape: tuple[int, int, int], dtype: str, seed: int = 0) -> tuple[numpy.ndarray, numpy.ndarray]:
+    m, k, n = shape
+    rng = numpy.random.default_rng(seed)
+    return (
+        rng.standard_normal((m, k), dtype=numpy.float32).astype(dtype),
+        rng.standard_normal((k, n), dtype=numpy.float32).astype(dtype),
+    )
+
+
+def matmul(
+    device: Device,
+    facts: DeviceFacts,
+    shape: tuple[int, int, int],
+    dtype: str,
+    budget: Budget,
+    inputs: tuple[numpy.ndarray, numpy.ndarray],
+) -> dict:
+    """The classic experiment, timed right and checked against a float64 reference."""
+    m, k, n = shape
+    xp, clock = device.xp, clock_for(device)
+    a_host, b_host = inputs
+    with device.context():
+        a, b = device.from_host(a_host), device.from_host(b_host)
+        first, stats = measure(lambda: xp.matmul(a, b), clock, budget.repeat, budget.seconds)
+        c = xp.matmul(a, b)
+        rows = numpy.random.default_rng(1).choice(m, size=min(m, 64), replace=False)
+        got = device.to_host(xp.take(c, device.from_host(rows), axis=0)).astype(numpy.float64)
+        norm = float(xp.linalg.vector_norm(xp.astype(c, xp.float32) if dtype == "float16" else c))
+    reference = a_host[rows].astype(numpy.float64) @ b_host.astype(numpy.float64)
+    rel_error = float(numpy.max(numpy.abs(got - reference)) / numpy.max(numpy.abs(reference)))
+    tf32 = tf32_on(device) and dtype == "float32"
+    tolerance = matmul_tolerance(dtype, k, tf32)
+    record = _record(
+        "matmul", device, dtype, [m, k, n], first, stats, clock, 2.0 * m * k * n, "GFLOP/s", facts.flops_peak(dtype)
+    )
+    record.update(
+        tf32=tf32,
+        correctness={
+            "rel_error": rel_error,
+            "tolerance": tolerance,
+            "ok": rel_error <= tolerance,
+            "rows_checked": len(rows),
+            "norm": norm,
+        },
+    )
+    return record
+
+
+def matmul_end_to_end(
+    device: Device, shape: tuple[int, int, int], dtype: str, budget: Budget, inputs: tuple[numpy.ndarray, numpy.ndarray]
+) -> dict:
+    """Host arrays in, host result out: the copies a person moving this work to the GPU pays too."""
+    m, k, n = shape
+    xp, clock = device.xp, clock_for(device)
+    a_host, b_host = inputs
+    with device.context():
+        first, stats = measure(
+            lambda: device.to_host(xp.matmul(device.from_host(a_host), device.from_host(b_host))),
+            clock,
+            budget.repeat,
+            budget.seconds,
+        )
+    no_peak = peak.Peak(None, "GFLOP/s", "copies included: no single peak applies")
+    return _record(
+        "matmul end-to-end", device, dtype, [m, k, n], first, stats, clock, 2.0 * m * k * n, "GFLOP/s", no_peak
+    )
+
+
+def bandwidth(device: Device, facts: DeviceFacts, budget: Budget, elements: int) -> dict:
+    """a = b + c over float32 arrays well beyond the last cache: two reads and one write per element."""
+    xp, clock = device.xp, clock_for(device)
+    rng = numpy.random.default_rng(2)
+    with device.context():
+        b, c = (device.from_host(rng.standard_normal(elements, dtype=numpy.float32)) for _ in range(2))
+        a = xp.empty_like(b)
+        native = device.native
+        add = (lambda: native.add(b, c, out=a)) if native is not None else (lambda: xp.add(b, c))
+        first, stats = measure(add, clock, budget.repeat, budget.seconds)
+    return _record(
+        "bandwidth a=b+c",
+        device,
+        "float32",
+        [elements],
+        first,
+        stats,
+        clock,
+        3.0 * 4 * elements,
+        "GB/s",
+        facts.bandwidth_peak,
+    )
+
+
+def copies(device: Device, facts: DeviceFacts, budget: Budget, nbytes: int) -> list[dict]:
+    """Host->device and device->host, pageable and pinned, and device->device (counted twice: read + write)."""
+    clock, n = clock_for(device), nbytes // 4
+    pageable = numpy.random.default_rng(3).standard_normal(n, dtype=numpy.float32)
+    records = []
+    for label, fn, moved, peak_value in _copy_fns(device, pageable, facts):
+        first, stats = measure(fn, clock, budget.repeat, budget.seconds)
+        records.append(_record(f"copy {label}", device, "float32", [n], first, stats, clock, moved, "GB/s", peak_value))
+    return records
+
+
+def _copy_fns(device: Device, pageable: numpy.ndarray, facts: DeviceFacts) -> list[tuple]:
+    nbytes, pcie = pageable.nbytes, facts.pcie_peak
+    if device.native is not None and device.name.startswith("cuda:"):
+        cupy = device.native
+        with device.context():
+            src, dst = cupy.asarray(pageable), cupy.empty_like(cupy.asarray(pageable))
+        memory = cupy.cuda.alloc_pinned_memory(nbytes)
+        pinned = numpy.frombuffer(memory, numpy.float32, pageable.size)
+        pinned[...] = pageable
+
+        def on_device(fn: Any) -> Any:
+            def run() -> None:
+                with device.context():
+                    fn()
+
+            return run
+
+        return [
+            ("host->device pageable", on_device(lambda: dst.set(pageable)), nbytes, pcie),
+            ("host->device pinned", on_device(lambda: dst.set(pinned)), nbytes, pcie),
+            ("device->host pageable", on_device(lambda: src.get(out=pageable)), nbytes, pcie),
+            ("device->host pinned", on_device(lambda: src.get(out=pinned)), nbytes, pcie),
+            ("device->device", on_device(lambda: cupy.copyto(dst, src)), 2 * nbytes, facts.bandwidth_peak),
+        ]
+    src = device.from_host(pageable)  # a device without pinned host memory: the generic copies only
+    return [
+        ("host->device pageable", lambda: device.from_host(pageable), nbytes, pcie),
+        ("device->host pageable", lambda: device.to_host(src), nbytes, pcie),
+        ("device->device", lambda: device.xp.asarray(src, copy=True), 2 * nbytes, facts.bandwidth_peak),
+    ]
+
+
+def training_step(device: Device, budget: Budget) -> dict:
+    """The reference MLP's training step with the engine, and the same math on raw arrays."""
+    sizes, batch = autograd.REFERENCE
+    x, y = autograd.data(sizes, batch)
+    engine, start = autograd.engine_step(sizes, x, y, device.name)
+    raw = autograd.raw_step(start, x, y, device)
+    clock = clock_for(device)
+    with device.context():
+        first, stats = measure(engine, clock, budget.repeat, budget.seconds / 2)
+        raw_first, raw_stats = measure(raw, clock, budget.repeat, budget.seconds / 2)
+    none = peak.Peak(None, "samples/s", "a whole training step has no single peak")
+    record = _record("autograd step", device, "float32", [*sizes, batch], first, stats, clock, batch, "samples/s", none)
+    record.update(raw_stats=raw_stats.to_dict(), overhead=stats.median / raw_stats.median)
+    return record

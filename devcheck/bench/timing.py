@@ -1,0 +1,108 @@
+"""Clocks and statistics: how one call is timed, and what a set of samples says.
+
+GPU work is timed with CUDA events recorded on the stream around the call (what
+cupyx.profiler.benchmark does); anything else with perf_counter after a synchronize, never a host
+clock around unsynchronised launches (the classic tutorial's bug, which times the launch only).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+UNSTABLE_SPREAD = 0.10  # IQR / median, as torch.utils.benchmark warns
+MIN_SAMPLES = 3
+
+
+class HostClock:
+    name = "perf_counter"
+
+    def __init__(self, synchronize: Callable[[], None] = lambda: None):
+        self.synchronize = synchronize
+
+    def time(self, fn: Callable[[], Any]) -> float:
+        self.synchronize()
+        start = time.perf_counter()
+        fn()
+        self.synchronize()
+        return time.perf_counter() - start
+
+
+class CudaEventClock:
+    """Elapsed GPU time between two events on the current stream, in seconds."""
+
+    name = "CUDA events"
+
+    def __init__(self, cupy: Any, device: Any):
+        self.cupy, self.device = cupy, device
+        with device:
+            self.start, self.end = cupy.cuda.Event(), cupy.cuda.Event()
+
+    def time(self, fn: Callable[[], Any]) -> float:
+        with self.device:
+            self.start.record()
+            fn()
+            self.end.record()
+            self.end.synchronize()
+            return self.cupy.cuda.get_elapsed_time(self.start, self.end) / 1000
+
+
+@dataclass(frozen=True)
+class Stats:
+    median: float
+    q1: float
+    q3: float
+    minimum: float
+    maximum: float
+    n: int
+    unstable: str  # why the spread is too wide to trust, or ""
+
+    @property
+    def iqr(self) -> float:
+        return self.q3 - self.q1
+
+    def to_dict(self) -> dict:
+        return {
+            "median_s": self.median,
+            "iqr_s": self.iqr,
+            "q1_s": self.q1,
+            "q3_s": self.q3,
+            "min_s": self.minimum,
+            "max_s": self.maximum,
+            "n": self.n,
+        }
+
+
+def summarize(samples: list[float], host_timer: bool) -> Stats:
+    ordered = sorted(samples)
+    if len(ordered) >= 4:
+        q1, _, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
+    else:
+        q1, q3 = ordered[0], ordered[-1]
+    median = statistics.median(ordered)
+    reasons = []
+    if len(ordered) < MIN_SAMPLES:
+        reasons.append(f"only {len(ordered)} sample(s) fit the time budget")
+    if median and (q3 - q1) / median > UNSTABLE_SPREAD:
+        reasons.append(f"spread (IQR) is {(q3 - q1) / median:.0%} of the median, over {UNSTABLE_SPREAD:.0%}")
+    if host_timer and ordered[0] < 1e-3:
+        reasons.append("samples under 1 ms are dominated by timer and call overhead")
+    return Stats(median, q1, q3, ordered[0], ordered[-1], len(ordered), "; ".join(reasons))
+
+
+def measure(fn: Callable[[], Any], clock: Any, repeat: int, budget_s: float, warmup: int = 1) -> tuple[float, Stats]:
+    """The first call on its own (context creation, library handles, kernel compilation land there),
+    then `warmup` untimed calls, then up to `repeat` samples within `budget_s` (at least three)."""
+    started = time.perf_counter()
+    first = clock.time(fn)
+    for _ in range(warmup):
+        fn()
+    samples: list[float] = []
+    while len(samples) < repeat and (len(samples) < MIN_SAMPLES or time.perf_counter() - started < budget_s):
+        samples.append(clock.time(fn))
+        if time.perf_counter() - started > budget_s and len(samples) >= 1 and first > budget_s:
+            break  # one call is longer than the whole budget: keep what there is
+    return first, summarize(samples, host_timer=isinstance(clock, HostClock))

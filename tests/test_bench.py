@@ -1,0 +1,281 @@
+"""devcheck bench: statistics, peaks, fit checks, baselines, the CuPy-facing code on fakes, and
+whole runs on the CPU and the simulated GPU."""
+
+import json
+
+import numpy
+import pytest
+from typer.testing import CliRunner
+
+from devcheck import bench, devices
+from devcheck.bench import cases, hardware, peak
+from devcheck.bench.timing import CudaEventClock, HostClock, measure, summarize
+from devcheck.cli import app
+from devcheck.engine import get_device
+from devcheck.engine.backend import Device
+from tests.fakes.cupy import FakeCupy
+from tests.fakes.nvml import GEFORCE, H100, FakeNVML
+
+runner = CliRunner()
+SMALL = ["--size", "400", "--repeat", "3", "--max-time", "5"]
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture
+def gpu(monkeypatch):
+    monkeypatch.setattr(devices, "gpu_names", lambda: (["sim"], []))
+
+
+# --- statistics and timing ----------------------------------------------------------------------------------
+
+
+def test_summary_statistics_and_instability():
+    stable = summarize([1.0, 1.01, 0.99, 1.0, 1.02], host_timer=False)
+    assert stable.median == 1.0 and stable.n == 5 and stable.unstable == ""
+    noisy = summarize([1.0, 1.5, 0.7, 1.2, 2.0], host_timer=False)
+    assert "spread (IQR)" in noisy.unstable
+    assert "only 2 sample(s)" in summarize([1.0, 1.0], host_timer=False).unstable
+    assert "under 1 ms" in summarize([1e-5] * 5, host_timer=True).unstable
+
+
+def test_measure_keeps_the_first_call_apart_and_respects_repeat():
+    calls = []
+    first, stats = measure(lambda: calls.append(1), HostClock(), repeat=5, budget_s=10, warmup=2)
+    assert len(calls) == 1 + 2 + 5 and stats.n == 5 and first >= 0
+
+
+def test_cuda_event_clock_times_with_events_on_the_device():
+    cupy = FakeCupy([("H100", "90", "0000:1B:00.0", 80 * 2**30)])
+    clock = CudaEventClock(cupy, cupy.cuda.Device(0))
+    assert 0.0 <= clock.time(lambda: sum(range(1000))) < 1.0
+
+
+# --- peaks ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dtype", "cc", "sms", "mhz", "brand", "expected"),
+    [
+        ("float32", (9, 0), 132, 1980, "", 66_908),  # H100 SXM: 67 TFLOPS FP32
+        ("float64", (9, 0), 132, 1980, "", 33_454),  # 34 TFLOPS FP64
+        ("float16", (9, 0), 132, 1830, "", 989_500),  # 989.5 TFLOPS dense FP16 tensor
+        ("float32", (8, 0), 108, 1410, "", 19_492),  # A100: 19.5 TFLOPS
+        ("float16", (8, 0), 108, 1410, "", 311_869),  # A100: 312 TFLOPS dense
+        ("float32", (8, 9), 128, 2520, "GeForce", 82_575),  # RTX 4090: 82.6 TFLOPS
+        ("float64", (8, 9), 128, 2520, "GeForce", 1_290),  # 1/64 rate
+    ],
+)
+def test_gpu_flops_peaks_match_datasheets(dtype, cc, sms, mhz, brand, expected):
+    assert peak.gpu_flops_peak(dtype, cc, sms, mhz, brand).value == pytest.approx(expected, rel=2e-3)
+
+
+def test_gpu_peak_refusals_say_why():
+    assert "unknown compute capability 5.2" in peak.gpu_flops_peak("float32", (5, 2), 16, 1000).basis
+    assert "TF32 is on" in peak.gpu_flops_peak("float32", (9, 0), 132, 1980, tf32=True).basis
+    assert peak.gpu_flops_peak("float16", (8, 9), 128, 2520, "GeForce").value == pytest.approx(128 * 512 * 2.52)
+
+
+@pytest.mark.parametrize(("mhz", "bits", "expected"), [(1215, 5120, 1555), (2619, 5120, 3352), (10501, 384, 1008)])
+def test_memory_bandwidth_peaks(mhz, bits, expected):  # A100 40GB, H100 SXM, RTX 4090
+    assert peak.gpu_bandwidth_peak(mhz, bits).value == pytest.approx(expected, rel=2e-3)
+
+
+def test_pcie_and_cpu_peaks():
+    assert peak.pcie_peak(4, 16).value == pytest.approx(31.5, rel=1e-3)
+    assert peak.pcie_peak(None, 16).value is None
+    zen4 = peak.cpu_peak("float64", 2, 2596, "cpufreq", ["avx512f", "avx2", "fma"], "AuthenticAMD", 25)
+    assert zen4.value == pytest.approx(2 * 2.596 * 16) and "Zen 4" in zen4.basis
+    skylake = peak.cpu_peak("float32", 8, 3000, "cpufreq", ["avx512f"], "GenuineIntel", 6)
+    assert skylake.value == pytest.approx(8 * 3.0 * 64)
+    assert peak.cpu_peak("float32", 4, 3000, "x", ["avx2", "fma"], "", None).value == pytest.approx(4 * 3.0 * 32)
+    assert peak.cpu_peak("float32", 4, None, "not exposed", ["avx2"], "", None).basis == "the CPU clock is not exposed"
+    pct, note = peak.percent(120, peak.Peak(100, "GFLOP/s", "x"))
+    assert pct == 120 and "under-reported" in note
+
+
+def test_cuda_facts_from_cupy_attributes_and_nvml():
+    cupy = FakeCupy([(H100.name, "90", "0000:1B:00.0", 80 * 2**30)])
+    facts = hardware.cuda_facts(cupy, 0, FakeNVML([H100]))
+    assert facts.label == H100.name and facts.free_bytes == 40 * 2**30
+    assert facts.flops_peak("float32").value == pytest.approx(66_908, rel=2e-3)
+    assert facts.bandwidth_peak.value == pytest.approx(3352, rel=2e-3)
+    assert facts.pcie_peak.value == pytest.approx(63.0, rel=1e-3)  # gen 5 x16
+    geforce = FakeCupy([(GEFORCE.name, "89", "0000:01:00.0", 24 * 2**30)])
+    assert hardware.cuda_facts(geforce, 0, FakeNVML([GEFORCE])).flops_peak("float16").basis.endswith("FLOP/clock/SM")
+
+
+def test_cuda_copies_use_pinned_memory_and_explicit_copies():
+    cupy = FakeCupy([(H100.name, "90", "0000:1B:00.0", 80 * 2**30)])
+    device = Device("cuda:0", numpy, lambda a: cupy.asarray(a), numpy.asarray, lambda a: True, native=cupy)
+    facts = hardware.cuda_facts(cupy, 0, FakeNVML([H100]))
+    host = numpy.arange(1024, dtype=numpy.float32)
+    fns = {label: (fn, moved) for label, fn, moved, _ in cases._copy_fns(device, host, facts)}
+    assert set(fns) == {
+        "host->device pageable",
+        "host->device pinned",
+        "device->host pageable",
+        "device->host pinned",
+        "device->device",
+    }
+    for fn, _ in fns.values():
+        fn()
+    assert fns["device->device"][1] == 2 * host.nbytes
+
+
+# --- fit checks and bad options -------------------------------------------------------------------------------
+
+
+def test_a_chosen_size_that_cannot_fit_is_bad_input():
+    result = invoke("bench", "--device", "cpu", "--size", "10000000")
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert "\n" not in line and "--size/--shape 10000000x1000000 @ 1000000x2000000 float32: needs" in line
+    assert "GiB available" in line
+
+
+def test_an_automatic_case_that_does_not_fit_is_skipped(monkeypatch):
+    monkeypatch.setattr(bench, "_does_not_fit", lambda need, device, facts: "needs 1.0 GiB, 0.1 GiB free")
+    result = invoke("bench", "--device", "cpu", "--json", "--cases", "matmul")
+    assert result.exit_code == 0
+    doc = json.loads(result.stdout)
+    assert doc["data"]["records"] == [] and doc["data"]["skipped"][0]["reason"] == "needs 1.0 GiB, 0.1 GiB free"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--size", "-5"], "--size -5: expected an integer >= 10"),
+        (["--shape", "10,x,3"], "--shape '10,x,3': expected three positive integers"),
+        (["--shape", "10,0,3"], "--shape '10,0,3': expected three positive integers"),
+        (["--size", "100", "--shape", "1,2,3"], "give one of them, not both"),
+        (["--dtype", "int8"], "--dtype 'int8': choose from float32, float64, float16"),
+        (["--cases", "fft"], "--cases 'fft': choose from matmul, e2e, bandwidth, copy, autograd"),
+        (["--repeat", "0"], "--repeat 0: expected a positive integer"),
+        (["--max-time", "-1"], "--max-time -1.0: expected a positive number of seconds"),
+        (["--device", "cuda:3"], "--device 'cuda:3'"),
+        (["--baseline", "/nonexistent.json"], "--baseline /nonexistent.json: no such file"),
+    ],
+)
+def test_bad_options_are_one_line_and_exit_2(args, message):
+    result = invoke("bench", *args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+
+
+# --- whole runs -------------------------------------------------------------------------------------------
+
+
+def test_bench_on_cpu_and_gpu(gpu):
+    result = invoke("bench", "--json", *SMALL)
+    assert result.exit_code == 0, result.stdout
+    doc = json.loads(result.stdout)
+    records = doc["data"]["records"]
+    cases_run = {(r["case"], r["device"], r["dtype"]) for r in records}
+    assert ("matmul", "cpu", "float32") in cases_run and ("matmul", "sim", "float64") in cases_run
+    assert ("matmul end-to-end", "sim", "float32") in cases_run and (
+        "copy device->device",
+        "sim",
+        "float32",
+    ) in cases_run
+    assert ("matmul end-to-end", "cpu", "float32") not in cases_run  # no copies on the CPU
+    matmul = next(r for r in records if r["case"] == "matmul" and r["device"] == "cpu")
+    assert matmul["shape"] == [400, 40, 80] and matmul["flops"] == 2 * 400 * 40 * 80
+    assert matmul["correctness"]["ok"] and matmul["correctness"]["rel_error"] < matmul["correctness"]["tolerance"]
+    assert matmul["stats"]["n"] >= 3 and matmul["timer"] == "perf_counter" and matmul["first_call_s"] > 0
+    assert matmul["peak"]["unit"] == "GFLOP/s" and matmul["peak"]["basis"]
+    autograd = next(r for r in records if r["case"] == "autograd step" and r["device"] == "sim")
+    assert autograd["overhead"] > 0 and autograd["unit"] == "samples/s"
+    assert {u["device"] for u in doc["data"]["speedups"]} == {"sim"}
+
+
+def test_a_wrong_matmul_fails_the_run(monkeypatch):
+    real = cases.matmul
+
+    def on_a_faulty_device(device, facts, shape, dtype, budget, inputs):
+        """The device gets a slightly corrupted B; the float64 reference uses the true one."""
+        b_shape = inputs[1].shape
+        faulty = Device(
+            device.name,
+            device.xp,
+            lambda h: device.from_host(h * 1.001 if h.shape == b_shape else h),
+            device.to_host,
+            device.owns,
+            native=device.native,
+        )
+        return real(faulty, facts, shape, dtype, budget, inputs)
+
+    monkeypatch.setattr(cases, "matmul", on_a_faulty_device)
+    result = invoke("bench", "--device", "cpu", "--json", "--cases", "matmul", *SMALL)
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert any(c["status"] == "fail" and "matmul WRONG" in c["summary"] for c in doc["checks"])
+    assert doc["verdict"].startswith("bench: FAILED")
+
+
+def test_baseline_regression_fails_and_a_matching_run_passes(tmp_path):
+    first = invoke("bench", "--device", "cpu", "--json", "--cases", "matmul", *SMALL)
+    doc = json.loads(first.stdout)
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(doc))
+    same = json.loads(
+        invoke(
+            "bench",
+            "--device",
+            "cpu",
+            "--json",
+            "--cases",
+            "matmul",
+            "--baseline",
+            str(path),
+            "--max-regression",
+            "1000",
+            *SMALL,
+        ).stdout
+    )
+    assert next(c for c in same["checks"] if c["id"] == "bench.baseline")["status"] == "ok"
+    for r in doc["data"]["records"]:
+        r["rate"] *= 100  # the old machine was 100x faster
+    path.write_text(json.dumps(doc))
+    result = invoke("bench", "--device", "cpu", "--json", "--cases", "matmul", "--baseline", str(path), *SMALL)
+    assert result.exit_code == 1
+    check = next(c for c in json.loads(result.stdout)["checks"] if c["id"] == "bench.baseline")
+    assert check["status"] == "fail" and "regression(s) beyond 10.0%" in check["summary"]
+
+
+def test_a_baseline_that_is_not_bench_json_is_bad_input(tmp_path):
+    path = tmp_path / "env.json"
+    path.write_text(json.dumps({"command": "env", "data": {}}))
+    result = invoke("bench", "--baseline", str(path))
+    assert result.exit_code == 2 and "not the JSON of `devcheck bench --json`" in result.stderr
+
+
+def test_table_output_has_the_sections_and_charts(gpu):
+    result = invoke("bench", *SMALL)
+    assert result.exit_code == 0
+    for title in (
+        "Matmul: A 400x40 @ B 40x80",
+        "Memory bandwidth and copies",
+        "Autograd: one training step",
+        "GPU speedup over the CPU",
+        "matmul GFLOP/s",
+    ):
+        assert title in result.stderr
+
+
+def test_float16_is_skipped_on_the_cpu_with_the_reason():
+    doc = json.loads(
+        invoke("bench", "--device", "cpu", "--json", "--cases", "matmul", "--dtype", "float16", *SMALL).stdout
+    )
+    assert doc["data"]["skipped"][0]["reason"].startswith("NumPy has no fast float16 matmul")
+
+
+def test_tolerance_grows_with_reduction_length():
+    assert cases.matmul_tolerance("float32", 4000, False) == pytest.approx(
+        2 * cases.matmul_tolerance("float32", 1000, False)
+    )
+    assert cases.matmul_tolerance("float32", 1000, True) > 1000 * cases.matmul_tolerance("float32", 1000, False)
+    assert get_device("cpu").native is numpy
