@@ -76,6 +76,7 @@ class Section:
     fields: dict[str, Field] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
     group: str = ""
+    caption: str = ""  # notes on the rows, printed under the table
 
     def data(self) -> dict[str, Any] | list[dict[str, Any]]:
         if self.rows:

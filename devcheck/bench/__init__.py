@@ -22,6 +22,7 @@ from devcheck.bench.cases import Budget
 from devcheck.bench.hardware import DeviceFacts, facts_for
 from devcheck.devices import select, selection_checks
 from devcheck.errors import BadInput
+from devcheck.render.values import show
 from devcheck.report import Chart, Check, Report, Section, Status
 
 CASES = ("matmul", "e2e", "bandwidth", "copy", "autograd")
@@ -184,13 +185,17 @@ def speedups(records: list[dict]) -> list[dict]:
         if r["case"] != "matmul" or r["device"] == "cpu" or cpu is None:
             continue
         e2e = by_key.get(("matmul end-to-end", r["device"], r["dtype"]))
-        cpu_s = cpu["stats"]["median_s"]
+        cpu_s, gpu_s = cpu["stats"]["median_s"], r["stats"]["median_s"]
+        e2e_s = e2e["stats"]["median_s"] if e2e else None
         rows.append(
             {
                 "device": r["device"],
                 "dtype": r["dtype"],
-                "kernel speedup": cpu_s / r["stats"]["median_s"],
-                "end-to-end speedup": cpu_s / e2e["stats"]["median_s"] if e2e else None,
+                "cpu ms": cpu_s * 1e3,
+                "kernel ms": gpu_s * 1e3,
+                "kernel speedup": cpu_s / gpu_s,
+                "end-to-end ms": e2e_s * 1e3 if e2e_s else None,
+                "end-to-end speedup": cpu_s / e2e_s if e2e_s else None,
             }
         )
     return rows
@@ -199,53 +204,54 @@ def speedups(records: list[dict]) -> list[dict]:
 def _report(report: Report, records: list[dict], skipped: list[tuple], devices: list, mkn: tuple) -> None:
     m, k, n = mkn
     rows: dict[str, list[dict]] = {"matmul": [], "transfer": [], "autograd": []}
+    notes: dict[str, list[str]] = {name: [] for name in rows}
     peak_rows: list[dict] = []
     for r in records:
         s = r["stats"]
         timing = {
             "first ms": r["first_call_s"] * 1e3,
-            "median ms": s["median_s"] * 1e3,
-            "IQR %": 100 * s["iqr_s"] / s["median_s"],
+            "median ms": f"{show(s['median_s'] * 1e3)} ±{100 * s['iqr_s'] / s['median_s']:.0f}%",
             "n": s["n"],
         }
-        if r["case"].startswith("matmul"):
-            c = r.get("correctness", {})
-            rows["matmul"].append(
+        if r["case"] == "matmul end-to-end":
+            continue  # in the speedup table, beside the kernel alone
+        if r["case"] == "matmul":
+            table = "matmul"
+            rows[table].append(
                 {
                     "device": r["device"],
                     "dtype": r["dtype"],
-                    "what": "end-to-end" if "end" in r["case"] else "kernel",
                     **timing,
                     "GFLOP/s": r["rate"],
                     "% peak": r["percent_of_peak"],
-                    "rel err": c.get("rel_error"),
-                    "note": _note(r),
+                    "rel err": r["correctness"]["rel_error"],
                 }
             )
         elif r["case"] == "autograd step":
-            raw = r["raw_stats"]["median_s"]
-            rows["autograd"].append(
+            table = "autograd"
+            rows[table].append(
                 {
                     "device": r["device"],
                     "engine ms": s["median_s"] * 1e3,
-                    "raw arrays ms": raw * 1e3,
+                    "raw arrays ms": r["raw_stats"]["median_s"] * 1e3,
                     "overhead": r["overhead"],
                     "samples/s": r["rate"],
                     "n": s["n"],
-                    "note": _note(r),
                 }
             )
         else:
-            rows["transfer"].append(
+            table = "transfer"
+            rows[table].append(
                 {
                     "device": r["device"],
                     "what": r["case"].removeprefix("copy "),
                     **timing,
                     "GB/s": r["rate"],
                     "% peak": r["percent_of_peak"],
-                    "note": _note(r),
                 }
             )
+        if _note(r):
+            notes[table].append(f"{r['case']} on {r['device']} {r['dtype']}: {_note(r)}")
         key = (r["device"], r["dtype"], r["unit"])
         if r["peak"]["value"] is not None and key not in {(p["device"], p["dtype"], p["unit"]) for p in peak_rows}:
             peak_rows.append(
@@ -260,11 +266,21 @@ def _report(report: Report, records: list[dict], skipped: list[tuple], devices: 
     ups = speedups(records)
     report.sections += [
         Section("devices", "Devices", rows=[{"device": f.name, "what": f.label} for _, f in devices]),
-        Section("matmul", f"Matmul: A {m}x{k} @ B {k}x{n} (N=10000 is the classic experiment)", rows=rows["matmul"]),
-        Section("transfer", "Memory bandwidth and copies", rows=rows["transfer"]),
-        Section("autograd", "Autograd: one training step, MLP 784-512-512-10, batch 256", rows=rows["autograd"]),
+        Section(
+            "matmul",
+            f"Matmul: A {m}x{k} @ B {k}x{n} (N=10000 is the classic experiment)",
+            rows=rows["matmul"],
+            caption="; ".join(notes["matmul"]),
+        ),
+        Section("transfer", "Memory bandwidth and copies", rows=rows["transfer"], caption="; ".join(notes["transfer"])),
+        Section(
+            "autograd",
+            "Autograd: one training step, MLP 784-512-512-10, batch 256",
+            rows=rows["autograd"],
+            caption="; ".join(notes["autograd"]),
+        ),
         Section("peaks", "Peaks and their basis", rows=peak_rows),
-        Section("speedups", "GPU speedup over the CPU (matmul)", rows=ups),
+        Section("speedups", "GPU speedup over the CPU: the kernel alone, and end to end with copies", rows=ups),
     ]
     report.sections = [section for section in report.sections if section.rows]
     report.data.update(
@@ -302,15 +318,15 @@ def _report(report: Report, records: list[dict], skipped: list[tuple], devices: 
 
 
 def _note(record: dict) -> str:
+    """A few words for the table; the checks say why in full."""
+    c = record.get("correctness")
     notes = [
-        record["peak_note"],
-        record["unstable"] and f"unstable: {record['unstable']}",
+        "WRONG RESULT" if c and not c["ok"] else "",
+        record["peak_note"] and "clock under-reported",
+        record["unstable"] and "unstable",
         record.get("tf32") and "TF32 on",
     ]
-    c = record.get("correctness")
-    if c and not c["ok"]:
-        notes.insert(0, "WRONG RESULT")
-    return "; ".join(n for n in notes if n)
+    return ", ".join(n for n in notes if n)
 
 
 def _checks(records: list[dict], skipped: list[tuple]) -> list[Check]:

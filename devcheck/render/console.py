@@ -40,16 +40,24 @@ def _status_text(status: Status) -> Text:
 
 
 def section_table(section: Section) -> Table:
-    table = Table(title=section.title, title_justify="left", box=box.SIMPLE_HEAD, title_style="bold")
+    table = Table(
+        title=section.title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        title_style="bold",
+        caption=section.caption or None,
+        caption_justify="left",
+    )
     if section.rows:
         for name, value in section.rows[0].items():
             numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            widest = max(len(show(row.get(name))) for row in section.rows)
+            # Values keep their width (a header may wrap instead); long text folds.
             table.add_column(
                 name,
                 justify="right" if numeric else "left",
-                no_wrap=numeric,
                 overflow="fold",
-                min_width=min(len(name), 12),
+                min_width=widest if numeric else min(widest, 12),
             )
         for row in section.rows:
             table.add_row(*(show(v) for v in row.values()))

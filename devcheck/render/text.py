@@ -42,6 +42,7 @@ def to_markdown(report: Report) -> str:
         if s.rows:
             header = list(s.rows[0])
             lines += _table(header, [[r.get(h) for h in header] for r in s.rows])
+            lines += [f"_{s.caption}_", ""] if s.caption else []
         else:
             lines += _table(["field", "value", "source"], [[n, field_text(f), f.source] for n, f in s.fields.items()])
     return "\n".join(lines) + "\n"
