@@ -55,13 +55,19 @@ def main_options(
     """Does this machine compute correctly, and how fast?"""
 
 
-def run_command(build: Callable[[], Report], fmt: Format, as_json: bool, quiet: bool, summary: Path | None) -> None:
-    """Build the report, render it, exit with its verdict; bad input and crashes are one line, exit 2."""
+def run_command(
+    build: Callable[[Callable[..., None]], Report], fmt: Format, as_json: bool, quiet: bool, summary: Path | None
+) -> None:
+    """Build the report (with a progress bar on stderr for people), render it, exit with its verdict;
+    bad input and crashes are one line and exit 2."""
     fmt = Format.json if as_json else fmt
     try:
         if summary is not None and not summary.parent.is_dir():
             raise BadInput(f"--summary {summary}: the folder {summary.parent} does not exist")
-        report = build()
+        from devcheck.render.console import progress
+
+        with progress(fmt is Format.table and not quiet) as step:
+            report = build(step)
         emit(report, fmt, quiet=quiet, summary=summary)
     except BadInput as e:
         error_line(str(e))
@@ -87,7 +93,7 @@ def env(
 ) -> None:
     """What is installed and what is wrong with it: Python, CPU, NumPy/BLAS, CuPy, CUDA, every GPU; with fixes."""
 
-    def build() -> Report:  # noqa: F821 (the annotation is a string; the import is lazy)
+    def build(step: Callable[..., None]) -> Report:
         from devcheck.env import collect
 
         return collect(require_gpu=require_gpu)
@@ -96,18 +102,6 @@ def env(
 
 
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="auto, all, cpu, cuda or cuda:N.")]
-
-
-def build_with_progress(build: Callable[..., Report], fmt: Format, as_json: bool, quiet: bool) -> Callable[[], Report]:
-    """Give `build` a progress callback: a bar on stderr for people, nothing for machines."""
-
-    def wrapped() -> Report:
-        from devcheck.render.console import progress
-
-        with progress(fmt is Format.table and not as_json and not quiet) as step:
-            return build(step)
-
-    return wrapped
 
 
 @app.command()
@@ -138,7 +132,7 @@ def bench(
             size, shape, dtype, device, repeat, max_time, cases, baseline, max_regression, require_gpu, step
         )
 
-    run_command(build_with_progress(build, fmt, as_json, quiet), fmt, as_json, quiet, summary)
+    run_command(build, fmt, as_json, quiet, summary)
 
 
 @app.command()
@@ -159,7 +153,7 @@ def grad(
 
         return grad_command.run(device, ops, fast, require_gpu, step)
 
-    run_command(build_with_progress(build, fmt, as_json, quiet), fmt, as_json, quiet, summary)
+    run_command(build, fmt, as_json, quiet, summary)
 
 
 @app.command()
@@ -199,7 +193,7 @@ def train(
         )
         return train_command.run(config, device, require_gpu, save, resume, log, step)
 
-    run_command(build_with_progress(build, fmt, as_json, quiet), fmt, as_json, quiet, summary)
+    run_command(build, fmt, as_json, quiet, summary)
 
 
 def main() -> None:

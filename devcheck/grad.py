@@ -61,11 +61,11 @@ def run(
         progress(f"{name}: network", advance=1)
     report.sections.append(Section("classic", "y = a**2*x + b*x + c at a=1, b=2, c=3, x=1", rows=classic_rows))
     report.sections.append(Section("ops", "Every op, gradient-checked", rows=op_rows))
-    bad = [c for c in report.checks if c.status is Status.FAIL]
+    failure = report.first_failure
     report.verdict = (
-        f"autograd: correct on {', '.join(sel.names)} ({len(chosen)} ops)"
-        if not bad
-        else f"autograd: WRONG — {bad[0].summary}"
+        f"autograd: WRONG — {failure.summary}"
+        if failure
+        else f"autograd: correct on {', '.join(sel.names)} ({len(chosen)} ops)"
     )
     return report
 

@@ -120,6 +120,10 @@ class Report:
     def ok(self) -> bool:
         return not any(c.status in FAILING for c in self.checks)
 
+    @property
+    def first_failure(self) -> Check | None:
+        return next((c for c in self.checks if c.status in FAILING), None)
+
     def check(self, check_id: str) -> Check | None:
         return next((c for c in self.checks if c.id == check_id), None)
 

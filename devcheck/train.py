@@ -270,11 +270,11 @@ def run(
     report.sections.append(Section("devices", "Per device", rows=[_device_row(r) for r in runs]))
     report.charts.append(Chart("training loss per epoch", {r.device: r.losses for r in runs if r.epochs}))
     report.data["config"] = {k: getattr(config, k) for k in Config.__dataclass_fields__}
-    bad = [c for c in report.checks if c.status is Status.FAIL]
+    failure = report.first_failure
     report.verdict = (
-        f"training: learns on {', '.join(r.device for r in runs)}"
-        if not bad
-        else f"training: FAILED — {bad[0].summary}"
+        f"training: FAILED — {failure.summary}"
+        if failure
+        else f"training: learns on {', '.join(r.device for r in runs)}"
     )
     return report
 

@@ -279,3 +279,15 @@ def test_tolerance_grows_with_reduction_length():
     )
     assert cases.matmul_tolerance("float32", 1000, True) > 1000 * cases.matmul_tolerance("float32", 1000, False)
     assert get_device("cpu").native is numpy
+
+
+def test_a_baseline_regression_is_in_the_verdict(tmp_path):
+    doc = json.loads(invoke("bench", "--device", "cpu", "--json", "--cases", "autograd", *SMALL).stdout)
+    for r in doc["data"]["records"]:
+        r["rate"] *= 100
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(doc))
+    result = json.loads(
+        invoke("bench", "--device", "cpu", "--json", "--cases", "autograd", "--baseline", str(path), *SMALL).stdout
+    )
+    assert result["verdict"].startswith("bench: FAILED — 1 regression(s) beyond 10.0%")

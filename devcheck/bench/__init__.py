@@ -22,7 +22,6 @@ from devcheck.bench.cases import Budget
 from devcheck.bench.hardware import DeviceFacts, facts_for
 from devcheck.devices import select, selection_checks
 from devcheck.errors import BadInput
-from devcheck.render.values import show
 from devcheck.report import Chart, Check, Report, Section, Status
 
 CASES = ("matmul", "e2e", "bandwidth", "copy", "autograd")
@@ -102,9 +101,9 @@ def run(
     report = Report("bench")
     report.checks += selection_checks(sel, require_gpu)
     records, skipped = _execute(plan, mkn, repeat, max_time, progress)
-    _report(report, records, skipped, devices, mkn)
     if old is not None:
         report.checks.append(compare(records, old, max_regression))
+    _report(report, records, skipped, devices, mkn)  # last: the verdict reads every check
     return report
 
 
@@ -210,7 +209,7 @@ def _report(report: Report, records: list[dict], skipped: list[tuple], devices: 
         s = r["stats"]
         timing = {
             "first ms": r["first_call_s"] * 1e3,
-            "median ms": f"{show(s['median_s'] * 1e3)} ±{100 * s['iqr_s'] / s['median_s']:.0f}%",
+            "median ms": f"{s['median_s'] * 1e3:.3g} ±{100 * s['iqr_s'] / s['median_s']:.0f}%",
             "n": s["n"],
         }
         if r["case"] == "matmul end-to-end":
@@ -305,9 +304,8 @@ def _report(report: Report, records: list[dict], skipped: list[tuple], devices: 
         )
     report.checks += _checks(records, skipped)
     fastest = max((r for r in records if r["case"] == "matmul"), key=lambda r: r["rate"], default=None)
-    failed = [c for c in report.checks if c.status is Status.FAIL]
-    if failed:
-        report.verdict = f"bench: FAILED — {failed[0].summary}"
+    if report.first_failure:
+        report.verdict = f"bench: FAILED — {report.first_failure.summary}"
     elif fastest:
         report.verdict = (
             f"bench: fastest matmul {fastest['rate']:,.1f} GFLOP/s on {fastest['device']} "
