@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from devcheck import __version__
-from devcheck.errors import BadInput
+from devcheck.errors import BadInput, check_writable
 from devcheck.render import Format, emit, error_line
 
 if TYPE_CHECKING:
@@ -62,8 +62,8 @@ def run_command(
     bad input and crashes are one line and exit 2."""
     fmt = Format.json if as_json else fmt
     try:
-        if summary is not None and not summary.parent.is_dir():
-            raise BadInput(f"--summary {summary}: the folder {summary.parent} does not exist")
+        if summary is not None:
+            check_writable("--summary", summary)
         from devcheck.render.console import progress
 
         with progress(fmt is Format.table and not quiet) as step:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy
 
 from devcheck.devices import select, selection_checks
-from devcheck.errors import BadInput
+from devcheck.errors import BadInput, check_writable
 from devcheck.report import Chart, Check, Report, Section, Status
 
 AGREEMENT_RTOL = 0.02  # per-epoch mean loss, each GPU against the CPU
@@ -223,8 +223,8 @@ def run(
 ) -> Report:
     config.validate()
     for option, path in (("--save", save), ("--log", log)):
-        if path is not None and not path.parent.is_dir():
-            raise BadInput(f"{option} {path}: the folder {path.parent} does not exist")
+        if path is not None:
+            check_writable(option, path)
     if resume is not None and not resume.is_file():
         raise BadInput(f"--resume {resume}: no such file")
     sel = select(device)

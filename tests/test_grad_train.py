@@ -153,6 +153,7 @@ def test_a_checkpoint_saved_on_the_cpu_resumes_on_the_gpu(tmp_path):
             ["--save", "/nonexistent/dir/ckpt.npz"],
             "--save /nonexistent/dir/ckpt.npz: the folder /nonexistent/dir does not exist",
         ),
+        (["--log", "/"], "--log /: is a folder; give a file name"),
     ],
 )
 def test_train_bad_options_are_one_line_and_exit_2(args, message):
