@@ -8,12 +8,12 @@ NVIDIA GPU. It knows nothing of the CLI and can be used on its own:
     grad(y, [a, b, c])   # (tensor(2.), tensor(1.), tensor(1.))
 """
 
-from devcheck.engine import functional, nn, ops, optim  # noqa: F401 (ops attaches Tensor's operators)
+from devcheck.engine import functional, methods, nn, optim  # noqa: F401 (methods gives Tensor its operators)
 from devcheck.engine.backend import get_device, manual_seed
 from devcheck.engine.creation import arange, ones, ones_like, rand, randn, tensor, zeros, zeros_like
 from devcheck.engine.gradcheck import GradcheckResult, gradcheck
 from devcheck.engine.io import CheckpointError, load, save
-from devcheck.engine.ops import argmax, concatenate, isfinite, isinf, isnan, stack, where
+from devcheck.engine.methods import argmax, concatenate, isfinite, isinf, isnan, stack, where
 from devcheck.engine.tensor import Tensor, grad, is_grad_enabled, no_grad
 
 float16, float32, float64 = "float16", "float32", "float64"

@@ -1,0 +1,314 @@
+"""Tensor's operators and methods (`a + b`, `x.sum(axis=1)`, `x[idx]`, `x.to("cuda")`), as thin
+wrappers over the ops, attached to Tensor at import so that tensor.py needs to know no op."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy
+
+from devcheck.engine.backend import FLOAT_DTYPES, get_device
+from devcheck.engine.ops import (
+    Abs,
+    Add,
+    Axis,
+    Cast,
+    Clip,
+    Concat,
+    Div,
+    Exp,
+    Flip,
+    GetItem,
+    Log,
+    MatMul,
+    MaxMin,
+    Mul,
+    Neg,
+    Permute,
+    Pow,
+    ReLU,
+    Reshape,
+    Sigmoid,
+    Sqrt,
+    Stack,
+    Sub,
+    Sum,
+    Tanh,
+    ToDevice,
+    Where,
+    reduction_axes,
+    take_axis_of,
+)
+from devcheck.engine.tensor import Tensor
+
+
+def _operands(a: Tensor, b: Any) -> tuple[Tensor, Any]:
+    """Python scalars stay scalars (they take the tensor's dtype); arrays and lists become tensors
+    on a's device; two float tensors must share a dtype (no silent promotion)."""
+    if isinstance(b, int | float | bool):
+        return a, b
+    if not isinstance(b, Tensor):
+        from devcheck.engine.creation import tensor
+
+        b = tensor(b, dtype=a.dtype if a.dtype in FLOAT_DTYPES else None, device=a.device)
+    if a.dtype != b.dtype:
+        a_float, b_float = a.dtype in FLOAT_DTYPES, b.dtype in FLOAT_DTYPES
+        if a_float and b_float:
+            raise TypeError(f"dtype mismatch: {a.dtype} and {b.dtype}; convert one with .to('{a.dtype}')")
+        if a_float:
+            b = b.to(a.dtype)
+        elif b_float:
+            a = a.to(b.dtype)
+    return a, b
+
+
+def add(a, b):
+    return Add.apply(*_operands(a, b))
+
+
+def sub(a, b):
+    return Sub.apply(*_operands(a, b))
+
+
+def rsub(a, b):
+    a, b = _operands(a, b)
+    return Sub.apply(b, a)
+
+
+def mul(a, b):
+    return Mul.apply(*_operands(a, b))
+
+
+def div(a, b):
+    return Div.apply(*_operands(a, b))
+
+
+def rdiv(a, b):
+    a, b = _operands(a, b)
+    return Div.apply(b, a)
+
+
+def pow_(a, b):
+    return Pow.apply(*_operands(a, b))
+
+
+def rpow(a, b):
+    a, b = _operands(a, b)
+    return Pow.apply(b, a)
+
+
+def matmul(a, b):
+    a, b = _operands(a, b)
+    return MatMul.apply(a, b)
+
+
+def rmatmul(a, b):
+    a, b = _operands(a, b)
+    return MatMul.apply(b, a)
+
+
+def exp(x):
+    return Exp.apply(x)
+
+
+def log(x):
+    return Log.apply(x)
+
+
+def sqrt(x):
+    return Sqrt.apply(x)
+
+
+def abs_(x):
+    return Abs.apply(x)
+
+
+def tanh(x):
+    return Tanh.apply(x)
+
+
+def sigmoid(x):
+    return Sigmoid.apply(x)
+
+
+def relu(x):
+    return ReLU.apply(x)
+
+
+def clip(x, min=None, max=None):  # noqa: A002 (PyTorch's names)
+    return Clip.apply(x, low=min, high=max)
+
+
+def where(condition, a, b):
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        raise TypeError("where() needs a Tensor as a or b")
+    a, b = _operands(a, b) if isinstance(a, Tensor) else _operands(b, a)[::-1]
+    cond = condition.data if isinstance(condition, Tensor) else condition
+    return Where.apply(cond, a, b)
+
+
+def sum_(x, axis: Axis = None, keepdims: bool = False):
+    return Sum.apply(x, axis=_axis_arg(axis), keepdims=keepdims)
+
+
+def mean(x, axis: Axis = None, keepdims: bool = False):
+    count = 1
+    for a in reduction_axes(axis, x.ndim):
+        count *= x.shape[a]
+    return sum_(x, axis, keepdims) * (1.0 / count)
+
+
+def max_(x, axis: Axis = None, keepdims: bool = False):
+    return MaxMin.apply(x, axis=_axis_arg(axis), keepdims=keepdims, largest=True)
+
+
+def min_(x, axis: Axis = None, keepdims: bool = False):
+    return MaxMin.apply(x, axis=_axis_arg(axis), keepdims=keepdims, largest=False)
+
+
+def _axis_arg(axis: Axis) -> Axis:
+    return axis if axis is None or isinstance(axis, int) else tuple(axis)
+
+
+def reshape(x, *shape):
+    shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
+    return Reshape.apply(x, new_shape=shape)
+
+
+def permute(x, *axes):
+    axes = tuple(axes[0]) if len(axes) == 1 and not isinstance(axes[0], int) else axes
+    return Permute.apply(x, axes=axes)
+
+
+def transpose(x, dim0: int = -2, dim1: int = -1):
+    """Swap two axes (PyTorch's transpose); with no arguments, the last two."""
+    if x.ndim < 2:
+        return x
+    axes = list(range(x.ndim))
+    axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
+    return Permute.apply(x, axes=tuple(axes))
+
+
+def flip(x, axis: Axis = None):
+    return Flip.apply(x, axis=_axis_arg(axis))
+
+
+def getitem(x, index):
+    index = index if isinstance(index, tuple) else (index,)
+    items = []
+    for item in index:
+        if isinstance(item, Tensor):
+            item = item.data
+        elif isinstance(item, list | numpy.ndarray):
+            item = x.device.from_host(numpy.asarray(item))
+        items.append(item)
+    basic = all(isinstance(i, int | slice) or i is None or i is Ellipsis for i in items)
+    if basic and Ellipsis not in items:
+        items.append(Ellipsis)  # explicit, as the standard requires for partial indexing
+    items = tuple(items)
+    return GetItem.apply(x, index=items, take_axis=take_axis_of(items, x.ndim), scatter_add=x.device.scatter_add)
+
+
+def concatenate(tensors: Sequence[Tensor], axis: int = 0):
+    return Concat.apply(*tensors, axis=axis)
+
+
+def stack(tensors: Sequence[Tensor], axis: int = 0):
+    return Stack.apply(*tensors, axis=axis)
+
+
+def to(x, target):
+    """x.to('cuda:0') moves (differentiably); x.to('float64') converts the dtype."""
+    if isinstance(target, str) and target in (*FLOAT_DTYPES, "int32", "int64", "bool"):
+        if target == x.dtype:
+            return x
+        return Cast.apply(x, target_dtype=x.device.dtype(target))
+    device = get_device(target)
+    if device is x.device:
+        return x
+    out = ToDevice.apply(x, target=device, source_device=x.device)
+    out.device = device
+    return out
+
+
+# --- non-differentiable helpers -----------------------------------------------------------------------------
+
+
+def _plain(x: Tensor, data: Any) -> Tensor:
+    return Tensor(data, x.device)
+
+
+def isnan(x):
+    return _plain(x, x.device.xp.isnan(x.data))
+
+
+def isinf(x):
+    return _plain(x, x.device.xp.isinf(x.data))
+
+
+def isfinite(x):
+    return _plain(x, x.device.xp.isfinite(x.data))
+
+
+def argmax(x, axis: int | None = None, keepdims: bool = False):
+    return _plain(x, x.device.xp.argmax(x.data, axis=axis, keepdims=keepdims))
+
+
+def _compare(op: str):
+    def compare(a, b):
+        other = b.data if isinstance(b, Tensor) else b
+        return _plain(a, getattr(a.data, op)(other))
+
+    return compare
+
+
+# --- Tensor's operators and methods ----------------------------------------------------------------------------
+
+_METHODS = {
+    "__add__": add,
+    "__radd__": add,
+    "__sub__": sub,
+    "__rsub__": rsub,
+    "__mul__": mul,
+    "__rmul__": mul,
+    "__truediv__": div,
+    "__rtruediv__": rdiv,
+    "__pow__": pow_,
+    "__rpow__": rpow,
+    "__matmul__": matmul,
+    "__rmatmul__": rmatmul,
+    "__neg__": lambda x: Neg.apply(x),
+    "__getitem__": getitem,
+    "__abs__": abs_,
+    "__gt__": _compare("__gt__"),
+    "__lt__": _compare("__lt__"),
+    "__ge__": _compare("__ge__"),
+    "__le__": _compare("__le__"),
+    "sum": sum_,
+    "mean": mean,
+    "max": max_,
+    "min": min_,
+    "reshape": reshape,
+    "view": reshape,
+    "permute": permute,
+    "transpose": transpose,
+    "flip": flip,
+    "exp": exp,
+    "log": log,
+    "sqrt": sqrt,
+    "abs": abs_,
+    "tanh": tanh,
+    "sigmoid": sigmoid,
+    "relu": relu,
+    "clip": clip,
+    "clamp": clip,
+    "to": to,
+    "isnan": isnan,
+    "isinf": isinf,
+    "isfinite": isfinite,
+    "argmax": argmax,
+}
+for _name, _fn in _METHODS.items():
+    setattr(Tensor, _name, _fn)
+Tensor.T = property(lambda x: permute(x, tuple(reversed(range(x.ndim)))))
