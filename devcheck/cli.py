@@ -41,8 +41,16 @@ RequireGpuOpt = Annotated[bool, typer.Option("--require-gpu", help="Fail (exit 1
 
 
 def _version(value: bool) -> None:
+    """devcheck's version and the versions that matter beside it, read without importing them."""
     if value:
-        typer.echo(f"devcheck {__version__} (Python {platform.python_version()}, {platform.system()})")
+        from devcheck.env.packages import cupy_dists, installed
+
+        dists = installed()
+        cupy = ", ".join(f"{name} {v}" for name, v in cupy_dists(dists).items()) or "no CuPy"
+        typer.echo(
+            f"devcheck {__version__} (Python {platform.python_version()}, {platform.system()}, "
+            f"numpy {dists.get('numpy', 'missing')}, {cupy})"
+        )
         raise typer.Exit()
 
 

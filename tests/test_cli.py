@@ -149,3 +149,10 @@ def test_installed_entry_point_emits_valid_json():
     result = subprocess.run([sys.executable, "-m", "devcheck", "env", "--json"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["command"] == "env"
+
+
+def test_version_names_numpy_and_cupy_without_importing_them():
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("devcheck 0.1.0 (Python ") and "numpy 2." in result.stdout
+    assert "no CuPy" in result.stdout or "cupy" in result.stdout

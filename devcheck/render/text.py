@@ -14,8 +14,13 @@ def to_json(report: Report) -> str:
     return json.dumps(report.to_dict(), indent=2, default=str) + "\n"
 
 
+def _text(text: str) -> str:
+    """Plain text inside Markdown: `a**2*x` must not turn bold."""
+    return text.replace("*", "\\*")
+
+
 def _cell(value: object) -> str:
-    return show(value).replace("|", "\\|").replace("\n", " ")
+    return _text(show(value)).replace("|", "\\|").replace("\n", " ")
 
 
 def _table(header: list[str], rows: list[list[object]]) -> list[str]:
@@ -38,11 +43,11 @@ def to_markdown(report: Report) -> str:
             ],
         )
     for s in report.sections:
-        lines += [f"### {s.title}", ""]
+        lines += [f"### {_text(s.title)}", ""]
         if s.rows:
             header = list(s.rows[0])
             lines += _table(header, [[r.get(h) for h in header] for r in s.rows])
-            lines += [f"_{s.caption}_", ""] if s.caption else []
+            lines += [f"_{_text(s.caption)}_", ""] if s.caption else []
         else:
             lines += _table(["field", "value", "source"], [[n, field_text(f), f.source] for n, f in s.fields.items()])
     return "\n".join(lines) + "\n"
