@@ -33,11 +33,10 @@ def gpu_names() -> tuple[list[str], list[str]]:
         return [], ["cuda: CuPy is not installed (see `devcheck env`)"]
     except Exception as e:  # a broken install can fail in other ways at import
         return [], [f"cuda: import cupy failed: {e}"]
-    try:
-        count = cupy.cuda.runtime.getDeviceCount() if cupy.is_available() else 0
-    except Exception as e:
-        return [], [f"cuda: {e}"]
-    return [f"cuda:{i}" for i in range(count)], [] if count else ["cuda: no CUDA device is visible"]
+    from devcheck.engine.backend import cuda_device_count
+
+    count, reason = cuda_device_count(cupy)
+    return [f"cuda:{i}" for i in range(count)], [f"cuda: {reason}"] if reason else []
 
 
 def select(spec: str) -> Selection:

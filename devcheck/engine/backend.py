@@ -86,16 +86,26 @@ def _cuda_device(index: int | None) -> Device:
         import cupy
     except ImportError as e:
         raise ValueError(f"device 'cuda' needs CuPy, which cannot be imported ({e}); see `devcheck env`") from None
-    count = cupy.cuda.runtime.getDeviceCount() if cupy.is_available() else 0
+    count, reason = cuda_device_count(cupy)
     if index is None:
         index = cupy.cuda.runtime.getDevice() if count else 0
     if not 0 <= index < count:
         have = ", ".join(f"cuda:{i}" for i in range(count)) or "none"
-        raise ValueError(f"unknown device 'cuda:{index}': this machine has {count} CUDA device(s) ({have})")
+        why = f": {reason}" if reason else ""
+        raise ValueError(f"unknown device 'cuda:{index}': this machine has {count} CUDA device(s) ({have}){why}")
     name = f"cuda:{index}"
     if name not in _devices:
         _devices[name] = _make_cuda_device(cupy, index)
     return _devices[name]
+
+
+def cuda_device_count(cupy: Any) -> tuple[int, str]:
+    """How many GPUs CUDA shows, and CUDA's own words when it shows none."""
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:  # cudaErrorInsufficientDriver, cudaErrorNoDevice, ...
+        return 0, str(e).splitlines()[0] if str(e) else type(e).__name__
+    return count, "" if count else "no CUDA device is visible"
 
 
 def _make_cuda_device(cupy: Any, index: int) -> Device:
