@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 
 from devcheck.errors import BadInput
 
-CHOICES = "auto, all, cpu, cuda or cuda:N"
-
 
 @dataclass
 class Selection:

@@ -7,6 +7,7 @@ device starts from the same weights and sees the same batches, so their loss cur
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -236,15 +237,11 @@ def run(
     report.checks += selection_checks(sel, require_gpu)
     progress("training", total=config.epochs * len(sel.names))
     runs = []
-    log_file = open(log, "w", encoding="utf-8") if log is not None else None  # noqa: SIM115 (closed below)
-    try:
+    with open(log, "w", encoding="utf-8") if log is not None else contextlib.nullcontext() as log_file:
         for name in sel.names:
             state = load_resume(resume, name, config) if resume is not None else None
             with numpy.errstate(all="ignore"):  # non-finite values are detected and reported, not warned about
                 runs.append(train_on(name, config, data, state, log_file, progress))
-    finally:
-        if log_file is not None:
-            log_file.close()
 
     for r in runs:
         report.checks.append(_learned_check(r, config))

@@ -291,3 +291,10 @@ def test_a_baseline_regression_is_in_the_verdict(tmp_path):
         invoke("bench", "--device", "cpu", "--json", "--cases", "autograd", "--baseline", str(path), *SMALL).stdout
     )
     assert result["verdict"].startswith("bench: FAILED — 1 regression(s) beyond 10.0%")
+
+
+def test_an_explicit_float16_size_that_cannot_fit_on_a_gpu_is_bad_input(monkeypatch):
+    monkeypatch.setattr(bench, "_does_not_fit", lambda need, device, facts: "needs 9.0 GiB, sim has 1.0 GiB free")
+    result = invoke("bench", "--device", "sim", "--dtype", "float16", "--size", "400", "--cases", "matmul")
+    assert result.exit_code == 2
+    assert "--size/--shape 400x40 @ 40x80 float16: needs 9.0 GiB" in result.stderr

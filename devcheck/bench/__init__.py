@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy
 
@@ -107,29 +107,54 @@ def run(
     return report
 
 
-def _plan(devices: list, chosen: list[str], dtypes: list[str], mkn: tuple[int, int, int], explicit: bool) -> list:
-    """Every (case, device, dtype) to run, or the reason it is skipped; a chosen size that cannot fit is an error."""
+class Planned(NamedTuple):
+    """One case to run on one device, or the reason it is skipped."""
+
+    case: str
+    device: Any
+    facts: DeviceFacts
+    dtype: str = "float32"
+    size: int = 0  # elements (bandwidth) or bytes (copies)
+    why: str = ""
+
+
+def _plan(
+    devices: list, chosen: list[str], dtypes: list[str], mkn: tuple[int, int, int], explicit: bool
+) -> list[Planned]:
+    """Every case to run on every device, or why it is skipped; a chosen size that cannot fit is an error."""
     plan = []
     m, k, n = mkn
     for device, facts in devices:
         gpu = device.name != "cpu"
         for dt in dtypes if "matmul" in chosen else []:
-            need = (m * k + k * n + m * n) * numpy.dtype(dt).itemsize
-            why = _does_not_fit(need, device, facts)
             if dt == "float16" and not gpu:
-                why = "NumPy has no fast float16 matmul: float16 is measured on GPUs only"
-            if why and explicit and dt != "float16":
+                plan.append(
+                    Planned(
+                        "matmul",
+                        device,
+                        facts,
+                        dt,
+                        why="NumPy has no fast float16 matmul: float16 is measured on GPUs only",
+                    )
+                )
+                continue
+            why = _does_not_fit((m * k + k * n + m * n) * numpy.dtype(dt).itemsize, device, facts)
+            if why and explicit:
                 raise BadInput(f"--size/--shape {m}x{k} @ {k}x{n} {dt}: {why}")
-            plan.append(("matmul", device, facts, dt, why))
+            plan.append(Planned("matmul", device, facts, dt, why=why))
             if gpu and "e2e" in chosen:
-                plan.append(("e2e", device, facts, dt, why))
+                plan.append(Planned("e2e", device, facts, dt, why=why))
         elements = max(64 * 2**20, 4 * facts.cache_bytes) // 4
         if "bandwidth" in chosen:
-            plan.append(("bandwidth", device, facts, elements, _does_not_fit(3 * 4 * elements, device, facts)))
+            plan.append(
+                Planned("bandwidth", device, facts, size=elements, why=_does_not_fit(3 * 4 * elements, device, facts))
+            )
         if "copy" in chosen and gpu:
-            plan.append(("copy", device, facts, COPY_BYTES, _does_not_fit(3 * COPY_BYTES, device, facts)))
+            plan.append(
+                Planned("copy", device, facts, size=COPY_BYTES, why=_does_not_fit(3 * COPY_BYTES, device, facts))
+            )
         if "autograd" in chosen:
-            plan.append(("autograd", device, facts, None, ""))
+            plan.append(Planned("autograd", device, facts))
     return plan
 
 
@@ -145,32 +170,31 @@ def _does_not_fit(need: int, device: Any, facts: DeviceFacts) -> str:
 
 
 def _execute(
-    plan: list, mkn: tuple[int, int, int], repeat: int, max_time: float, progress: Progress
-) -> tuple[list[dict], list[tuple]]:
+    plan: list[Planned], mkn: tuple[int, int, int], repeat: int, max_time: float, progress: Progress
+) -> tuple[list[dict], list[Planned]]:
     records, skipped, inputs = [], [], {}
     started = time.perf_counter()
     progress("benchmarking", total=len(plan))
-    for i, (case, device, facts, arg, why) in enumerate(plan):
-        label = f"{case} {arg if isinstance(arg, str) else ''} on {device.name}".replace("  ", " ")
+    for i, p in enumerate(plan):
+        label = f"{p.case} {p.dtype} on {p.device.name}"
         progress(label)
-        if why:
-            skipped.append((case, device.name, arg if isinstance(arg, str) else "", why))
-            progress(label, advance=1)
-            continue
-        left = max(max_time - (time.perf_counter() - started), 0.0)
-        budget = Budget(repeat, left / (len(plan) - i))
-        if case in ("matmul", "e2e") and arg not in inputs:
-            inputs[arg] = cases.host_inputs(mkn, arg)
-        if case == "matmul":
-            records.append(cases.matmul(device, facts, mkn, arg, budget, inputs[arg]))
-        elif case == "e2e":
-            records.append(cases.matmul_end_to_end(device, mkn, arg, budget, inputs[arg]))
-        elif case == "bandwidth":
-            records.append(cases.bandwidth(device, facts, budget, arg))
-        elif case == "copy":
-            records += cases.copies(device, facts, budget, arg)
+        if p.why:
+            skipped.append(p)
         else:
-            records.append(cases.training_step(device, budget))
+            left = max(max_time - (time.perf_counter() - started), 0.0)
+            budget = Budget(repeat, left / (len(plan) - i))
+            if p.case in ("matmul", "e2e") and p.dtype not in inputs:
+                inputs[p.dtype] = cases.host_inputs(mkn, p.dtype)
+            if p.case == "matmul":
+                records.append(cases.matmul(p.device, p.facts, mkn, p.dtype, budget, inputs[p.dtype]))
+            elif p.case == "e2e":
+                records.append(cases.matmul_end_to_end(p.device, mkn, p.dtype, budget, inputs[p.dtype]))
+            elif p.case == "bandwidth":
+                records.append(cases.bandwidth(p.device, p.facts, budget, p.size))
+            elif p.case == "copy":
+                records += cases.copies(p.device, p.facts, budget, p.size)
+            else:
+                records.append(cases.training_step(p.device, budget))
         progress(label, advance=1)
     return records, skipped
 
@@ -200,7 +224,7 @@ def speedups(records: list[dict]) -> list[dict]:
     return rows
 
 
-def _report(report: Report, records: list[dict], skipped: list[tuple], devices: list, mkn: tuple) -> None:
+def _report(report: Report, records: list[dict], skipped: list[Planned], devices: list, mkn: tuple) -> None:
     m, k, n = mkn
     rows: dict[str, list[dict]] = {"matmul": [], "transfer": [], "autograd": []}
     notes: dict[str, list[str]] = {name: [] for name in rows}
@@ -283,7 +307,9 @@ def _report(report: Report, records: list[dict], skipped: list[tuple], devices: 
     ]
     report.sections = [section for section in report.sections if section.rows]
     report.data.update(
-        records=records, speedups=ups, skipped=[dict(zip(("case", "device", "dtype", "reason"), s)) for s in skipped]
+        records=records,
+        speedups=ups,
+        skipped=[{"case": p.case, "device": p.device.name, "dtype": p.dtype, "reason": p.why} for p in skipped],
     )
     report.charts.append(
         Chart(
@@ -327,7 +353,7 @@ def _note(record: dict) -> str:
     return ", ".join(n for n in notes if n)
 
 
-def _checks(records: list[dict], skipped: list[tuple]) -> list[Check]:
+def _checks(records: list[dict], skipped: list[Planned]) -> list[Check]:
     checks = []
     for r in records:
         c = r.get("correctness")
@@ -372,13 +398,10 @@ def _checks(records: list[dict], skipped: list[tuple]) -> list[Check]:
                 detail="the clock the peak is built on is under-reported (often the base clock in a VM)",
             )
         )
-    for case, device, dtype, why in skipped:
+    for p in skipped:
+        where = f"{p.device.name} {p.dtype}" if p.case in ("matmul", "e2e") else p.device.name
         checks.append(
-            Check(
-                f"bench.{case}.{device}{'.' + dtype if dtype else ''}",
-                Status.SKIP,
-                f"{case} {dtype} on {device} skipped: {why}".replace("  ", " "),
-            )
+            Check(f"bench.{p.case}.{where.replace(' ', '.')}", Status.SKIP, f"{p.case} on {where} skipped: {p.why}")
         )
     return checks
 

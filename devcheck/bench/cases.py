@@ -218,7 +218,7 @@ def training_step(device: Device, budget: Budget) -> dict:
     clock = clock_for(device)
     with device.context():
         first, stats = measure(engine, clock, budget.repeat, budget.seconds / 2)
-        raw_first, raw_stats = measure(raw, clock, budget.repeat, budget.seconds / 2)
+        _, raw_stats = measure(raw, clock, budget.repeat, budget.seconds / 2)
     none = peak.Peak(None, "samples/s", "a whole training step has no single peak")
     record = _record("autograd step", device, "float32", [*sizes, batch], first, stats, clock, batch, "samples/s", none)
     record.update(raw_stats=raw_stats.to_dict(), overhead=stats.median / raw_stats.median)

@@ -103,6 +103,6 @@ def measure(fn: Callable[[], Any], clock: Any, repeat: int, budget_s: float, war
     samples: list[float] = []
     while len(samples) < repeat and (len(samples) < MIN_SAMPLES or time.perf_counter() - started < budget_s):
         samples.append(clock.time(fn))
-        if time.perf_counter() - started > budget_s and len(samples) >= 1 and first > budget_s:
+        if first > budget_s and time.perf_counter() - started > budget_s:
             break  # one call is longer than the whole budget: keep what there is
     return first, summarize(samples, host_timer=isinstance(clock, HostClock))

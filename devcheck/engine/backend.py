@@ -63,10 +63,6 @@ def register(device: Device) -> None:
     _devices[device.name] = device
 
 
-def unregister(name: str) -> None:
-    _devices.pop(name, None)
-
-
 def get_device(spec: str | Device) -> Device:
     """'cpu', 'cuda' (the current GPU), 'cuda:N', or a registered name; anything else is a clear error."""
     if isinstance(spec, Device):

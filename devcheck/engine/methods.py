@@ -63,49 +63,27 @@ def _operands(a: Tensor, b: Any) -> tuple[Tensor, Any]:
     return a, b
 
 
-def add(a, b):
-    return Add.apply(*_operands(a, b))
+def _binary(op: type) -> Any:
+    """a + b style: the op on (a, b), b converted to a's device and dtype rules."""
+
+    def apply(a: Tensor, b: Any) -> Tensor:
+        return op.apply(*_operands(a, b))
+
+    return apply
 
 
-def sub(a, b):
-    return Sub.apply(*_operands(a, b))
+def _reflected(op: type) -> Any:
+    """2.0 - x style (Python's __rsub__ and friends): the op on (b, a)."""
+
+    def apply(a: Tensor, b: Any) -> Tensor:
+        a, b = _operands(a, b)
+        return op.apply(b, a)
+
+    return apply
 
 
-def rsub(a, b):
-    a, b = _operands(a, b)
-    return Sub.apply(b, a)
-
-
-def mul(a, b):
-    return Mul.apply(*_operands(a, b))
-
-
-def div(a, b):
-    return Div.apply(*_operands(a, b))
-
-
-def rdiv(a, b):
-    a, b = _operands(a, b)
-    return Div.apply(b, a)
-
-
-def pow_(a, b):
-    return Pow.apply(*_operands(a, b))
-
-
-def rpow(a, b):
-    a, b = _operands(a, b)
-    return Pow.apply(b, a)
-
-
-def matmul(a, b):
-    a, b = _operands(a, b)
-    return MatMul.apply(a, b)
-
-
-def rmatmul(a, b):
-    a, b = _operands(a, b)
-    return MatMul.apply(b, a)
+add, sub, mul, div, pow_, matmul = (_binary(op) for op in (Add, Sub, Mul, Div, Pow, MatMul))
+rsub, rdiv, rpow, rmatmul = (_reflected(op) for op in (Sub, Div, Pow, MatMul))
 
 
 def exp(x):

@@ -227,6 +227,12 @@ def gpu_findings(nvml: ModuleType, gpu: Gpu, cuda_index: Field) -> Findings:
         "UUID": Field(gpu.uuid, "NVML nvmlDeviceGetUUID"),
         "PCI bus id": Field(gpu.bus_id, "NVML nvmlDeviceGetPciInfo"),
     }
+    try:
+        fields = None if gpu.lost else base | _gpu_fields(Reader(nvml), nvml, gpu.handle)
+    except GpuLost:  # it fell off the bus between being listed and being read
+        fields = None
+    if fields is not None:
+        return Findings([Section(tag, title, fields, group="gpus")], _gpu_checks(tag, gpu.nvml_index, fields))
     lost = Check(
         f"{tag}.lost",
         Status.FAIL,
@@ -234,17 +240,7 @@ def gpu_findings(nvml: ModuleType, gpu: Gpu, cuda_index: Field) -> Findings:
         detail="usually Xid 79 'fallen off the bus' in `dmesg`",
         fix=f"sudo nvidia-smi -r -i {gpu.nvml_index} or reboot; if it recurs, reseat the card or check power/cooling",
     )
-    if gpu.lost:
-        return Findings(
-            [Section(tag, title, base | {"state": Field("lost", "NVML", Status.FAIL)}, group="gpus")], [lost]
-        )
-    try:
-        fields = base | _gpu_fields(Reader(nvml), nvml, gpu.handle)
-    except GpuLost:
-        return Findings(
-            [Section(tag, title, base | {"state": Field("lost", "NVML", Status.FAIL)}, group="gpus")], [lost]
-        )
-    return Findings([Section(tag, title, fields, group="gpus")], _gpu_checks(tag, gpu.nvml_index, fields))
+    return Findings([Section(tag, title, base | {"state": Field("lost", "NVML", Status.FAIL)}, group="gpus")], [lost])
 
 
 def _gpu_fields(read: Reader, nvml: ModuleType, h: Any) -> dict[str, Field]:
