@@ -63,6 +63,14 @@ def main_options(
     """Does this machine compute correctly, and how fast?"""
 
 
+def _writable(option: str, path: Path) -> None:
+    try:
+        check_writable(option, path)
+    except BadInput as e:
+        error_line(str(e))
+        raise typer.Exit(2) from None
+
+
 def run_command(
     build: Callable[[Callable[..., None]], Report], fmt: Format, as_json: bool, quiet: bool, summary: Path | None
 ) -> None:
@@ -94,17 +102,33 @@ def run_command(
 @app.command()
 def env(
     require_gpu: RequireGpuOpt = False,
+    record: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Also write every NVML and CuPy call and its answer to FILE (UUIDs and serials masked): "
+            "attach it to a bug report; DEVCHECK_REPLAY=FILE replays it on any machine.",
+        ),
+    ] = None,
     fmt: FormatOpt = Format.table,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     summary: SummaryOpt = None,
 ) -> None:
     """What is installed and what is wrong with it: Python, CPU, NumPy/BLAS, CuPy, CUDA, every GPU; with fixes."""
+    if record is not None:
+        _writable("--record", record)
 
     def build(step: Callable[..., None]) -> Report:
         from devcheck.env import collect
 
-        return collect(require_gpu=require_gpu)
+        if record is None:
+            return collect(require_gpu=require_gpu)
+        from devcheck.env.packages import installed
+        from devcheck.machine import seam
+
+        with seam.record(record, installed()):
+            return collect(require_gpu=require_gpu)
 
     run_command(build, fmt, as_json, quiet, summary)
 

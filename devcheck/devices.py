@@ -25,12 +25,16 @@ class Selection:
 
 def gpu_names() -> tuple[list[str], list[str]]:
     """Every CUDA device CuPy can use, and why none can when none can."""
+    from devcheck.machine import seam
+
     try:
-        import cupy
-    except ImportError:
-        return [], ["cuda: CuPy is not installed (see `devcheck env`)"]
-    except Exception as e:  # a broken install can fail in other ways at import
+        cupy = seam.cupy()
+    except ImportError as e:
+        if "No module named 'cupy'" in str(e):
+            return [], ["cuda: CuPy is not installed (see `devcheck env`)"]
         return [], [f"cuda: import cupy failed: {e}"]
+    except Exception as e:  # a broken install can fail in other ways at import
+        return [], [f"cuda: import cupy failed: {type(e).__name__}: {e}"]
     from devcheck.engine.backend import cuda_device_count
 
     count, reason = cuda_device_count(cupy)
@@ -39,6 +43,9 @@ def gpu_names() -> tuple[list[str], list[str]]:
 
 def select(spec: str) -> Selection:
     from devcheck.engine import get_device
+    from devcheck.machine import seam
+
+    seam.configure()
 
     spec = spec.strip().lower()
     if spec in ("auto", "all"):
@@ -52,9 +59,10 @@ def select(spec: str) -> Selection:
 
 def selection_checks(sel: Selection, require_gpu: bool) -> list:
     """What the device selection itself says: GPUs skipped (or failed, with `all`), --require-gpu."""
+    from devcheck.machine import seam
     from devcheck.report import Check, Status
 
-    checks = []
+    checks = seam.replay_checks()
     if sel.unusable:
         status = Status.FAIL if sel.strict else Status.SKIP
         checks.append(

@@ -1,6 +1,8 @@
 """Every op gradient-checked on the CPU and the simulated GPU; broadcasting and reductions
 property-tested; dtype and device rules."""
 
+import re
+
 import numpy
 import pytest
 from hypothesis import given, settings
@@ -157,3 +159,35 @@ def test_bad_loss_inputs():
         F.cross_entropy(tensor([[1.0, 2.0]]), tensor([0.0]))
     with pytest.raises(ValueError, match="reduction='none'"):
         F.cross_entropy(tensor([[1.0, 2.0]]), tensor([0]), reduction="none")
+
+
+@pytest.mark.parametrize(
+    ("index", "message"),
+    [
+        ([0, 5], "index 5 is out of bounds for axis 0 with size 3"),
+        ((slice(None), [4]), "index 4 is out of bounds for axis 1 with size 4"),
+        ("tensor", "index 3 is out of bounds for axis 0 with size 3"),
+        (-4, "index -4 is out of bounds for axis 0 with size 3"),
+        (numpy.array([-4, 0]), "index -4 is out of bounds for axis 0 with size 3"),
+        ((None, Ellipsis, 4), "index 4 is out of bounds for axis 1 with size 4"),  # axes past None and ...
+        ((None, 1, 7), "index 7 is out of bounds for axis 1 with size 4"),
+        ((0, 0, 0), "too many indices for tensor: tensor is 2-dimensional, but 3 were indexed"),
+        ([True, False], "size of axis is 3 but size of corresponding boolean axis is 2"),
+    ],
+)
+def test_out_of_range_indices_raise_before_reaching_the_device(index, message, device):
+    # CuPy wraps an out-of-range integer-array index where NumPy raises: the engine checks first.
+    x = tensor(numpy.arange(12.0).reshape(3, 4), device=device)
+    index = tensor([0, 3], device=device) if isinstance(index, str) else index
+    with pytest.raises(IndexError, match=re.escape(message)):
+        x[index]
+
+
+def test_in_range_indices_still_work(device):
+    x = tensor(numpy.arange(12.0).reshape(3, 4), device=device)
+    assert x[[0, -1]].tolist() == [[0, 1, 2, 3], [8, 9, 10, 11]]
+    assert x[tensor([2, -3], device=device)][:, 0].tolist() == [8, 0]
+    assert x[-3, -4].item() == 0 and x[:, [-4, 3]].shape == (3, 2) and x[[]].shape == (0, 4)
+    assert x[tensor([0, 2])].shape == (2, 4)  # an index tensor on the CPU serves every device
+    with pytest.raises(IndexError, match="integer \\(or boolean\\) type"):
+        x[tensor([0.0])]

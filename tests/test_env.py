@@ -1,5 +1,5 @@
-"""devcheck env on modelled cards and failures (fakes at the NVML/CuPy boundary), and for real
-on this machine, which has no NVIDIA driver."""
+"""devcheck env on recordings of real machines (and variants of them for failures no machine here can
+produce), and for real on this machine, which has no NVIDIA driver."""
 
 import pynvml
 import pytest
@@ -8,23 +8,19 @@ from devcheck.env import collect, cpu, nvml
 from devcheck.env.blas import probe as blas_probe
 from devcheck.env.cupy_probe import install_line, wheel_cuda_major
 from devcheck.env.packages import installed
+from devcheck.machine import seam
 from devcheck.report import Status
-from tests.fakes.cupy import INSUFFICIENT_DRIVER, NO_DEVICE, FakeCupy
-from tests.fakes.nvml import A100_MIG, GEFORCE, H100, FakeNVML, card
+from devcheck.machine.recording import Handle
+from tests.recordings import GPU0, GPU1, h100, load, nvml_error, two_gpus, variant
 
-BASE_DISTS = {"nvidia-ml-py": "13.615.71", "numpy": "2.4.6"}
-CUPY = {**BASE_DISTS, "cupy-cuda12x": "14.2.0"}
-
-
-def as_cupy(*cards):
-    return [(c.name, f"{c.cc[0]}{c.cc[1]}", c.bus_id[4:], c.memory_mib[0] * 2**20) for c in cards]
+NO_DEVICE = "cudaErrorNoDevice: no CUDA-capable device is detected"  # recorded on the H100 with CUDA_VISIBLE_DEVICES=''
+# Verbatim from shared/fixtures/public/failures.md section 13.
+INSUFFICIENT = "cudaErrorInsufficientDriver: CUDA driver version is insufficient for CUDA runtime version"
 
 
-def run(cards=(H100,), dists=CUPY, environ=None, cupy=None, **nvml_kw):
-    fake_cupy = cupy if cupy is not None else FakeCupy(as_cupy(*cards))
-    return collect(
-        environ=environ or {}, nvml_module=FakeNVML(list(cards), **nvml_kw), cupy_loader=lambda: fake_cupy, dists=dists
-    )
+def run(recording=None, environ=None, **kwargs):
+    with seam.replay(recording or h100()):
+        return collect(environ=environ or {}, **kwargs)
 
 
 def status(report, check_id):
@@ -37,6 +33,12 @@ def gpu(report, index=0):
     return report.to_dict()["data"]["gpus"][index]
 
 
+def without_cupy(recording, why="CuPy not installed"):
+    out = variant(recording, why, packages={"nvidia-ml-py": "13.610.43"})
+    out.cupy = None
+    return out
+
+
 # --- the real path on this machine ---------------------------------------------------------------
 
 
@@ -46,71 +48,145 @@ def test_real_nvml_without_driver_is_a_skip_not_a_failure():
         pytest.skip("this machine has an NVIDIA driver")
     except pynvml.NVMLError_LibraryNotFound:
         pass
-    report = collect(dists=BASE_DISTS)
+    report = collect()
     assert status(report, "nvml.driver") is Status.SKIP
     assert "no NVIDIA driver" in report.check("nvml.driver").summary
     assert report.verdict.startswith("GPU compute: not available — no NVIDIA driver installed")
     assert report.ok
-    assert collect(require_gpu=True, dists=BASE_DISTS).check("gpu.required").status is Status.FAIL
+    assert collect(require_gpu=True).check("gpu.required").status is Status.FAIL
 
 
 def test_real_sections_are_filled_from_this_machine():
-    data = collect(dists=BASE_DISTS).to_dict()["data"]
+    data = collect().to_dict()["data"]
     assert data["python"]["version"]["value"].count(".") == 2
     assert data["cpu"]["usable CPUs"]["value"] >= 1
     assert data["numpy"]["numpy"]["value"].startswith("2.")
     assert data["numpy"]["BLAS loaded"]["source"] == "threadpoolctl"
 
 
-# --- modelled cards -------------------------------------------------------------------------------
+def test_the_no_driver_recording_replays_as_it_was_recorded():
+    """Recorded on a machine without a driver (`devcheck env --record`): NVML's real LibraryNotFound."""
+    report = run(load("no-driver"))
+    assert status(report, "nvml.driver") is Status.SKIP and status(report, "cupy.installed") is Status.SKIP
+    assert "nvmlInit: NVML Shared Library Not Found" in report.check("nvml.driver").detail
+    assert report.ok and not run(load("no-driver"), require_gpu=True).ok
 
 
-def test_h100_ready_with_every_field():
+# --- the recorded H100 ---------------------------------------------------------------------------
+
+
+def test_h100_recording_replays_every_field():
     report = run()
     assert report.ok
     assert report.verdict == "GPU compute: ready on 1 GPU(s): cuda:0 (NVIDIA H100 80GB HBM3)"
     g = gpu(report)
-    assert g["compute capability"]["value"] == "9.0"
-    assert g["architecture"]["value"] == "Hopper"
-    assert g["memory total MiB"]["value"] == 81559
-    assert g["power limit W"]["value"] == 700.0
-    assert g["PCIe width max"]["value"] == 16
-    assert g["ECC uncorrected errors (since boot)"]["value"] == 0
+    expected = {
+        "name": "NVIDIA H100 80GB HBM3",
+        "brand": "NVIDIA",  # NVML_BRAND_NVIDIA (14), not "GeForce RTX"
+        "compute capability": "9.0",
+        "architecture": "Hopper",
+        "memory total MiB": 81559,
+        "memory bus width bits": 5120,
+        "power limit W": 700.0,
+        "SM clock max MHz": 1980,
+        "PCIe generation": 5,
+        "PCIe width": 16,
+        "PCIe generation max": 5,
+        "PCIe width max": 16,
+        "ECC mode": "on",
+        "ECC uncorrected errors (since boot)": 0,
+        "MIG mode": "off",
+        "persistence mode": "on",
+        "compute mode": "Default",
+        "clock slowdowns": [],
+    }
+    assert {k: g[k]["value"] for k in expected} == expected
+    assert g["retired pages pending"] == {
+        "value": None,
+        "source": "NVML nvmlDeviceGetRetiredPagesPendingStatus",
+        "status": "n/a",
+        "note": "not supported on this GPU",
+    }
     assert g["CUDA index"] == {"value": 0, "source": "CUDA runtime (CuPy)", "status": "ok"}
     assert status(report, "cupy.kernel") is Status.OK and status(report, "cupy.matmul") is Status.OK
     assert status(report, "gpu0.health") is Status.OK
+    assert report.to_dict()["data"]["cuda_devices"][0]["compute capability"] == "9.0"
 
 
-def test_geforce_unsupported_fields_are_na_not_errors():
-    report = run([GEFORCE])
+def test_h100_replay_through_the_command_line(monkeypatch):
+    import json
+    import subprocess
+    import sys
+
+    path = "tests/fixtures/recordings/h100-sxm.json"
+    out = subprocess.run(
+        [sys.executable, "-m", "devcheck", "env", "--json"],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "DEVCHECK_REPLAY": path},
+    )
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["verdict"] == "GPU compute: ready on 1 GPU(s): cuda:0 (NVIDIA H100 80GB HBM3)"
+    assert doc["data"]["gpus"][0]["brand"]["value"] == "NVIDIA"
+    assert any(c["id"] == "machine.replay" and path in c["summary"] for c in doc["checks"])
+
+
+def test_an_nvml_call_missing_from_a_recording_is_an_error_field_not_a_value():
+    h = h100()
+    h.nvml = [c for c in h.nvml if c["fn"] != "nvmlDeviceGetMemoryBusWidth"]
+    field = gpu(run(h))["memory bus width bits"]
+    assert field["status"] == "error" and "not in the recording" in field["note"]
+
+
+# --- variants for what the recording cannot show (each marked synthetic) --------------------------
+
+
+def test_geforce_fields_that_nvml_does_not_support_are_na_not_errors():
+    # shared/fixtures/public/geforce-rtx4090.txt shows ECC, MIG and remapped rows as N/A.
+    unsupported = {"error": nvml_error(pynvml.NVML_ERROR_NOT_SUPPORTED)}
+    geforce = h100(
+        why="the fields an RTX 4090 dump shows as N/A answered NotSupported; brand GeForce RTX",
+        nvml={
+            ("nvmlDeviceGetBrand", GPU0): pynvml.NVML_BRAND_GEFORCE_RTX,
+            ("nvmlDeviceGetEccMode", GPU0): unsupported,
+            ("nvmlDeviceGetMigMode", GPU0): unsupported,
+            ("nvmlDeviceGetRemappedRows", GPU0): unsupported,
+        },
+    )
+    report = run(geforce)
     g = gpu(report)
     assert g["ECC mode"]["status"] == "n/a" and g["ECC mode"]["note"] == "not supported on this GPU"
-    assert g["MIG mode"]["status"] == "n/a"
-    assert g["remapped rows"]["status"] == "n/a"
-    assert g["brand"]["value"] == "GeForce"
+    assert g["MIG mode"]["status"] == "n/a" and g["remapped rows"]["status"] == "n/a"
+    assert g["brand"]["value"] == "GeForce RTX"
     assert report.ok and not [c for c in report.checks if c.status is Status.ERROR]
 
 
-def test_a100_with_mig_enabled():
-    g = gpu(run([A100_MIG]))
-    assert g["MIG mode"]["value"] == "on"
-    assert g["MIG instances"]["value"] == 3
-    assert g["utilization %"]["status"] == "n/a"
-
-
-def test_function_missing_from_an_old_driver_is_na():
-    report = run(missing=frozenset({"nvmlDeviceGetMemoryBusWidth"}))
-    assert gpu(report)["memory bus width bits"]["status"] == "n/a"
-    assert report.ok
+def test_mig_enabled_counts_the_instances():
+    mig = h100(
+        why="MIG on with 3 instances, as in shared/fixtures/public/a100-sxm4-40gb-mig.xml",
+        nvml={
+            ("nvmlDeviceGetMigMode", GPU0): (1, 1),
+            ("nvmlDeviceGetMaxMigDeviceCount", GPU0): 7,
+            **{("nvmlDeviceGetMigDeviceHandleByIndex", GPU0, i): Handle(f"gpu0/mig{i}") for i in range(3)},
+        },
+    )
+    g = gpu(run(mig))
+    assert g["MIG mode"]["value"] == "on" and g["MIG instances"]["value"] == 3
 
 
 def test_a_lost_gpu_is_reported_and_the_others_still_read():
-    second = card(H100, uuid="GPU-ffff", bus_id="00000000:2B:00.0", lost=True)
-    report = run([H100, second], cupy=FakeCupy(as_cupy(H100)))
+    lost = variant(
+        two_gpus(h100()),
+        "the second GPU answers GpuIsLost (Xid 79, shared/fixtures/public/failures.md section 7)",
+        nvml={("nvmlDeviceGetHandleByIndex", 1): {"error": nvml_error(pynvml.NVML_ERROR_GPU_IS_LOST)}},
+        cupy={("cuda.runtime.getDeviceCount",): 1},
+    )
+    report = run(lost)
     assert status(report, "gpu1.lost") is Status.FAIL
     assert "nvidia-smi -r -i 1" in report.check("gpu1.lost").fix
     assert gpu(report, 1)["state"]["value"] == "lost"
-    assert gpu(report, 0)["temperature C"]["value"] == 34
+    assert gpu(report, 0)["temperature C"]["value"] == 42
     assert not report.ok
 
 
@@ -123,76 +199,79 @@ def test_a_lost_gpu_is_reported_and_the_others_still_read():
     ],
 )
 def test_driver_failures_are_told_apart(code, expected, fix):
-    report = run(init_error=code, cupy=FakeCupy(as_cupy(H100), error=NO_DEVICE))
+    broken = h100(
+        why=f"nvmlInit fails with NVML error {code} (failures.md sections 1, 3, 8)",
+        nvml={("nvmlInit",): {"error": nvml_error(code)}},
+        cupy={("is_available",): False, ("cuda.runtime.getDeviceCount",): {"error": {"str": NO_DEVICE}}},
+    )
+    report = run(broken)
     check = report.check("nvml.driver")
     assert check.status is Status.FAIL and expected in check.summary and fix in check.fix
     assert expected in report.verdict
     assert not report.ok
 
 
-def test_library_not_found_is_no_driver():
-    report = run(init_error=pynvml.NVML_ERROR_LIBRARY_NOT_FOUND, dists=BASE_DISTS)
-    assert status(report, "nvml.driver") is Status.SKIP
-    assert status(report, "cupy.installed") is Status.SKIP
-    assert report.ok
-
-
 # --- CuPy, step by step ---------------------------------------------------------------------------
 
 
 def test_driver_but_no_cupy_prints_the_matching_install_line():
-    report = run(dists=BASE_DISTS, cuda=12040)
+    report = run(without_cupy(h100()))
     check = report.check("cupy.installed")
-    assert check.status is Status.WARN and check.fix == 'pip install "cupy-cuda12x[ctk]"'
-    assert report.verdict.endswith('pip install "cupy-cuda12x[ctk]"')
-    assert "cupy-cuda13x" in run(dists=BASE_DISTS, cuda=13000).check("cupy.installed").fix
+    assert check.status is Status.WARN and check.fix == 'pip install "cupy-cuda13x[ctk]"'  # driver for CUDA 13.0
+    assert report.verdict.endswith('pip install "cupy-cuda13x[ctk]"')
+    cuda12 = variant(without_cupy(h100()), "driver for CUDA 12.4", nvml={("nvmlSystemGetCudaDriverVersion_v2",): 12040})
+    assert run(cuda12).check("cupy.installed").fix == 'pip install "cupy-cuda12x[ctk]"'
 
 
 def test_two_cupy_packages_fail_with_the_exact_uninstall_line():
-    report = run(dists={**CUPY, "cupy-cuda11x": "13.6.0"})
-    check = report.check("cupy.installed")
+    two = h100(why="two CuPy packages", packages={"cupy-cuda13x": "14.2.0", "cupy-cuda12x": "14.2.0"})
+    check = run(two).check("cupy.installed")
     assert check.status is Status.FAIL
-    assert check.fix == 'pip uninstall -y cupy-cuda12x cupy-cuda11x && pip install "cupy-cuda12x[ctk]"'
+    assert check.fix == 'pip uninstall -y cupy-cuda13x cupy-cuda12x && pip install "cupy-cuda13x[ctk]"'
 
 
 def test_cupy_wheel_newer_than_the_driver_fails():
-    check = run(dists={**BASE_DISTS, "cupy-cuda13x": "14.2.0"}, cuda=12040).check("cupy.installed")
+    old_driver = h100(why="a driver for CUDA 12.4", nvml={("nvmlSystemGetCudaDriverVersion_v2",): 12040})
+    check = run(old_driver).check("cupy.installed")
     assert check.status is Status.FAIL and "needs a driver for CUDA 13" in check.summary
     assert "pip uninstall -y cupy-cuda13x" in check.fix
 
 
-def test_broken_import():
-    def broken():
-        raise ImportError("libcudart.so.12: cannot open shared object file: No such file or directory")
-
-    report = collect(environ={}, nvml_module=FakeNVML([H100]), cupy_loader=broken, dists=CUPY)
-    check = report.check("cupy.import")
+def test_broken_import_is_reported_with_cupys_own_message():
+    message = "libcudart.so.12: cannot open shared object file: No such file or directory"
+    broken = h100(why="CuPy installed but its import fails")
+    broken.cupy = [{"fn": "import", "args": [], "error": {"type": "ImportError", "str": message}}]
+    check = run(broken).check("cupy.import")
     assert check.status is Status.FAIL and "libcudart.so.12" in check.detail
     assert "--force-reinstall" in check.fix
 
 
-@pytest.mark.parametrize(
-    ("error", "fix"), [(INSUFFICIENT_DRIVER, "upgrade the NVIDIA driver"), (NO_DEVICE, "CUDA_VISIBLE_DEVICES")]
-)
+@pytest.mark.parametrize(("error", "fix"), [(INSUFFICIENT, "upgrade the NVIDIA driver"), (NO_DEVICE, "CUDA_VISIBLE_DEVICES")])
 def test_cupy_unavailable_says_why(error, fix):
-    report = run(cupy=FakeCupy(as_cupy(H100), error=error))
+    unavailable = h100(
+        why=f"CuPy answers {error.split(':')[0]}",
+        cupy={("is_available",): False, ("cuda.runtime.getDeviceCount",): {"error": {"str": error}}},
+    )
+    report = run(unavailable)
     check = report.check("cupy.available")
     assert check.status is Status.FAIL and error.split(":")[0] in check.detail and fix in check.fix
     assert report.verdict.startswith("GPU compute: not available — CuPy cannot use any GPU")
 
 
 def test_nvrtc_and_cublas_failures_are_separate_checks():
-    report = run(cupy=FakeCupy(as_cupy(H100), nvrtc_error="nvrtc: libnvrtc.so.12 not found"))
+    nvrtc = "CuPy failed to load libnvrtc.so.12: OSError: libnvrtc.so.12: cannot open shared object file"  # failures.md 15
+    report = run(h100(why="NVRTC missing", faults={"ElementwiseKernel": nvrtc}))
     assert status(report, "cupy.kernel") is Status.FAIL and status(report, "cupy.matmul") is Status.OK
-    report = run(cupy=FakeCupy(as_cupy(H100), cublas_error="libcublas.so.12: cannot open shared object file"))
-    assert status(report, "cupy.matmul") is Status.FAIL and "libcublas" in report.check("cupy.matmul").detail
-    report = run(cupy=FakeCupy(as_cupy(H100), wrong_matmul=True))
+    assert "libnvrtc.so.12" in report.check("cupy.kernel").detail
+    report = run(h100(why="cuBLAS fails", faults={"matmul": "CUBLAS_STATUS_NOT_INITIALIZED"}))
+    assert status(report, "cupy.matmul") is Status.FAIL and "CUBLAS_STATUS" in report.check("cupy.matmul").detail
+    report = run(h100(why="matmul results 0.1% off", faults={"matmul": 1.001}))
     assert "relative error" in report.check("cupy.matmul").detail
 
 
 def test_runtime_newer_than_driver_fails():
-    report = run(cupy=FakeCupy(as_cupy(H100), runtime=13000, driver=12040))
-    assert status(report, "cupy.runtime") is Status.FAIL
+    newer = h100(why="runtime 13.2 on a driver for 12.4", cupy={("cuda.runtime.driverGetVersion",): 12040})
+    assert status(run(newer), "cupy.runtime") is Status.FAIL
 
 
 def test_install_line_and_wheel_major():
@@ -209,38 +288,36 @@ def test_install_line_and_wheel_major():
 
 
 @pytest.mark.parametrize(
-    ("changes", "check_id", "expected"),
+    ("fn", "args", "value", "check_id", "expected"),
     [
-        ({"ecc_uncorrected": 4}, "gpu0.ecc", Status.FAIL),
-        ({"remapped": (0, 1, 0, 1)}, "gpu0.memory", Status.FAIL),
-        ({"remapped": (0, 1, 1, 0)}, "gpu0.memory", Status.WARN),
-        ({"retired_pending": 1}, "gpu0.memory", Status.WARN),
-        ({"reasons": 0x40}, "gpu0.clocks", Status.WARN),
-        ({"compute_mode": 2}, "gpu0.compute_mode", Status.FAIL),
+        ("nvmlDeviceGetTotalEccErrors", (1, 0), 4, "gpu0.ecc", Status.FAIL),
+        ("nvmlDeviceGetRemappedRows", (), (0, 1, 0, 1), "gpu0.memory", Status.FAIL),
+        ("nvmlDeviceGetRemappedRows", (), (0, 1, 1, 0), "gpu0.memory", Status.WARN),
+        ("nvmlDeviceGetCurrentClocksEventReasons", (), 0x40, "gpu0.clocks", Status.WARN),
+        ("nvmlDeviceGetComputeMode", (), 2, "gpu0.compute_mode", Status.FAIL),
     ],
 )
-def test_gpu_health_problems(changes, check_id, expected):
-    report = run([card(H100, **changes)])
+def test_gpu_health_problems(fn, args, value, check_id, expected):
+    report = run(h100(why=f"{fn} answers {value}", nvml={(fn, GPU0, *args): value}))
     assert status(report, check_id) is expected
     assert report.check(check_id).fix
 
 
+def test_retired_pages_pending_on_a_card_that_retires_pages():
+    report = run(h100(why="a card that retires pages (V100)", nvml={("nvmlDeviceGetRetiredPagesPendingStatus", GPU0): 1}))
+    assert status(report, "gpu0.memory") is Status.WARN
+
+
 def test_power_cap_alone_is_not_a_slowdown_warning():
-    assert run([card(H100, reasons=0x4)]).check("gpu0.clocks") is None
+    capped = h100(why="software power cap", nvml={("nvmlDeviceGetCurrentClocksEventReasons", GPU0): 0x4})
+    assert run(capped).check("gpu0.clocks") is None
 
 
 # --- CUDA_VISIBLE_DEVICES -------------------------------------------------------------------------
 
-TWO = [H100, card(H100, uuid="GPU-0000aaaa-1111", bus_id="00000000:2B:00.0")]
 
-
-def visible_run(value, cards=TWO, **env):
-    return collect(
-        environ={"CUDA_VISIBLE_DEVICES": value, **env},
-        nvml_module=FakeNVML(cards),
-        cupy_loader=lambda: FakeCupy([]),
-        dists=BASE_DISTS,
-    )
+def visible_run(value, recording=None):
+    return run(recording or without_cupy(two_gpus(h100())), environ={"CUDA_VISIBLE_DEVICES": value})
 
 
 def selected(report):
@@ -256,25 +333,51 @@ def test_visible_devices_empty_hides_every_gpu():
 def test_visible_devices_stops_at_an_invalid_entry():
     report = visible_run("1,7,0")
     assert "'7' matches no GPU" in report.check("visible.invalid").summary
-    assert selected(report) == ["cuda:0 = GPU 1 (GPU-0000aaaa-1111, 0000:2b:00.0)"]
+    assert selected(report) == ["cuda:0 = GPU 1 (GPU-5e1f0c2a-0000-4000-8000-000000000002, 0000:00:07.0)"]
     assert gpu(report, 1)["CUDA index"]["value"] == 0
     assert gpu(report, 0)["CUDA index"]["status"] == "n/a"
 
 
-def test_visible_devices_by_uuid_prefix_and_duplicates():
-    assert selected(visible_run("GPU-0000aaaa")) == ["cuda:0 = GPU 1 (GPU-0000aaaa-1111, 0000:2b:00.0)"]
-    assert status(visible_run("0,0"), "visible.duplicate") is Status.WARN
+def test_visible_devices_by_uuid_prefix():
+    assert selected(visible_run("GPU-5e1f0c2a-0000-4000-8000-000000000002")) == [
+        "cuda:0 = GPU 1 (GPU-5e1f0c2a-0000-4000-8000-000000000002, 0000:00:07.0)"
+    ]
+
+
+def test_visible_devices_0_0_exposes_no_gpu():
+    """Recorded on the H100: with CUDA_VISIBLE_DEVICES=0,0 CuPy answers cudaErrorInvalidDevice."""
+    invalid = "cudaErrorInvalidDevice: invalid device ordinal"
+    recorded = h100(
+        why="CuPy's answers with CUDA_VISIBLE_DEVICES='0,0', recorded on the same H100",
+        cupy={("is_available",): False, ("cuda.runtime.getDeviceCount",): {"error": {"str": invalid}}},
+    )
+    report = run(recorded, environ={"CUDA_VISIBLE_DEVICES": "0,0"})
+    assert status(report, "visible.duplicate") is Status.FAIL
+    assert "CUDA then exposes no GPU at all" in report.check("visible.duplicate").summary
+    assert selected(report) == [] and "cuda:0" not in str(selected(report))
+    assert gpu(report)["CUDA index"]["status"] == "n/a" or gpu(report)["CUDA index"]["value"] is None
+    assert not report.verdict.startswith("GPU compute: ready")
+    assert status(visible_run("0,0"), "visible.duplicate") is Status.FAIL  # the same without CuPy
 
 
 def test_mixed_models_with_indices_warn_about_order():
-    mixed = [H100, card(GEFORCE, bus_id="00000000:2B:00.0")]
-    assert status(visible_run("1", cards=mixed), "visible.order") is Status.WARN
-    assert visible_run("1", cards=mixed, CUDA_DEVICE_ORDER="PCI_BUS_ID").check("visible.order") is None
+    mixed = variant(
+        without_cupy(two_gpus(h100())),
+        "the second GPU is another model",
+        nvml={("nvmlDeviceGetName", GPU1): "NVIDIA H100 PCIe"},
+    )
+    assert status(visible_run("1", mixed), "visible.order") is Status.WARN
+    report = run(mixed, environ={"CUDA_VISIBLE_DEVICES": "1", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"})
+    assert report.check("visible.order") is None
 
 
 def test_cupy_bus_ids_are_authoritative_for_cuda_indices():
-    cards = [H100, card(H100, uuid="GPU-2", bus_id="00000000:2B:00.0")]
-    report = run(cards, cupy=FakeCupy(as_cupy(cards[1], cards[0])))  # CUDA enumerates them the other way round
+    swapped = variant(
+        two_gpus(h100()),
+        "CUDA enumerates the two GPUs the other way round",
+        cupy={("Device.pci_bus_id", 0): "0000:00:07.0", ("Device.pci_bus_id", 1): "0000:00:06.0"},
+    )
+    report = run(swapped)
     assert gpu(report, 0)["CUDA index"]["value"] == 1 and gpu(report, 1)["CUDA index"]["value"] == 0
 
 
@@ -290,7 +393,9 @@ def test_harmful_variables_warn_and_secrets_never_appear():
 
 
 def test_deprecated_pynvml_package_warns_with_the_fix():
-    check = run(dists={**CUPY, "pynvml": "13.0.1"}).check("nvml.bindings")
+    recording = h100(why="the deprecated pynvml package beside nvidia-ml-py")
+    recording.packages["pynvml"] = "13.0.1"
+    check = run(recording).check("nvml.bindings")
     assert check.status is Status.WARN and check.fix.startswith("pip uninstall -y pynvml")
 
 
@@ -359,8 +464,14 @@ def test_bus_id_normalization():
     assert nvml.normalize_bus_id("00000000:3B:00.0") == nvml.normalize_bus_id("0000:3b:00.0") == "0000:3b:00.0"
 
 
-def test_a_crashing_probe_becomes_an_error_check(monkeypatch):
-    monkeypatch.setattr(cpu, "probe", lambda: 1 / 0)
-    report = run()
-    assert status(report, "cpu.probe") is Status.ERROR
-    assert not report.ok and report.to_dict()["data"]["python"]
+def test_a_probe_that_crashes_becomes_an_error_check_and_the_rest_still_comes_out():
+    odd = h100(why="NVML memory info without its fields", nvml={("nvmlDeviceGetMemoryInfo", GPU0): 42})
+    report = run(odd)
+    assert status(report, "gpu0.probe") is Status.ERROR and "AttributeError" in report.check("gpu0.probe").summary
+    assert not report.ok and report.to_dict()["data"]["python"] and report.check("cupy.matmul")
+
+
+def test_long_values_keep_their_full_text_in_json():
+    long = "cuda>=12.9 " + "brand=tesla,driver>=535,driver<536 " * 30
+    report = run(environ={"NVIDIA_REQUIRE_CUDA": long})
+    assert report.to_dict()["data"]["envvars"]["NVIDIA_REQUIRE_CUDA"]["value"] == long

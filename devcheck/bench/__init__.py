@@ -100,7 +100,13 @@ def run(
     plan = _plan(devices, chosen, dtypes, mkn, explicit)
     report = Report("bench")
     report.checks += selection_checks(sel, require_gpu)
-    records, skipped = _execute(plan, mkn, repeat, max_time, progress)
+    records, skipped, crashed = _execute(plan, mkn, repeat, max_time, progress)
+    report.checks += crashed
+    report.checks += [
+        Check(f"bench.facts.{f.name}", Status.WARN, f.problem, detail="peaks cannot be computed for this device")
+        for _, f in devices
+        if f.problem
+    ]
     if old is not None:
         report.checks.append(compare(records, old, max_regression))
     _report(report, records, skipped, devices, mkn)  # last: the verdict reads every check
@@ -171,8 +177,9 @@ def _does_not_fit(need: int, device: Any, facts: DeviceFacts) -> str:
 
 def _execute(
     plan: list[Planned], mkn: tuple[int, int, int], repeat: int, max_time: float, progress: Progress
-) -> tuple[list[dict], list[Planned]]:
-    records, skipped, inputs = [], [], {}
+) -> tuple[list[dict], list[Planned], list[Check]]:
+    """Run the plan; a case that raises is a failed check on that device, and the run goes on."""
+    records, skipped, inputs, crashed = [], [], {}, []
     started = time.perf_counter()
     progress("benchmarking", total=len(plan))
     for i, p in enumerate(plan):
@@ -185,18 +192,32 @@ def _execute(
             budget = Budget(repeat, left / (len(plan) - i))
             if p.case in ("matmul", "e2e") and p.dtype not in inputs:
                 inputs[p.dtype] = cases.host_inputs(mkn, p.dtype)
-            if p.case == "matmul":
-                records.append(cases.matmul(p.device, p.facts, mkn, p.dtype, budget, inputs[p.dtype]))
-            elif p.case == "e2e":
-                records.append(cases.matmul_end_to_end(p.device, mkn, p.dtype, budget, inputs[p.dtype]))
-            elif p.case == "bandwidth":
-                records.append(cases.bandwidth(p.device, p.facts, budget, p.size))
-            elif p.case == "copy":
-                records += cases.copies(p.device, p.facts, budget, p.size)
-            else:
-                records.append(cases.training_step(p.device, budget))
+            try:
+                records += _run_case(p, mkn, budget, inputs.get(p.dtype))
+            except Exception as e:
+                where = f"{p.device.name} {p.dtype}" if p.case in ("matmul", "e2e") else p.device.name
+                crashed.append(
+                    Check(
+                        f"bench.{p.case}.{where.replace(' ', '.')}",
+                        Status.ERROR,
+                        f"{p.case} on {where} raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                        fix="run `devcheck env` for this device",
+                    )
+                )
         progress(label, advance=1)
-    return records, skipped
+    return records, skipped, crashed
+
+
+def _run_case(p: Planned, mkn: tuple[int, int, int], budget: Budget, inputs: Any) -> list[dict]:
+    if p.case == "matmul":
+        return [cases.matmul(p.device, p.facts, mkn, p.dtype, budget, inputs)]
+    if p.case == "e2e":
+        return [cases.matmul_end_to_end(p.device, mkn, p.dtype, budget, inputs)]
+    if p.case == "bandwidth":
+        return [cases.bandwidth(p.device, p.facts, budget, p.size)]
+    if p.case == "copy":
+        return cases.copies(p.device, p.facts, budget, p.size)
+    return [cases.training_step(p.device, budget)]
 
 
 def speedups(records: list[dict]) -> list[dict]:

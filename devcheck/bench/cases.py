@@ -27,8 +27,7 @@ class Budget:
 
 def clock_for(device: Device) -> Any:
     if device.name.startswith("cuda:"):
-        import cupy
-
+        cupy = device.native
         return CudaEventClock(cupy, cupy.cuda.Device(int(device.name.split(":")[1])))
     return HostClock(device.synchronize)
 

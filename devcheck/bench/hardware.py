@@ -18,6 +18,7 @@ class DeviceFacts:
     bandwidth_peak: peak.Peak
     pcie_peak: peak.Peak
     cache_bytes: int  # the last-level cache (CPU) or L2 (GPU): bandwidth arrays must be well beyond it
+    problem: str = ""  # why the facts could not be read, when they could not
 
 
 def cpu_facts() -> DeviceFacts:
@@ -46,23 +47,23 @@ def _read_size(path: str) -> int | None:
     return int(text[:-1]) * units[text[-1]] if text[-1:] in units else int(text) if text.isdigit() else None
 
 
-def cuda_facts(cupy: Any, index: int, nvml_module: Any = None) -> DeviceFacts:
-    """CuPy's device attributes, with NVML's max clocks and PCIe link where NVML answers."""
+def cuda_facts(index: int) -> DeviceFacts:
+    """CuPy's device properties (compute capability, SMs, clocks, bus), with NVML's max clocks, brand
+    and PCIe link where NVML answers for the same bus id."""
     import os
 
+    from devcheck.machine import seam
+
+    cupy = seam.cupy()
     device = cupy.cuda.Device(index)
-    attrs = device.attributes
-    name = cupy.cuda.runtime.getDeviceProperties(index)["name"]
-    name = name.decode() if isinstance(name, bytes) else str(name)
-    cc = (attrs["ComputeCapabilityMajor"], attrs["ComputeCapabilityMinor"])
-    sms = attrs["MultiProcessorCount"]
-    sm_mhz, mem_mhz, bus = (
-        attrs.get("ClockRate", 0) / 1000,
-        attrs.get("MemoryClockRate", 0) / 1000,
-        attrs.get("GlobalMemoryBusWidth"),
-    )
-    nv = _nvml_facts(nvml_module, device.pci_bus_id)
+    props = cupy.cuda.runtime.getDeviceProperties(index)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+    cc = device.compute_capability  # "90": the major digits, then one minor digit
+    cc = (int(cc[:-1]), int(cc[-1]))
+    sm_mhz, mem_mhz = props.get("clockRate", 0) / 1000, props.get("memoryClockRate", 0) / 1000
+    nv = _nvml_facts(device.pci_bus_id)
     sm_mhz, mem_mhz = nv.get("sm_mhz") or sm_mhz, nv.get("mem_mhz") or mem_mhz
+    sms, geforce = props["multiProcessorCount"], nv.get("geforce", False)
     tf32 = os.environ.get("CUPY_TF32", "0") not in ("", "0")
     with device:
         free, _ = device.mem_info
@@ -70,20 +71,21 @@ def cuda_facts(cupy: Any, index: int, nvml_module: Any = None) -> DeviceFacts:
         name=f"cuda:{index}",
         label=name,
         free_bytes=free,
-        flops_peak=lambda dtype: peak.gpu_flops_peak(dtype, cc, sms, sm_mhz, nv.get("brand", ""), tf32),
-        bandwidth_peak=peak.gpu_bandwidth_peak(mem_mhz, nv.get("bus_bits") or bus),
+        flops_peak=lambda dtype: peak.gpu_flops_peak(dtype, cc, sms, sm_mhz, geforce, tf32),
+        bandwidth_peak=peak.gpu_bandwidth_peak(mem_mhz, nv.get("bus_bits") or props.get("memoryBusWidth")),
         pcie_peak=peak.pcie_peak(nv.get("pcie_gen"), nv.get("pcie_width")),
-        cache_bytes=attrs.get("L2CacheSize") or 64 * 2**20,
+        cache_bytes=props.get("l2CacheSize") or 64 * 2**20,
     )
 
 
-def _nvml_facts(nvml_module: Any, bus_id: str) -> dict:
+def _nvml_facts(bus_id: str) -> dict:
     from devcheck.env import nvml
+    from devcheck.machine import seam
 
-    driver = nvml.read_driver(nvml_module)
+    driver = nvml.read_driver()
     if not driver.loaded:
         return {}
-    module = nvml_module or nvml.load()
+    module = seam.nvml()
     gpu = next((g for g in driver.gpus if g.bus_id == nvml.normalize_bus_id(bus_id)), None)
     if gpu is None or gpu.lost:
         return {}
@@ -94,22 +96,24 @@ def _nvml_facts(nvml_module: Any, bus_id: str) -> dict:
         "bus_bits": read("nvmlDeviceGetMemoryBusWidth", h).value,
         "pcie_gen": read("nvmlDeviceGetMaxPcieLinkGeneration", h).value,
         "pcie_width": read("nvmlDeviceGetMaxPcieLinkWidth", h).value,
-        "brand": read("nvmlDeviceGetBrand", h, convert=lambda b: nvml.BRANDS.get(b, "")).value or "",
+        "geforce": read("nvmlDeviceGetBrand", h, convert=lambda b: nvml.is_geforce(module, b)).value,
     }
     return {k: v for k, v in values.items() if v is not None}
 
 
-def unknown_facts(name: str) -> DeviceFacts:
-    """A device devcheck has no hardware model for (the test-suite's simulated GPU)."""
-    none = peak.Peak(None, "", f"no hardware model for device {name!r}")
-    return DeviceFacts(name, name, None, lambda dtype: none, none, none, 64 * 2**20)
+def unknown_facts(name: str, why: str = "") -> DeviceFacts:
+    """A device devcheck has no hardware model for (the test-suite's simulated GPU), or whose facts failed."""
+    none = peak.Peak(None, "", why or f"no hardware model for device {name!r}")
+    return DeviceFacts(name, name, None, lambda dtype: none, none, none, 64 * 2**20, problem=why)
 
 
 def facts_for(name: str) -> DeviceFacts:
+    """The device's facts; a GPU whose facts cannot be read is reported on that GPU, and the run goes on."""
     if name == "cpu":
         return cpu_facts()
     if name.startswith("cuda:"):
-        import cupy
-
-        return cuda_facts(cupy, int(name.split(":")[1]))
+        try:
+            return cuda_facts(int(name.split(":")[1]))
+        except Exception as e:
+            return unknown_facts(name, f"reading {name}'s facts failed: {type(e).__name__}: {e}")
     return unknown_facts(name)

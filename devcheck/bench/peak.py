@@ -1,8 +1,10 @@
 """Theoretical peaks, each with the basis it was computed from, or with why there is none.
 
 CPU:  usable cores x clock x FLOP/cycle from the vector ISA.
-GPU:  SMs x FP32 cores/SM x 2 x SM clock (FP64 at the part's ratio); float16 at the dense
-      tensor-core rate; memory bandwidth = 2 (DDR) x memory clock x bus width / 8.
+GPU:  SMs x FP32 cores/SM x 2 x SM clock; FP64 at the part's ratio, or at the FP64 tensor-core
+      (DMMA) rate where cuBLAS uses it for DGEMM (A100, H100); float16 at the dense tensor-core
+      rate, float32 with TF32 on (CUPY_TF32=1) at the TF32 tensor-core rate (half the FP16 rate);
+      memory bandwidth = 2 (DDR) x memory clock x bus width / 8.
 PCIe: lanes x per-lane rate of the generation, after line encoding.
 Sources: NVIDIA cuda-samples helper_cuda.h (_ConvertSMVer2Cores), cudnn-frontend's
 _FLOPS_PER_CLOCK_PER_SM, mixbench/nvbench's bandwidth formula (see shared/research/bench_anchors.md).
@@ -106,28 +108,47 @@ TENSOR_FP16_PER_SM = {
     (12, 0): 1024,
 }
 _GEFORCE_HALF_RATE = {(7, 5), (8, 6), (8, 9)}
+# Dense FP64 tensor-core (DMMA) FLOP per clock per SM: NVIDIA's datasheets give A100 19.5 and H100 SXM
+# 67 TFLOP/s (108 x 128 x 1.41 GHz, 132 x 256 x 1.98 GHz); cuBLAS runs DGEMM on them.
+FP64_TENSOR_PER_SM = {(8, 0): 128, (9, 0): 256}
+
+
+def _tensor_fp16_per_sm(cc: tuple[int, int], geforce: bool) -> int | None:
+    per_sm = TENSOR_FP16_PER_SM.get(cc)
+    if per_sm is not None and cc in _GEFORCE_HALF_RATE and geforce:
+        per_sm //= 2  # GeForce runs FP16 with FP32 accumulate (what CuPy's matmul uses) at half rate
+    return per_sm
 
 
 def gpu_flops_peak(
-    dtype: str, cc: tuple[int, int], sms: int, sm_mhz: float, brand: str = "", tf32: bool = False
+    dtype: str, cc: tuple[int, int], sms: int, sm_mhz: float, geforce: bool = False, tf32: bool = False
 ) -> Peak:
     clock = f"{sms} SMs x {sm_mhz:.0f} MHz"
-    if dtype == "float16":
-        per_sm = TENSOR_FP16_PER_SM.get(cc)
+    if dtype == "float16" or (dtype == "float32" and tf32 and cc >= (8, 0)):
+        per_sm = _tensor_fp16_per_sm(cc, geforce)
         if per_sm is None:
             return Peak(None, "GFLOP/s", f"no tensor-core rate known for compute capability {cc[0]}.{cc[1]}")
-        if cc in _GEFORCE_HALF_RATE and "geforce" in brand.lower():
-            per_sm //= 2
+        if dtype == "float32":  # TF32: half the FP16 tensor rate on every part that has it
+            return Peak(
+                sms * per_sm // 2 * sm_mhz * 1e-3,
+                "GFLOP/s",
+                f"{clock} x {per_sm // 2} dense TF32 tensor FLOP/clock/SM (CUPY_TF32 is on)",
+            )
         return Peak(sms * per_sm * sm_mhz * 1e-3, "GFLOP/s", f"{clock} x {per_sm} dense FP16 tensor FLOP/clock/SM")
     cores = FP32_CORES_PER_SM.get(cc)
     if cores is None:
         return Peak(None, "GFLOP/s", f"unknown compute capability {cc[0]}.{cc[1]}: no FP32 core count")
     fp32 = sms * cores * 2 * sm_mhz * 1e-3
     if dtype == "float32":
-        if tf32:
-            return Peak(None, "GFLOP/s", "TF32 is on (CUPY_TF32): an FP32 peak would not compare; no TF32 model")
         return Peak(fp32, "GFLOP/s", f"{clock} x {cores} FP32 cores x 2 (FMA)")
     if dtype == "float64":
+        dmma = FP64_TENSOR_PER_SM.get(cc)
+        if dmma is not None:
+            return Peak(
+                sms * dmma * sm_mhz * 1e-3,
+                "GFLOP/s",
+                f"{clock} x {dmma} dense FP64 tensor-core FLOP/clock/SM (DMMA, used by cuBLAS DGEMM)",
+            )
         ratio = FP64_RATIO.get(cc)
         if ratio is None:
             return Peak(None, "GFLOP/s", f"no FP64 ratio known for compute capability {cc[0]}.{cc[1]}")

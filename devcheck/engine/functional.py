@@ -8,7 +8,6 @@ from typing import Any
 from devcheck.engine import backend
 from devcheck.engine.creation import tensor
 from devcheck.engine.methods import relu, sigmoid, tanh
-from devcheck.engine.ops import array_namespace
 from devcheck.engine.tensor import Function, Tensor
 
 __all__ = ["relu", "sigmoid", "tanh", "softmax", "log_softmax", "cross_entropy", "mse_loss", "linear", "dropout"]
@@ -18,43 +17,42 @@ class Linear(Function):
     """y = x @ W.T + b with W of shape (out, in), as torch.nn.functional.linear."""
 
     def forward(self, x, w, b=None):
-        xp = array_namespace(x)
+        xp = self.xp
         self.x, self.w, self.has_bias = x, w, b is not None
         y = xp.matmul(x, xp.matrix_transpose(w))
         return y + b if b is not None else y
 
     def backward(self, gy):
-        xp, x, w = array_namespace(gy), self.x, self.w
+        xp, x, w = self.xp, self.x, self.w
         gx = xp.matmul(gy, w) if self.needs_grad[0] else None  # a data batch needs none: skip a matmul
         g2 = xp.reshape(gy, (-1, gy.shape[-1]))
         gw = xp.matmul(xp.matrix_transpose(g2), xp.reshape(x, (-1, x.shape[-1])))
         return (gx, gw, xp.sum(g2, axis=0)) if self.has_bias else (gx, gw)
 
 
-def _log_softmax(x: Any, axis: int) -> Any:
-    xp = array_namespace(x)
+def _log_softmax(xp: Any, x: Any, axis: int) -> Any:
     shifted = x - xp.max(x, axis=axis, keepdims=True)
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
 
 
 class LogSoftmax(Function):
     def forward(self, x):
-        self.y = _log_softmax(x, self.axis)
+        self.y = _log_softmax(self.xp, x, self.axis)
         return self.y
 
     def backward(self, gy):
-        xp = array_namespace(gy)
+        xp = self.xp
         return (gy - xp.exp(self.y) * xp.sum(gy, axis=self.axis, keepdims=True),)
 
 
 class Softmax(Function):
     def forward(self, x):
-        self.y = array_namespace(x).exp(_log_softmax(x, self.axis))
+        self.y = self.xp.exp(_log_softmax(self.xp, x, self.axis))
         return self.y
 
     def backward(self, gy):
         y = self.y
-        return (y * (gy - array_namespace(gy).sum(gy * y, axis=self.axis, keepdims=True)),)
+        return (y * (gy - self.xp.sum(gy * y, axis=self.axis, keepdims=True)),)
 
 
 class CrossEntropy(Function):
@@ -62,10 +60,10 @@ class CrossEntropy(Function):
     The one-hot mask is built in the logits' dtype, so a float32 model stays float32."""
 
     def forward(self, logits, target):
-        xp = array_namespace(logits)
+        xp = self.xp
         classes = xp.arange(logits.shape[-1], dtype=target.dtype, device=getattr(logits, "device", None))
         self.onehot = xp.astype(xp.expand_dims(target, axis=-1) == classes, logits.dtype)
-        logp = _log_softmax(logits, -1)
+        logp = _log_softmax(xp, logits, -1)
         self.p = xp.exp(logp)
         self.scale = 1.0 / target.shape[0] if self.reduction == "mean" else 1.0
         return -xp.sum(logp * self.onehot) * self.scale

@@ -174,18 +174,90 @@ def flip(x, axis: Axis = None):
 
 def getitem(x, index):
     index = index if isinstance(index, tuple) else (index,)
+    index = [_host_index(item) for item in index]
+    _check_index(x, index)  # before anything reaches a device: CuPy wraps out-of-range integer indices
     items = []
     for item in index:
         if isinstance(item, Tensor):
-            item = item.data
-        elif isinstance(item, list | numpy.ndarray):
-            item = x.device.from_host(numpy.asarray(item))
+            item = item.data if item.device is x.device else x.device.from_host(item.numpy())
+        elif isinstance(item, numpy.ndarray):
+            item = x.device.from_host(item)
         items.append(item)
     basic = all(isinstance(i, int | slice) or i is None or i is Ellipsis for i in items)
     if basic and Ellipsis not in items:
         items.append(Ellipsis)  # explicit, as the standard requires for partial indexing
     items = tuple(items)
     return GetItem.apply(x, index=items, take_axis=take_axis_of(items, x.ndim), scatter_add=x.device.scatter_add)
+
+
+def _host_index(item: Any) -> Any:
+    """NumPy scalars as Python's; lists as NumPy arrays, which must be integer or boolean."""
+    if isinstance(item, numpy.generic):
+        return item.item()
+    if isinstance(item, list | numpy.ndarray):
+        item = numpy.asarray(item)
+        if item.size == 0 and item.dtype.kind == "f":  # x[[]]: an empty list picks nothing
+            item = item.astype(numpy.int64)
+    dtype = item.dtype if isinstance(item, Tensor) else getattr(item, "dtype", None)
+    if dtype is not None and not _is_kind(item, "int", "uint", "bool"):
+        raise IndexError("tensors used as indices must be of integer (or boolean) type")
+    return item
+
+
+def _is_kind(item: Any, *prefixes: str) -> bool:
+    name = item.dtype if isinstance(item, Tensor) else item.dtype.name
+    return name.startswith(prefixes)
+
+
+def _consumed(item: Any) -> int:
+    """How many of the indexed tensor's axes an index item uses up."""
+    if item is None or item is Ellipsis or isinstance(item, bool):
+        return 0
+    if hasattr(item, "dtype") and _is_kind(item, "bool"):
+        return item.ndim  # a mask covers as many axes as it has
+    return 1
+
+
+def _check_index(x: Tensor, index: list) -> None:
+    """NumPy's index errors, raised on the host: integers (Python ints, NumPy arrays, integer
+    tensors) in -n..n-1 for the axis of size n they index, boolean masks shaped like their axes."""
+    if sum(item is Ellipsis for item in index) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    used = sum(_consumed(item) for item in index)
+    if used > x.ndim:
+        raise IndexError(f"too many indices for tensor: tensor is {x.ndim}-dimensional, but {used} were indexed")
+    axis = 0
+    for item in index:
+        if item is Ellipsis:
+            axis += x.ndim - used
+            continue
+        if hasattr(item, "dtype") and _is_kind(item, "bool"):
+            for i, (n, m) in enumerate(zip(x.shape[axis:], item.shape)):
+                if n != m:
+                    raise IndexError(
+                        f"boolean index did not match indexed tensor along axis {axis + i}; "
+                        f"size of axis is {n} but size of corresponding boolean axis is {m}"
+                    )
+        elif isinstance(item, int) and not isinstance(item, bool) or hasattr(item, "dtype"):
+            _check_bounds(item, axis, x.shape[axis])
+        axis += _consumed(item)
+
+
+def _check_bounds(item: Any, axis: int, n: int) -> None:
+    if isinstance(item, int):
+        bad = None if -n <= item < n else item
+    elif isinstance(item, numpy.ndarray):
+        outside = item[(item < -n) | (item >= n)]
+        bad = outside.flat[0] if outside.size else None
+    elif item.data.size == 0:
+        bad = None
+    else:  # an integer tensor: its min and max, computed where it lives, are all the host copies (one small sync)
+        xp, device = item.device.xp, item.device
+        with device.context():
+            low, high = (int(v) for v in device.to_host(xp.stack([xp.min(item.data), xp.max(item.data)])))
+        bad = high if high >= n else low if low < -n else None
+    if bad is not None:
+        raise IndexError(f"index {bad} is out of bounds for axis {axis} with size {n}")
 
 
 def concatenate(tensors: Sequence[Tensor], axis: int = 0):

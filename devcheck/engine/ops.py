@@ -2,6 +2,11 @@
 layout), written against the Array API standard. Broadcasting ops reduce their gradients back to
 each input's shape with `sum_to`. (The fused neural-network ops live in functional.py; the
 operators and methods that make Tensor feel like PyTorch's, in methods.py.)
+
+Every array function comes from `self.xp`, the namespace of the op's device (set by
+Function.apply), never from the arrays: a CuPy array has no `__array_namespace__`, and NumPy
+functions called on it would fail or silently dispatch through `__array_ufunc__`. `numpy` here
+is only for host-side bookkeeping (shapes, axis permutations).
 """
 
 from __future__ import annotations
@@ -17,19 +22,15 @@ from devcheck.engine.tensor import Function, dtype_name
 Axis = int | Sequence[int] | None
 
 
-def array_namespace(a: Any) -> Any:
-    return a.__array_namespace__() if hasattr(a, "__array_namespace__") else numpy
-
-
 def _shape(x: Any) -> tuple[int, ...]:
     return tuple(x.shape) if hasattr(x, "shape") else ()
 
 
-def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
+def sum_to(xp: Any, g: Any, shape: tuple[int, ...]) -> Any:
     """Sum a broadcast gradient back down to `shape` (Chainer's utils.sum_to)."""
     if tuple(g.shape) == shape:
         return g
-    xp, lead = array_namespace(g), g.ndim - len(shape)
+    lead = g.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
     g = xp.sum(g, axis=axes, keepdims=True)
     return xp.reshape(g, shape) if lead else g
@@ -42,14 +43,14 @@ def reduction_axes(axis: Axis, ndim: int) -> tuple[int, ...]:
     return tuple(sorted(a % ndim for a in axes))
 
 
-def _keepdims(gy: Any, axis: Axis, ndim: int, keepdims: bool) -> Any:
+def _keepdims(xp: Any, gy: Any, axis: Axis, ndim: int, keepdims: bool) -> Any:
     """Reshape a reduction's output gradient so that it broadcasts against the input."""
     if keepdims:
         return gy
     shape = list(gy.shape)
     for a in reduction_axes(axis, ndim):
         shape.insert(a, 1)
-    return array_namespace(gy).reshape(gy, tuple(shape))
+    return xp.reshape(gy, tuple(shape))
 
 
 # --- arithmetic -------------------------------------------------------------------------------------------
@@ -61,7 +62,7 @@ class Add(Function):
         return a + b
 
     def backward(self, gy):
-        return sum_to(gy, self.shapes[0]), sum_to(gy, self.shapes[1])
+        return sum_to(self.xp, gy, self.shapes[0]), sum_to(self.xp, gy, self.shapes[1])
 
 
 class Sub(Function):
@@ -70,7 +71,7 @@ class Sub(Function):
         return a - b
 
     def backward(self, gy):
-        return sum_to(gy, self.shapes[0]), sum_to(-gy, self.shapes[1])
+        return sum_to(self.xp, gy, self.shapes[0]), sum_to(self.xp, -gy, self.shapes[1])
 
 
 class Mul(Function):
@@ -80,7 +81,7 @@ class Mul(Function):
 
     def backward(self, gy):
         a, b = self.a, self.b
-        return sum_to(gy * b, _shape(a)), sum_to(gy * a, _shape(b))
+        return sum_to(self.xp, gy * b, _shape(a)), sum_to(self.xp, gy * a, _shape(b))
 
 
 class Div(Function):
@@ -91,7 +92,7 @@ class Div(Function):
     def backward(self, gy):
         a, b = self.a, self.b
         ga = gy / b
-        return sum_to(ga, _shape(a)), sum_to(-ga * a / b, _shape(b))
+        return sum_to(self.xp, ga, _shape(a)), sum_to(self.xp, -ga * a / b, _shape(b))
 
 
 class Neg(Function):
@@ -110,24 +111,24 @@ class Pow(Function):
 
     def backward(self, gy):
         a, b = self.a, self.b
-        ga = sum_to(gy * b * a ** (b - 1), _shape(a)) if self.needs_grad[0] else None
+        ga = sum_to(self.xp, gy * b * a ** (b - 1), _shape(a)) if self.needs_grad[0] else None
         if not self.needs_grad[1]:
             return ga, None
         if hasattr(a, "shape"):
-            xp = array_namespace(a)
+            xp = self.xp
             log_a = xp.log(xp.where(a > 0, a, xp.ones_like(a)))  # d/db a**b = a**b log a, taken as 0 where a <= 0
         else:
             log_a = math.log(a) if a > 0 else 0.0
-        return ga, sum_to(gy * self.y * log_a, _shape(b))
+        return ga, sum_to(self.xp, gy * self.y * log_a, _shape(b))
 
 
 class MatMul(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
-        return array_namespace(a).matmul(a, b)
+        return self.xp.matmul(a, b)
 
     def backward(self, gy):
-        xp, a, b = array_namespace(gy), self.a, self.b
+        xp, a, b = self.xp, self.a, self.b
         a2 = xp.expand_dims(a, axis=0) if a.ndim == 1 else a  # 1-D operands as matrices, then the
         b2 = xp.expand_dims(b, axis=-1) if b.ndim == 1 else b  # gradient shaped like their product
         batch = numpy.broadcast_shapes(tuple(a2.shape[:-2]), tuple(b2.shape[:-2]))
@@ -135,10 +136,10 @@ class MatMul(Function):
         ga = gb = None
         if self.needs_grad[0]:
             ga = xp.matmul(gy, xp.matrix_transpose(b2))
-            ga = sum_to(xp.squeeze(ga, axis=-2) if a.ndim == 1 else ga, _shape(a))
+            ga = sum_to(xp, xp.squeeze(ga, axis=-2) if a.ndim == 1 else ga, _shape(a))
         if self.needs_grad[1]:
             gb = xp.matmul(xp.matrix_transpose(a2), gy)
-            gb = sum_to(xp.squeeze(gb, axis=-1) if b.ndim == 1 else gb, _shape(b))
+            gb = sum_to(xp, xp.squeeze(gb, axis=-1) if b.ndim == 1 else gb, _shape(b))
         return ga, gb
 
 
@@ -147,7 +148,7 @@ class MatMul(Function):
 
 class Exp(Function):
     def forward(self, x):
-        self.y = array_namespace(x).exp(x)
+        self.y = self.xp.exp(x)
         return self.y
 
     def backward(self, gy):
@@ -157,7 +158,7 @@ class Exp(Function):
 class Log(Function):
     def forward(self, x):
         self.x = x
-        return array_namespace(x).log(x)
+        return self.xp.log(x)
 
     def backward(self, gy):
         return (gy / self.x,)
@@ -165,7 +166,7 @@ class Log(Function):
 
 class Sqrt(Function):
     def forward(self, x):
-        self.y = array_namespace(x).sqrt(x)
+        self.y = self.xp.sqrt(x)
         return self.y
 
     def backward(self, gy):
@@ -175,15 +176,15 @@ class Sqrt(Function):
 class Abs(Function):
     def forward(self, x):
         self.x = x
-        return array_namespace(x).abs(x)
+        return self.xp.abs(x)
 
     def backward(self, gy):
-        return (gy * array_namespace(gy).sign(self.x),)
+        return (gy * self.xp.sign(self.x),)
 
 
 class Tanh(Function):
     def forward(self, x):
-        self.y = array_namespace(x).tanh(x)
+        self.y = self.xp.tanh(x)
         return self.y
 
     def backward(self, gy):
@@ -192,7 +193,7 @@ class Tanh(Function):
 
 class Sigmoid(Function):
     def forward(self, x):
-        self.y = array_namespace(x).tanh(x * 0.5) * 0.5 + 0.5  # never overflows, unlike 1 / (1 + exp(-x))
+        self.y = self.xp.tanh(x * 0.5) * 0.5 + 0.5  # never overflows, unlike 1 / (1 + exp(-x))
         return self.y
 
     def backward(self, gy):
@@ -201,7 +202,7 @@ class Sigmoid(Function):
 
 class ReLU(Function):
     def forward(self, x):
-        self.mask = array_namespace(x).astype(x > 0, x.dtype)  # multiplying by a mask is ~10x faster than where()
+        self.mask = self.xp.astype(x > 0, x.dtype)  # multiplying by a mask is ~10x faster than where()
         return x * self.mask
 
     def backward(self, gy):
@@ -211,10 +212,10 @@ class ReLU(Function):
 class Clip(Function):
     def forward(self, x):
         self.x = x
-        return array_namespace(x).clip(x, self.low, self.high)
+        return self.xp.clip(x, self.low, self.high)
 
     def backward(self, gy):
-        x, xp = self.x, array_namespace(gy)
+        x, xp = self.x, self.xp
         inside = [
             c
             for c in (
@@ -231,14 +232,14 @@ class Clip(Function):
 class Where(Function):
     def forward(self, condition, a, b):
         self.condition, self.shapes = condition, (_shape(a), _shape(b))
-        return array_namespace(condition).where(condition, a, b)
+        return self.xp.where(condition, a, b)
 
     def backward(self, gy):
-        xp = array_namespace(gy)
+        xp = self.xp
         return (
             None,
-            sum_to(xp.where(self.condition, gy, 0.0), self.shapes[0]),
-            sum_to(xp.where(self.condition, 0.0, gy), self.shapes[1]),
+            sum_to(xp, xp.where(self.condition, gy, 0.0), self.shapes[0]),
+            sum_to(xp, xp.where(self.condition, 0.0, gy), self.shapes[1]),
         )
 
 
@@ -248,11 +249,11 @@ class Where(Function):
 class Sum(Function):
     def forward(self, x):
         self.shape = _shape(x)
-        return array_namespace(x).sum(x, axis=self.axis, keepdims=self.keepdims)
+        return self.xp.sum(x, axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, gy):
-        gy = _keepdims(gy, self.axis, len(self.shape), self.keepdims)
-        return (array_namespace(gy).broadcast_to(gy, self.shape),)
+        gy = _keepdims(self.xp, gy, self.axis, len(self.shape), self.keepdims)
+        return (self.xp.broadcast_to(gy, self.shape),)
 
 
 class MaxMin(Function):
@@ -260,14 +261,14 @@ class MaxMin(Function):
     is the same on every device)."""
 
     def forward(self, x):
-        xp = array_namespace(x)
+        xp = self.xp
         self.x = x
         self.y = (xp.max if self.largest else xp.min)(x, axis=self.axis, keepdims=True)
         return self.y if self.keepdims else xp.reshape(self.y, _reduced_shape(x.shape, self.axis))
 
     def backward(self, gy):
-        xp = array_namespace(gy)
-        gy = _keepdims(gy, self.axis, self.x.ndim, self.keepdims)
+        xp = self.xp
+        gy = _keepdims(xp, gy, self.axis, self.x.ndim, self.keepdims)
         mask = xp.astype(self.x == self.y, gy.dtype)
         return (mask * gy / xp.sum(mask, axis=self.axis, keepdims=True),)
 
@@ -283,26 +284,26 @@ def _reduced_shape(shape: Sequence[int], axis: Axis) -> tuple[int, ...]:
 class Reshape(Function):
     def forward(self, x):
         self.shape = _shape(x)
-        return array_namespace(x).reshape(x, self.new_shape)
+        return self.xp.reshape(x, self.new_shape)
 
     def backward(self, gy):
-        return (array_namespace(gy).reshape(gy, self.shape),)
+        return (self.xp.reshape(gy, self.shape),)
 
 
 class Permute(Function):
     def forward(self, x):
-        return array_namespace(x).permute_dims(x, self.axes)
+        return self.xp.permute_dims(x, self.axes)
 
     def backward(self, gy):
-        return (array_namespace(gy).permute_dims(gy, tuple(int(i) for i in numpy.argsort(self.axes))),)
+        return (self.xp.permute_dims(gy, tuple(int(i) for i in numpy.argsort(self.axes))),)
 
 
 class Flip(Function):
     def forward(self, x):
-        return array_namespace(x).flip(x, axis=self.axis)
+        return self.xp.flip(x, axis=self.axis)
 
     def backward(self, gy):
-        return (array_namespace(gy).flip(gy, axis=self.axis),)
+        return (self.xp.flip(gy, axis=self.axis),)
 
 
 class GetItem(Function):
@@ -312,7 +313,7 @@ class GetItem(Function):
     def forward(self, x):
         self.shape, self.dtype = _shape(x), x.dtype
         if self.take_axis is not None:  # one 1-D integer array, full slices elsewhere: the standard's take
-            return array_namespace(x).take(x, self.index[self.take_axis], axis=self.take_axis)
+            return self.xp.take(x, self.index[self.take_axis], axis=self.take_axis)
         return x[self.key]
 
     @property
@@ -320,14 +321,14 @@ class GetItem(Function):
         return self.index[0] if len(self.index) == 1 else self.index  # a bare mask, as strict namespaces want
 
     def backward(self, gy):
-        xp = array_namespace(gy)
+        xp = self.xp
         gx = xp.zeros(self.shape, dtype=self.dtype, device=getattr(gy, "device", None))
         if not any(_is_int_array(i) for i in self.index):
             gx[self.key] = gy  # no element is picked twice: assignment is accumulation
         elif self.scatter_add is not None:
             self.scatter_add(gx, self.index, gy)
         elif self.take_axis is not None:
-            gx = _scatter_add_by_matmul(gx, self.take_axis, self.index[self.take_axis], gy)
+            gx = _scatter_add_by_matmul(xp, gx, self.take_axis, self.index[self.take_axis], gy)
         else:
             raise NotImplementedError("this device has no scatter-add for this kind of integer-array index")
         return (gx,)
@@ -346,9 +347,9 @@ def take_axis_of(index: tuple, ndim: int) -> int | None:
     return arrays[0] if full and Ellipsis not in index[: arrays[0]] else None
 
 
-def _scatter_add_by_matmul(gx: Any, axis: int, rows: Any, gy: Any) -> Any:
+def _scatter_add_by_matmul(xp: Any, gx: Any, axis: int, rows: Any, gy: Any) -> Any:
     """Scatter-add for a namespace without one: a one-hot matrix turns it into a matmul."""
-    xp, n = array_namespace(gy), gx.shape[axis]
+    n = gx.shape[axis]
     onehot = xp.astype(xp.expand_dims(rows, axis=1) == xp.arange(n, device=gy.device), gy.dtype)  # (m, n)
     moved = xp.moveaxis(gy, axis, 0)
     summed = xp.matrix_transpose(onehot) @ xp.reshape(moved, (moved.shape[0], -1))
@@ -358,7 +359,7 @@ def _scatter_add_by_matmul(gx: Any, axis: int, rows: Any, gy: Any) -> Any:
 class Concat(Function):
     def forward(self, *xs):
         self.sizes = [x.shape[self.axis] for x in xs]
-        return array_namespace(xs[0]).concat(list(xs), axis=self.axis)
+        return self.xp.concat(list(xs), axis=self.axis)
 
     def backward(self, gy):
         out, start = [], 0
@@ -372,7 +373,7 @@ class Concat(Function):
 class Stack(Function):
     def forward(self, *xs):
         self.count = len(xs)
-        return array_namespace(xs[0]).stack(list(xs), axis=self.axis)
+        return self.xp.stack(list(xs), axis=self.axis)
 
     def backward(self, gy):
         head = (slice(None),) * (self.axis % gy.ndim)
@@ -382,10 +383,10 @@ class Stack(Function):
 class Cast(Function):
     def forward(self, x):
         self.source = x.dtype
-        return array_namespace(x).astype(x, self.target_dtype)
+        return self.xp.astype(x, self.target_dtype)
 
     def backward(self, gy):
-        return (array_namespace(gy).astype(gy, self.source),)
+        return (self.xp.astype(gy, self.source),)
 
 
 class ToDevice(Function):

@@ -147,9 +147,10 @@ def _seed(output: Tensor, gradient: Tensor | None) -> Any:
 
 class Function:
     """One op: `forward` maps arrays to an array, `backward` maps the output's gradient to one
-    gradient per input (None where an input needs none). Subclasses save what backward needs."""
+    gradient per input (None where an input needs none). Subclasses save what backward needs.
+    Both take every array function from `self.xp`, the Array API namespace of the op's device."""
 
-    __slots__ = ("inputs", "output", "generation", "needs_grad", "freed", "__dict__")
+    __slots__ = ("xp", "inputs", "output", "generation", "needs_grad", "freed", "__dict__")
 
     def forward(self, *xs: Any) -> Any:
         raise NotImplementedError
@@ -163,6 +164,7 @@ class Function:
         fn = cls.__new__(cls)
         fn.__dict__.update(params)
         device = _common_device(inputs)
+        fn.xp = device.xp  # one way for every device: never from the arrays (CuPy's have no __array_namespace__)
         arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
         with device.context():
             data = fn.forward(*arrays)

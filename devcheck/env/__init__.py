@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from types import ModuleType
 
 from devcheck.env import blas, cpu, cupy_probe, envvars, nvml, packages, python, toolkit, visible
 from devcheck.report import Check, Findings, Report, Status
@@ -30,26 +29,22 @@ def guarded(name: str, probe: Callable[[], Findings]) -> Findings:
         )
 
 
-def collect(
-    *,
-    require_gpu: bool = False,
-    environ: Mapping[str, str] | None = None,
-    nvml_module: ModuleType | None = None,
-    cupy_loader: Callable[[], ModuleType] | None = None,
-    dists: dict[str, str] | None = None,
-) -> Report:
+def collect(*, require_gpu: bool = False, environ: Mapping[str, str] | None = None) -> Report:
+    from devcheck.machine import seam
+
     environ = os.environ if environ is None else environ
-    dists = packages.installed() if dists is None else dists
+    dists = seam.packages(packages.installed())
     report = Report("env")
+    report.checks += seam.replay_checks()
     report.add(guarded("python", python.probe))
     report.add(guarded("cpu", cpu.probe))
     report.add(guarded("numpy", lambda: blas.probe(cpu.usable_cpus())))
     report.add(guarded("packages", lambda: packages.probe(dists)))
 
-    driver = nvml.read_driver(nvml_module)
-    module = nvml_module or (nvml.load() if driver.loaded else None)
+    driver = nvml.read_driver()
+    module = seam.nvml() if driver.loaded else None
     report.add(Findings([nvml.system_section(driver, module)], [driver.check]))
-    cupy_findings, state = cupy_probe.probe(dists, driver, cupy_loader or cupy_probe.load)
+    cupy_findings, state = cupy_probe.probe(dists, driver)
     report.add(cupy_findings)
     if driver.loaded:
         selection = visible.resolve(environ, driver.gpus)

@@ -2,7 +2,7 @@
 installed packages (read without importing) -> import -> is_available -> runtime vs driver ->
 a kernel compiled by NVRTC -> a cuBLAS matmul, on every visible GPU.
 
-The CuPy loader is a parameter: tests hand in fakes of real cards and real failures.
+CuPy comes from the hardware seam (`devcheck.machine.seam`), so a recording can answer instead.
 """
 
 from __future__ import annotations
@@ -16,25 +16,15 @@ from devcheck.env.nvml import Driver, cuda_version_text, normalize_bus_id
 from devcheck.env.packages import cupy_dists
 from devcheck.report import Check, Field, Findings, Section, Status, na
 
-KERNEL = r"""
-extern "C" __global__ void devcheck_axpb(const float* x, float* y, int n) {
-    int i = blockDim.x * blockIdx.x + threadIdx.x;
-    if (i < n) y[i] = 2.0f * x[i] + 1.0f;
-}
-"""
+# An elementwise kernel is compiled by NVRTC at its first call, like any custom CuPy kernel.
+KERNEL = ("float32 x", "float32 y", "y = 2 * x + 1", "devcheck_axpb")
 CHAIN = ("nvml.driver", "cupy.installed", "cupy.import", "cupy.available", "cupy.runtime", "cupy.kernel", "cupy.matmul")
-
-
-def load() -> ModuleType:
-    import cupy
-
-    return cupy
 
 
 @dataclass
 class CupyState:
     runtime_version: int | None = None
-    bus_ids: dict[int, str] = field(default_factory=dict)  # CUDA index -> normalized PCI bus id
+    bus_ids: dict[int, str] | None = None  # CUDA index -> normalized PCI bus id; None: CuPy could not be asked
     ready: list[str] = field(default_factory=list)  # "cuda:0 (NVIDIA H100 80GB HBM3)" for each GPU that computed
 
     @property
@@ -53,7 +43,9 @@ def install_line(driver_cuda_major: int | None) -> str:
     return f'pip install "cupy-cuda{min(driver_cuda_major, 13)}x[ctk]"'
 
 
-def probe(dists: dict[str, str], driver: Driver, loader: Callable[[], ModuleType] = load) -> tuple[Findings, CupyState]:
+def probe(dists: dict[str, str], driver: Driver) -> tuple[Findings, CupyState]:
+    from devcheck.machine import seam
+
     state, checks, fields = CupyState(), [], {}
     out = Findings([Section("cupy", "CuPy", fields)], checks)
     installed = cupy_dists(dists)
@@ -63,7 +55,7 @@ def probe(dists: dict[str, str], driver: Driver, loader: Callable[[], ModuleType
         return out, state
 
     try:
-        cupy = loader()
+        cupy = seam.cupy()
     except Exception as e:  # ImportError, but a broken install can raise anything at import
         checks.append(
             Check(
@@ -91,7 +83,9 @@ def probe(dists: dict[str, str], driver: Driver, loader: Callable[[], ModuleType
 
     if not cupy.is_available():
         checks.append(_unavailable_check(runtime, driver))
+        state.bus_ids = {} if driver.loaded else None  # CUDA's answer: no device, whatever NVML lists
         return out, state
+    state.bus_ids = {}
     checks.append(Check("cupy.available", Status.OK, f"{runtime.getDeviceCount()} CUDA device(s) visible to CuPy"))
     if state.runtime_version and driver_api and state.runtime_major > driver_api // 1000:
         checks.append(
@@ -222,7 +216,7 @@ def _device_row(cupy: ModuleType, index: int) -> tuple[dict, str, str]:
             n = 1000
             x = cupy.arange(n, dtype=cupy.float32)
             y = cupy.empty_like(x)
-            cupy.RawKernel(KERNEL, "devcheck_axpb")(((n + 255) // 256,), (256,), (x, y, cupy.int32(n)))
+            cupy.ElementwiseKernel(*KERNEL)(x, y)
             expected = 2 * numpy.arange(n, dtype=numpy.float32) + 1
             row["kernel"] = "ok" if numpy.array_equal(cupy.asnumpy(y), expected) else "wrong result"
             kernel_error = "" if row["kernel"] == "ok" else "the kernel ran but returned wrong values"

@@ -1,13 +1,12 @@
 """The NVIDIA driver and every GPU, read through NVML (nvidia-ml-py), never by parsing nvidia-smi.
 
-The NVML module is a parameter: tests hand in fakes modelled on real cards and real failures.
-Every per-GPU read is wrapped: a field the card does not support is n/a, not an error, and a GPU
-that has fallen off the bus is reported as lost while the others are still read.
+NVML comes from the hardware seam (`devcheck.machine.seam`), so a recording can answer instead of a
+driver. Every per-GPU read is wrapped: a field the card does not support is n/a, not an error, and a
+GPU that has fallen off the bus is reported as lost while the others are still read.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -27,16 +26,22 @@ ARCHITECTURES = {
     13: "Rubin",
 }
 COMPUTE_MODES = {0: "Default", 1: "Exclusive_Thread", 2: "Prohibited", 3: "Exclusive_Process"}
-BRANDS = {
-    1: "Quadro",
-    2: "Tesla",
-    3: "NVS",
-    5: "GeForce",
-    6: "Titan",
-    12: "NVIDIA RTX",
-    13: "NVIDIA",
-    14: "GeForce RTX",
-}
+_BRAND_WORDS = {"GEFORCE": "GeForce", "QUADRO": "Quadro", "TESLA": "Tesla", "TITAN": "Titan"}
+
+
+def brand_name(nvml: ModuleType, code: int) -> str:
+    """NVML's brand code in words, from nvidia-ml-py's own NVML_BRAND_* names (14 is NVIDIA, 15 GeForce RTX)."""
+    names = [n for n in dir(nvml) if n.startswith("NVML_BRAND_") and n != "NVML_BRAND_COUNT"]
+    name = min((n for n in names if getattr(nvml, n) == code), key=len, default=None)
+    if name is None:
+        return f"unknown ({code})"
+    return " ".join(_BRAND_WORDS.get(w, w) for w in name.removeprefix("NVML_BRAND_").split("_"))
+
+
+def is_geforce(nvml: ModuleType, code: int | None) -> bool:
+    """Consumer boards, whose tensor cores run FP32-accumulate math at half rate."""
+    return code in (getattr(nvml, "NVML_BRAND_GEFORCE", None), getattr(nvml, "NVML_BRAND_GEFORCE_RTX", None))
+
 # Clock-event reasons that mean the GPU is being held back, not merely idle or at a set clock.
 SLOWDOWNS = {
     0x4: "software power cap",
@@ -70,14 +75,6 @@ INIT_FAILURES = {
         "add your user to the group that owns /dev/nvidia* (often `video`), or fix the device node permissions",
     ),
 }
-
-
-def load() -> ModuleType:
-    """nvidia-ml-py's `pynvml`, imported quietly: the deprecated `pynvml` package warns on import."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pynvml
-    return pynvml
 
 
 @dataclass
@@ -153,10 +150,12 @@ class Reader:
             return Field(None, source, Status.ERROR, str(e))
 
 
-def read_driver(nvml: ModuleType | None = None) -> Driver:
+def read_driver() -> Driver:
     """Initialise NVML and list the GPUs; tell apart no driver, driver not loaded, and mismatch."""
+    from devcheck.machine import seam
+
     try:
-        nvml = nvml or load()
+        nvml = seam.nvml()
     except ImportError as e:
         return Driver(
             Check(
@@ -253,7 +252,7 @@ def _gpu_fields(read: Reader, nvml: ModuleType, h: Any) -> dict[str, Field]:
         )
     ecc = read("nvmlDeviceGetEccMode", h, convert=lambda m: "on" if m[0] else "off")
     fields = {
-        "brand": read("nvmlDeviceGetBrand", h, convert=lambda b: BRANDS.get(b, str(b))),
+        "brand": read("nvmlDeviceGetBrand", h, convert=lambda b: brand_name(nvml, b)),
         "compute capability": read("nvmlDeviceGetCudaComputeCapability", h, convert=lambda c: f"{c[0]}.{c[1]}"),
         "architecture": read("nvmlDeviceGetArchitecture", h, convert=lambda a: ARCHITECTURES.get(a, f"unknown ({a})")),
         **memory,

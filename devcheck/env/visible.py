@@ -46,13 +46,14 @@ def resolve(environ: Mapping[str, str], gpus: list[Gpu]) -> Selection:
                 sel.checks.append(
                     Check(
                         "visible.duplicate",
-                        Status.WARN,
-                        f"CUDA_VISIBLE_DEVICES={raw!r} names GPU {index} twice",
-                        detail="CUDA rejects duplicated entries and may then expose no GPU at all",
+                        Status.FAIL,
+                        f"CUDA_VISIBLE_DEVICES={raw!r} names GPU {index} twice: CUDA then exposes no GPU at all",
+                        detail="CUDA answers cudaErrorInvalidDevice: invalid device ordinal",
                         fix="list each GPU once",
                     )
                 )
-                break
+                sel.nvml_indices = []
+                return sel
             sel.nvml_indices.append(index)
     if gpus and not sel.nvml_indices:
         sel.checks.append(
@@ -86,10 +87,12 @@ def _lookup(token: str, gpus: list[Gpu]) -> int | None:
     return None
 
 
-def findings(environ: Mapping[str, str], gpus: list[Gpu], sel: Selection, cuda_bus_ids: dict[int, str]) -> Findings:
-    """The selection as a section; CuPy's own answer (bus ids per CUDA index) wins when it has one."""
+def findings(
+    environ: Mapping[str, str], gpus: list[Gpu], sel: Selection, cuda_bus_ids: dict[int, str] | None
+) -> Findings:
+    """The selection as a section; CuPy's own answer (bus ids per CUDA index, or none) wins when it has one."""
     by_bus = {g.bus_id: g for g in gpus}
-    if cuda_bus_ids:
+    if cuda_bus_ids is not None:
         chosen = [by_bus.get(bus) for bus in cuda_bus_ids.values()]
         source = "CUDA runtime (CuPy Device.pci_bus_id) matched to NVML bus ids"
     else:
@@ -108,8 +111,8 @@ def findings(environ: Mapping[str, str], gpus: list[Gpu], sel: Selection, cuda_b
     return Findings([Section("visible", "CUDA device selection", fields)], sel.checks)
 
 
-def cuda_index_of(nvml_index: int, gpus: list[Gpu], sel: Selection, cuda_bus_ids: dict[int, str]) -> Field:
-    if cuda_bus_ids:
+def cuda_index_of(nvml_index: int, gpus: list[Gpu], sel: Selection, cuda_bus_ids: dict[int, str] | None) -> Field:
+    if cuda_bus_ids is not None:
         bus = gpus[nvml_index].bus_id
         hits = [i for i, b in cuda_bus_ids.items() if b == bus]
         return Field(hits[0] if hits else None, "CUDA runtime (CuPy)", note="" if hits else "not visible to CUDA")

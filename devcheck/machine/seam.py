@@ -1,0 +1,208 @@
+"""The hardware seam: the one place devcheck gets NVML (`pynvml`) and CuPy from.
+
+Live, it imports the real modules. Recording (`devcheck env --record FILE`) wraps them and writes
+down every question asked and its answer. Replaying (`DEVCHECK_REPLAY=FILE`, or `replay()` in tests)
+answers from a recording instead: NVML from the recorded calls, CuPy from the stand-in
+(`machine/standin.py`, recorded facts and NumPy arithmetic), which is also put where `import cupy`
+finds it, so the engine's CUDA device runs over it unchanged. Nothing else in devcheck imports
+`pynvml`; the engine's backend imports `cupy` itself, which is why replay installs the stand-in there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from devcheck.errors import BadInput
+from devcheck.machine.recording import Recording, RecordingError
+
+REPLAY_VARIABLE = "DEVCHECK_REPLAY"
+
+
+class _Seam:
+    source = ""
+    configured = False
+    replaying: Recording | None = None
+    recording: Recording | None = None
+    nvml: Any = None
+    cupy: Any = None
+
+
+_seam = _Seam()
+
+
+def configure() -> None:
+    """Start replaying DEVCHECK_REPLAY, if set, before anything imports cupy."""
+    if _seam.configured:
+        return
+    _seam.configured = True
+    path = os.environ.get(REPLAY_VARIABLE)
+    if path:
+        try:
+            _start_replay(Recording.load(path))
+            _seam.source = f"{REPLAY_VARIABLE}={path}"
+        except RecordingError as e:
+            raise BadInput(f"{REPLAY_VARIABLE}={e}") from None
+
+
+def replaying() -> Recording | None:
+    configure()
+    return _seam.replaying
+
+
+def replay_checks() -> list:
+    """Under replay, every report says so: its hardware answers are a recording's, its speeds NumPy's."""
+    from devcheck.report import Check, Status
+
+    recording = replaying()
+    if recording is None:
+        return []
+    detail = f"recording: {recording.about}" + (f"; synthetic: {recording.synthetic}" if recording.synthetic else "")
+    return [
+        Check(
+            "machine.replay",
+            Status.WARN,
+            f"replaying {_seam.source or 'a recording'}: NVML and CuPy answers come from it, not from this "
+            "machine; GPU arithmetic runs on NumPy, so speeds are not a GPU's",
+            detail=detail,
+        )
+    ]
+
+
+def nvml() -> ModuleType:
+    """nvidia-ml-py's `pynvml` (or its recorder, or its replay); ImportError as `import pynvml` would."""
+    configure()
+    if _seam.nvml is None:
+        if _seam.replaying is not None:
+            from devcheck.machine.nvml_replay import nvml_module
+
+            _seam.nvml = nvml_module(_seam.replaying)
+        else:
+            with warnings.catch_warnings():  # the deprecated `pynvml` package warns on import
+                warnings.simplefilter("ignore")
+                import pynvml
+            _seam.nvml = pynvml
+            if _seam.recording is not None:
+                from devcheck.machine.recorder import NvmlRecorder
+
+                _seam.nvml = NvmlRecorder(pynvml, _seam.recording.nvml)
+    return _seam.nvml
+
+
+def cupy() -> Any:
+    """`cupy` (or its recorder, or the stand-in); ImportError as `import cupy` would."""
+    configure()
+    if _seam.replaying is not None and _import_error(_seam.replaying):
+        raise ImportError(_import_error(_seam.replaying))
+    if _seam.cupy is None:
+        try:
+            import cupy as module  # under replay: the stand-in, or None in sys.modules (ImportError)
+        except Exception as e:
+            if _seam.recording is not None:  # an installed CuPy that fails to import is worth a recording too
+                _seam.recording.cupy = [
+                    {"fn": "import", "args": [], "error": {"type": type(e).__name__, "str": str(e)}}
+                ]
+            raise
+        _seam.cupy = module
+        if _seam.recording is not None:
+            from devcheck.machine.recorder import record_cupy
+
+            _seam.cupy = record_cupy(module, _seam.recording)
+    return _seam.cupy
+
+
+def packages(installed: dict[str, str]) -> dict[str, str]:
+    """Under replay, the CuPy and NVML packages are the recorded machine's, not this one's."""
+    recording = replaying()
+    if recording is None:
+        return installed
+    from devcheck.env.packages import cupy_dists
+
+    own = set(cupy_dists(installed)) | {"nvidia-ml-py", "pynvml", "nvidia-ml-py3"}
+    return {k: v for k, v in installed.items() if k not in own} | recording.packages
+
+
+def _import_error(recording: Recording) -> str:
+    """What `import cupy` raised on the recorded machine, if it failed there."""
+    failed = [c["error"] for c in recording.cupy or [] if c["fn"] == "import" and "error" in c]
+    return f"{failed[0].get('type', 'ImportError')}: {failed[0].get('str', '')}" if failed else ""
+
+
+def _forget_engine_gpus() -> None:
+    from devcheck.engine import backend
+
+    for name in [n for n in backend._devices if n.startswith("cuda")]:
+        del backend._devices[name]
+
+
+def _start_replay(recording: Recording) -> None:
+    from devcheck.machine import standin
+
+    _seam.replaying, _seam.nvml, _seam.cupy = recording, None, None
+    if recording.cupy is None or _import_error(recording):
+        standin.uninstall()
+        for name in [n for n in sys.modules if n.split(".")[0] in ("cupy", "cupyx")]:
+            del sys.modules[name]
+        sys.modules["cupy"] = None  # `import cupy` raises ImportError, as on that machine
+    else:
+        standin.install(recording)
+    _forget_engine_gpus()
+
+
+@contextlib.contextmanager
+def replay(recording: Recording) -> Iterator[Recording]:
+    """Answer every NVML and CuPy question from `recording` inside the block (the tests' stand-ins)."""
+    from devcheck.machine import standin
+
+    saved = {n: m for n, m in sys.modules.items() if n.split(".")[0] in ("cupy", "cupyx")}
+    previous = (_seam.configured, _seam.replaying, _seam.recording, _seam.nvml, _seam.cupy, _seam.source)
+    _seam.configured, _seam.recording, _seam.source = True, None, ""
+    try:
+        _start_replay(recording)
+        yield recording
+    finally:
+        standin.uninstall()
+        for name in [n for n in sys.modules if n.split(".")[0] in ("cupy", "cupyx")]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+        _forget_engine_gpus()
+        _seam.configured, _seam.replaying, _seam.recording, _seam.nvml, _seam.cupy, _seam.source = previous
+
+
+@contextlib.contextmanager
+def record(path: Path, installed: dict[str, str]) -> Iterator[Recording]:
+    """Write down every NVML and CuPy question asked inside the block, then save to `path` atomically."""
+    from devcheck.env.packages import cupy_dists
+
+    configure()
+    if _seam.replaying is not None:
+        raise BadInput(f"--record {path}: cannot record while replaying {REPLAY_VARIABLE}")
+    recording = Recording(about=_about(installed))
+    recording.packages = {**cupy_dists(installed)} | {
+        k: installed[k] for k in ("nvidia-ml-py", "numpy") if k in installed
+    }
+    _seam.recording, _seam.nvml, _seam.cupy = recording, None, None
+    try:
+        yield recording
+    finally:
+        _seam.recording, _seam.nvml, _seam.cupy = None, None, None
+    recording.save(path)
+
+
+def _about(installed: dict[str, str]) -> str:
+    import datetime
+    import platform
+
+    from devcheck import __version__
+
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    return (
+        f"recorded by devcheck {__version__} on {stamp}, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.machine()}; UUIDs and serial numbers masked"
+    )

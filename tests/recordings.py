@@ -1,0 +1,98 @@
+"""Recordings of real machines, and variants of them for the failures no machine here can produce.
+
+Every stand-in in the suite is a replay of a recording (devcheck.machine.seam.replay): values only
+hardware gives come from `tests/fixtures/recordings/*.json`, recorded on real machines. A variant
+changes named answers of a real recording and says so in its `synthetic` field; the values it puts
+in come from a real source (NVML's own error codes, public `nvidia-smi -q` dumps and verbatim error
+messages in shared/fixtures/public/, named in each variant).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pynvml
+import pytest
+
+from devcheck.machine import seam
+from devcheck.machine.recording import Handle, Recording, encode, key_of
+
+FOLDER = Path(__file__).parent / "fixtures" / "recordings"
+GPU0, GPU1 = Handle("gpu0"), Handle("gpu1")
+
+
+def load(name: str) -> Recording:
+    return Recording.load(FOLDER / f"{name}.json")
+
+
+def nvml_error(code: int) -> dict:
+    error = pynvml.NVMLError(code)
+    return {"type": type(error).__name__, "value": code, "str": str(error)}
+
+
+def _replace(calls: list[dict], fn: str, args: list, answer: dict) -> None:
+    encoded = [encode(a) for a in args]
+    calls[:] = [c for c in calls if key_of(c["fn"], c.get("args", [])) != key_of(fn, encoded)]
+    calls.append({"fn": fn, "args": encoded, **answer})
+
+
+def variant(
+    base: Recording,
+    why: str,
+    nvml: dict[tuple, Any] | None = None,
+    cupy: dict[tuple, Any] | None = None,
+    faults: dict[str, Any] | None = None,
+    packages: dict[str, str] | None = None,
+) -> Recording:
+    """A copy of `base` whose named calls answer otherwise: {(fn, *args): value or {"error": {...}}}."""
+    out = copy.deepcopy(base)
+    out.synthetic = "; ".join(x for x in (base.synthetic, why) if x)
+    for calls, changes in ((out.nvml, nvml or {}), (out.cupy, cupy or {})):
+        for (fn, *args), answer in changes.items():
+            _replace(calls, fn, args, answer if isinstance(answer, dict) and "error" in answer else {"result": encode(answer)})
+    out.faults.update(faults or {})
+    if packages is not None:
+        out.packages = packages
+    return out
+
+
+def two_gpus(base: Recording, why: str = "") -> Recording:
+    """The recorded GPU twice, the second with its own UUID and bus id (CUDA enumerates both)."""
+    out = copy.deepcopy(base)
+    out.synthetic = "; ".join(x for x in (base.synthetic, why or "a second GPU copied from the recorded one") if x)
+    extra = []
+    for call in base.nvml:
+        text = json.dumps(call)
+        if '"gpu0"' in text:
+            extra.append(json.loads(text.replace('"gpu0"', '"gpu1"')))
+    for call in extra:
+        if call["fn"] == "nvmlDeviceGetHandleByIndex":
+            call["args"] = [1]
+        if call["fn"] == "nvmlDeviceGetUUID":
+            call["result"] = "GPU-5e1f0c2a-0000-4000-8000-000000000002"
+        if call["fn"] == "nvmlDeviceGetPciInfo":
+            call["result"] = {**call["result"], "busId": "00000000:00:07.0", "device": 7}
+    out.nvml = [c for c in out.nvml if not (c["fn"] == "nvmlDeviceGetHandleByIndex" and c["args"] == [1])] + extra
+    _replace(out.nvml, "nvmlDeviceGetCount", [], {"result": 2})
+    if out.cupy is not None:
+        for call in [c for c in base.cupy if c.get("args") == [0]]:
+            copied = {**copy.deepcopy(call), "args": [1]}
+            if call["fn"] == "Device.pci_bus_id":
+                copied["result"] = "0000:00:07.0"
+            out.cupy.append(copied)
+        _replace(out.cupy, "cuda.runtime.getDeviceCount", [], {"result": 2})
+    return out
+
+
+def h100(**changes: Any) -> Recording:
+    base = load("h100-sxm")
+    return variant(base, changes.pop("why"), **changes) if changes else base
+
+
+@pytest.fixture
+def replay():
+    """`with replay(recording):` inside a test: every NVML and CuPy question is answered by it."""
+    return seam.replay
