@@ -15,16 +15,24 @@ import numpy
 
 from devcheck.devices import select, selection_checks
 from devcheck.errors import BadInput
-from devcheck.gradcases import INPUT_SHAPE, cases, input_for
+from devcheck.gradcases import INPUT_SHAPE, USES_MATMUL, cases, input_for
 from devcheck.report import Check, Report, Section, Status
 
 EPS32 = float(numpy.finfo(numpy.float32).eps)
+EPS_TF32 = 2.0**-10  # TF32 keeps 10 mantissa bits: float32 matmuls with CUPY_TF32=1
 Progress = Callable[..., None]
 
 
-def float32_tolerance(reduction_length: int) -> float:
+def float32_tolerance(reduction_length: int, tf32: bool = False) -> float:
     """Two correct float32 results differ by rounding that grows like sqrt(terms summed)."""
-    return 16 * EPS32 * math.sqrt(reduction_length)
+    return 16 * (EPS_TF32 if tf32 else EPS32) * math.sqrt(reduction_length)
+
+
+def tf32_on(device: str) -> bool:
+    """CuPy runs float32 matmuls as TF32 on tensor cores when CUPY_TF32 is set (not on the CPU)."""
+    import os
+
+    return device.startswith("cuda") and os.environ.get("CUPY_TF32", "0") not in ("", "0")
 
 
 def run(
@@ -131,7 +139,8 @@ def _float32_against_cpu(op: str, device: str) -> dict:
     ours, reference = _grads(op, device, "float32"), _grads(op, "cpu", "float32")
     abs_err = float(numpy.max(numpy.abs(ours - reference)))
     rel_err = abs_err / max(float(numpy.max(numpy.abs(reference))), 1e-30)
-    tolerance = float32_tolerance(math.prod(INPUT_SHAPE))
+    tf32 = tf32_on(device) and op in USES_MATMUL
+    tolerance = float32_tolerance(math.prod(INPUT_SHAPE), tf32)
     return {
         "op": op,
         "device": device,
@@ -139,7 +148,7 @@ def _float32_against_cpu(op: str, device: str) -> dict:
         "against": "cpu float32",
         "abs err": abs_err,
         "rel err": rel_err,
-        "tolerance": f"{tolerance:.1e} rel",
+        "tolerance": f"{tolerance:.1e} rel" + (" (TF32)" if tf32 else ""),
         "verdict": "ok" if rel_err <= tolerance else f"FAIL: {rel_err:.2e} > {tolerance:.1e}",
     }
 
@@ -171,7 +180,7 @@ def network_check(device: str) -> Check:
         model = nn.Sequential(nn.Linear(8, 32, device=name), nn.Tanh(), nn.Linear(32, 3, device=name))
         F.cross_entropy(model(tensor(x, device=name)), tensor(y, device=name)).backward()
         grads[name] = {n: p.grad.numpy().astype(numpy.float64) for n, p in model.named_parameters()}
-    tolerance = float32_tolerance(32)
+    tolerance = float32_tolerance(32, tf32_on(device))
     worst = max(
         (float(numpy.max(numpy.abs(grads[device][n] - g))) / max(float(numpy.max(numpy.abs(g))), 1e-30), n)
         for n, g in grads["cpu"].items()

@@ -8,6 +8,7 @@ from devcheck.engine import concatenate, stack, tensor, where
 from devcheck.engine import functional as F
 
 INPUT_SHAPE = (3, 4)
+USES_MATMUL = frozenset({"matmul", "matmul_1d", "matmul_batched", "transpose", "linear"})  # TF32 rounds these
 
 
 def input_for(device, dtype="float64", seed=0):

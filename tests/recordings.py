@@ -45,6 +45,7 @@ def variant(
     nvml: dict[tuple, Any] | None = None,
     cupy: dict[tuple, Any] | None = None,
     faults: dict[str, Any] | None = None,
+    rounding: dict[str, str] | None = None,
     packages: dict[str, str] | None = None,
 ) -> Recording:
     """A copy of `base` whose named calls answer otherwise: {(fn, *args): value or {"error": {...}}}."""
@@ -52,8 +53,14 @@ def variant(
     out.synthetic = "; ".join(x for x in (base.synthetic, why) if x)
     for calls, changes in ((out.nvml, nvml or {}), (out.cupy, cupy or {})):
         for (fn, *args), answer in changes.items():
-            _replace(calls, fn, args, answer if isinstance(answer, dict) and "error" in answer else {"result": encode(answer)})
+            _replace(
+                calls,
+                fn,
+                args,
+                answer if isinstance(answer, dict) and "error" in answer else {"result": encode(answer)},
+            )
     out.faults.update(faults or {})
+    out.rounding.update(rounding or {})
     if packages is not None:
         out.packages = packages
     return out

@@ -7,14 +7,12 @@ import numpy
 import pytest
 from typer.testing import CliRunner
 
-from devcheck import bench, devices
 from devcheck.bench import cases, hardware, peak
 from devcheck.bench.timing import CudaEventClock, HostClock, measure, summarize
 from devcheck.cli import app
 from devcheck.engine import get_device
-from devcheck.engine.backend import Device
-from tests.fakes.cupy import FakeCupy
-from tests.fakes.nvml import GEFORCE, H100, FakeNVML
+from devcheck.machine import seam
+from tests.recordings import h100
 
 runner = CliRunner()
 SMALL = ["--size", "400", "--repeat", "3", "--max-time", "5"]
@@ -25,8 +23,14 @@ def invoke(*args):
 
 
 @pytest.fixture
-def gpu(monkeypatch):
-    monkeypatch.setattr(devices, "gpu_names", lambda: (["sim"], []))
+def gpu():
+    """The recorded H100: `auto` is the CPU and cuda:0, the CuPy stand-in behind the engine's real CUDA device."""
+    with seam.replay(h100()):
+        yield
+
+
+def small_gpu(free_bytes):
+    return h100(why=f"only {free_bytes} bytes free", cupy={("Device.mem_info", 0): (free_bytes, 85017493504)})
 
 
 # --- statistics and timing ----------------------------------------------------------------------------------
@@ -47,8 +51,8 @@ def test_measure_keeps_the_first_call_apart_and_respects_repeat():
     assert len(calls) == 1 + 2 + 5 and stats.n == 5 and first >= 0
 
 
-def test_cuda_event_clock_times_with_events_on_the_device():
-    cupy = FakeCupy([("H100", "90", "0000:1B:00.0", 80 * 2**30)])
+def test_cuda_event_clock_times_with_events_on_the_device(gpu):
+    cupy = seam.cupy()
     clock = CudaEventClock(cupy, cupy.cuda.Device(0))
     assert 0.0 <= clock.time(lambda: sum(range(1000))) < 1.0
 
@@ -57,25 +61,32 @@ def test_cuda_event_clock_times_with_events_on_the_device():
 
 
 @pytest.mark.parametrize(
-    ("dtype", "cc", "sms", "mhz", "brand", "expected"),
-    [
-        ("float32", (9, 0), 132, 1980, "", 66_908),  # H100 SXM: 67 TFLOPS FP32
-        ("float64", (9, 0), 132, 1980, "", 33_454),  # 34 TFLOPS FP64
-        ("float16", (9, 0), 132, 1830, "", 989_500),  # 989.5 TFLOPS dense FP16 tensor
-        ("float32", (8, 0), 108, 1410, "", 19_492),  # A100: 19.5 TFLOPS
-        ("float16", (8, 0), 108, 1410, "", 311_869),  # A100: 312 TFLOPS dense
-        ("float32", (8, 9), 128, 2520, "GeForce", 82_575),  # RTX 4090: 82.6 TFLOPS
-        ("float64", (8, 9), 128, 2520, "GeForce", 1_290),  # 1/64 rate
+    ("dtype", "cc", "sms", "mhz", "geforce", "tf32", "expected"),
+    [  # NVIDIA's datasheet figures (shared/research/gpu_datasheets.md)
+        ("float32", (9, 0), 132, 1980, False, False, 66_908),  # H100 SXM: 67 TFLOP/s FP32
+        ("float64", (9, 0), 132, 1980, False, False, 66_908),  # 67 FP64 tensor core (DMMA), not 34
+        ("float16", (9, 0), 132, 1830, False, False, 989_500),  # 989.5 dense FP16 tensor
+        ("float32", (9, 0), 132, 1830, False, True, 494_700),  # 494.7 dense TF32 tensor
+        ("float32", (8, 0), 108, 1410, False, False, 19_492),  # A100: 19.5 FP32
+        ("float64", (8, 0), 108, 1410, False, False, 19_492),  # 19.5 FP64 tensor core
+        ("float16", (8, 0), 108, 1410, False, False, 311_869),  # 312 dense FP16
+        ("float32", (8, 0), 108, 1410, False, True, 155_934),  # 156 dense TF32
+        ("float32", (8, 9), 128, 2520, True, False, 82_575),  # RTX 4090: 82.6 FP32
+        ("float64", (8, 9), 128, 2520, True, False, 1_290),  # 1/64 rate
+        ("float16", (8, 9), 128, 2520, True, False, 165_151),  # GeForce: FP32-accumulate at half rate
+        ("float32", (8, 9), 142, 2520, False, True, 183_225),  # L40S: 183 dense TF32
+        ("float32", (7, 0), 80, 1530, False, True, 15_667),  # V100 has no TF32: CUPY_TF32 changes nothing
     ],
 )
-def test_gpu_flops_peaks_match_datasheets(dtype, cc, sms, mhz, brand, expected):
-    assert peak.gpu_flops_peak(dtype, cc, sms, mhz, brand).value == pytest.approx(expected, rel=2e-3)
+def test_gpu_flops_peaks_match_datasheets(dtype, cc, sms, mhz, geforce, tf32, expected):
+    assert peak.gpu_flops_peak(dtype, cc, sms, mhz, geforce, tf32).value == pytest.approx(expected, rel=2e-3)
 
 
 def test_gpu_peak_refusals_say_why():
     assert "unknown compute capability 5.2" in peak.gpu_flops_peak("float32", (5, 2), 16, 1000).basis
-    assert "TF32 is on" in peak.gpu_flops_peak("float32", (9, 0), 132, 1980, tf32=True).basis
-    assert peak.gpu_flops_peak("float16", (8, 9), 128, 2520, "GeForce").value == pytest.approx(128 * 512 * 2.52)
+    assert "TF32" in peak.gpu_flops_peak("float32", (9, 0), 132, 1980, tf32=True).basis
+    assert "DMMA" in peak.gpu_flops_peak("float64", (9, 0), 132, 1980).basis
+    assert peak.gpu_flops_peak("float16", (6, 1), 8, 1500).value is None
 
 
 @pytest.mark.parametrize(("mhz", "bits", "expected"), [(1215, 5120, 1555), (2619, 5120, 3352), (10501, 384, 1008)])
@@ -96,21 +107,29 @@ def test_pcie_and_cpu_peaks():
     assert pct == 120 and "under-reported" in note
 
 
-def test_cuda_facts_from_cupy_attributes_and_nvml():
-    cupy = FakeCupy([(H100.name, "90", "0000:1B:00.0", 80 * 2**30)])
-    facts = hardware.cuda_facts(cupy, 0, FakeNVML([H100]))
-    assert facts.label == H100.name and facts.free_bytes == 40 * 2**30
+def test_cuda_facts_of_the_recorded_h100(gpu):
+    facts = hardware.facts_for("cuda:0")
+    assert facts.label == "NVIDIA H100 80GB HBM3" and facts.free_bytes == 84465090560 and not facts.problem
     assert facts.flops_peak("float32").value == pytest.approx(66_908, rel=2e-3)
+    assert facts.flops_peak("float64").value == pytest.approx(66_908, rel=2e-3)  # FP64 tensor cores
     assert facts.bandwidth_peak.value == pytest.approx(3352, rel=2e-3)
     assert facts.pcie_peak.value == pytest.approx(63.0, rel=1e-3)  # gen 5 x16
-    geforce = FakeCupy([(GEFORCE.name, "89", "0000:01:00.0", 24 * 2**30)])
-    assert hardware.cuda_facts(geforce, 0, FakeNVML([GEFORCE])).flops_peak("float16").basis.endswith("FLOP/clock/SM")
+    assert facts.cache_bytes == 52428800
 
 
-def test_cuda_copies_use_pinned_memory_and_explicit_copies():
-    cupy = FakeCupy([(H100.name, "90", "0000:1B:00.0", 80 * 2**30)])
-    device = Device("cuda:0", numpy, lambda a: cupy.asarray(a), numpy.asarray, lambda a: True, native=cupy)
-    facts = hardware.cuda_facts(cupy, 0, FakeNVML([H100]))
+def test_a_gpu_whose_facts_fail_is_reported_on_that_gpu():
+    broken = h100(
+        why="properties unreadable",
+        cupy={("cuda.runtime.getDeviceProperties", 0): {"error": {"str": "cudaErrorUnknown: unknown error"}}},
+    )
+    with seam.replay(broken):
+        facts = hardware.facts_for("cuda:0")
+    assert "cudaErrorUnknown" in facts.problem and facts.flops_peak("float32").value is None
+
+
+def test_cuda_copies_use_pinned_memory_and_explicit_copies(gpu):
+    device = get_device("cuda:0")
+    facts = hardware.facts_for("cuda:0")
     host = numpy.arange(1024, dtype=numpy.float32)
     fns = {label: (fn, moved) for label, fn, moved, _ in cases._copy_fns(device, host, facts)}
     assert set(fns) == {
@@ -136,12 +155,13 @@ def test_a_chosen_size_that_cannot_fit_is_bad_input():
     assert "GiB available" in line
 
 
-def test_an_automatic_case_that_does_not_fit_is_skipped(monkeypatch):
-    monkeypatch.setattr(bench, "_does_not_fit", lambda need, device, facts: "needs 1.0 GiB, 0.1 GiB free")
-    result = invoke("bench", "--device", "cpu", "--json", "--cases", "matmul")
-    assert result.exit_code == 0
+def test_an_automatic_case_that_does_not_fit_is_skipped():
+    with seam.replay(small_gpu(2**20)):
+        result = invoke("bench", "--device", "cuda", "--json", "--cases", "matmul")
+    assert result.exit_code == 0, result.stdout
     doc = json.loads(result.stdout)
-    assert doc["data"]["records"] == [] and doc["data"]["skipped"][0]["reason"] == "needs 1.0 GiB, 0.1 GiB free"
+    assert doc["data"]["records"] == []
+    assert doc["data"]["skipped"][0]["reason"] == "needs 0.1 GiB, cuda:0 has 0.0 GiB free"
 
 
 @pytest.mark.parametrize(
@@ -175,41 +195,29 @@ def test_bench_on_cpu_and_gpu(gpu):
     doc = json.loads(result.stdout)
     records = doc["data"]["records"]
     cases_run = {(r["case"], r["device"], r["dtype"]) for r in records}
-    assert ("matmul", "cpu", "float32") in cases_run and ("matmul", "sim", "float64") in cases_run
-    assert ("matmul end-to-end", "sim", "float32") in cases_run and (
+    assert ("matmul", "cpu", "float32") in cases_run and ("matmul", "cuda:0", "float64") in cases_run
+    assert ("matmul end-to-end", "cuda:0", "float32") in cases_run
+    assert {r["case"] for r in records if r["device"] == "cuda:0"} >= {
+        "copy host->device pinned",
+        "copy device->host pageable",
         "copy device->device",
-        "sim",
-        "float32",
-    ) in cases_run
+    }
     assert ("matmul end-to-end", "cpu", "float32") not in cases_run  # no copies on the CPU
     matmul = next(r for r in records if r["case"] == "matmul" and r["device"] == "cpu")
     assert matmul["shape"] == [400, 40, 80] and matmul["flops"] == 2 * 400 * 40 * 80
     assert matmul["correctness"]["ok"] and matmul["correctness"]["rel_error"] < matmul["correctness"]["tolerance"]
     assert matmul["stats"]["n"] >= 3 and matmul["timer"] == "perf_counter" and matmul["first_call_s"] > 0
     assert matmul["peak"]["unit"] == "GFLOP/s" and matmul["peak"]["basis"]
-    autograd = next(r for r in records if r["case"] == "autograd step" and r["device"] == "sim")
-    assert autograd["overhead"] > 0 and autograd["unit"] == "samples/s"
-    assert {u["device"] for u in doc["data"]["speedups"]} == {"sim"}
+    autograd = next(r for r in records if r["case"] == "autograd step" and r["device"] == "cuda:0")
+    assert autograd["overhead"] > 0 and autograd["unit"] == "samples/s" and autograd["timer"] == "CUDA events"
+    assert {u["device"] for u in doc["data"]["speedups"]} == {"cuda:0"}
+    gpu_matmul = next(r for r in records if r["case"] == "matmul" and r["device"] == "cuda:0")
+    assert gpu_matmul["correctness"]["ok"] and gpu_matmul["peak"]["value"] == pytest.approx(66_908, rel=2e-3)
 
 
-def test_a_wrong_matmul_fails_the_run(monkeypatch):
-    real = cases.matmul
-
-    def on_a_faulty_device(device, facts, shape, dtype, budget, inputs):
-        """The device gets a slightly corrupted B; the float64 reference uses the true one."""
-        b_shape = inputs[1].shape
-        faulty = Device(
-            device.name,
-            device.xp,
-            lambda h: device.from_host(h * 1.001 if h.shape == b_shape else h),
-            device.to_host,
-            device.owns,
-            native=device.native,
-        )
-        return real(faulty, facts, shape, dtype, budget, inputs)
-
-    monkeypatch.setattr(cases, "matmul", on_a_faulty_device)
-    result = invoke("bench", "--device", "cpu", "--json", "--cases", "matmul", *SMALL)
+def test_a_wrong_matmul_fails_the_run():
+    with seam.replay(h100(why="matmul results 0.1% too large", faults={"matmul": 1.001})):
+        result = invoke("bench", "--device", "cuda", "--json", "--cases", "matmul", *SMALL)
     assert result.exit_code == 1
     doc = json.loads(result.stdout)
     assert any(c["status"] == "fail" and "matmul WRONG" in c["summary"] for c in doc["checks"])
@@ -293,8 +301,8 @@ def test_a_baseline_regression_is_in_the_verdict(tmp_path):
     assert result["verdict"].startswith("bench: FAILED — 1 regression(s) beyond 10.0%")
 
 
-def test_an_explicit_float16_size_that_cannot_fit_on_a_gpu_is_bad_input(monkeypatch):
-    monkeypatch.setattr(bench, "_does_not_fit", lambda need, device, facts: "needs 9.0 GiB, sim has 1.0 GiB free")
-    result = invoke("bench", "--device", "sim", "--dtype", "float16", "--size", "400", "--cases", "matmul")
+def test_an_explicit_float16_size_that_cannot_fit_on_a_gpu_is_bad_input():
+    with seam.replay(small_gpu(64 * 2**10)):
+        result = invoke("bench", "--device", "cuda", "--dtype", "float16", "--size", "400", "--cases", "matmul")
     assert result.exit_code == 2
-    assert "--size/--shape 400x40 @ 40x80 float16: needs 9.0 GiB" in result.stderr
+    assert "--size/--shape 400x40 @ 40x80 float16: needs 0.0 GiB, cuda:0 has 0.0 GiB free" in result.stderr

@@ -9,9 +9,8 @@ from typer.testing import CliRunner
 
 import devcheck.env
 from devcheck.cli import app
-from devcheck.env import cpu, cupy_probe, nvml
-from tests.fakes.cupy import FakeCupy
-from tests.fakes.nvml import H100, FakeNVML, card
+from devcheck.machine import seam
+from tests.recordings import GPU0, h100, load
 
 runner = CliRunner()
 
@@ -21,13 +20,10 @@ def invoke(*args):
 
 
 @pytest.fixture
-def gpu_machine(monkeypatch):
-    """A machine with one H100 and a working CuPy, faked at the NVML/CuPy boundary."""
-    monkeypatch.setattr(nvml, "load", lambda: FakeNVML([H100]))
-    monkeypatch.setattr(cupy_probe, "load", lambda: FakeCupy([(H100.name, "90", "0000:1B:00.0", 80 * 2**30)]))
-    monkeypatch.setattr(
-        devcheck.env.packages, "installed", lambda: {"nvidia-ml-py": "13.615.71", "cupy-cuda12x": "14.2.0"}
-    )
+def gpu_machine():
+    """The recorded H100 machine, replayed at the NVML/CuPy seam."""
+    with seam.replay(h100()):
+        yield
 
 
 def test_json_envelope_on_stdout_only():
@@ -44,7 +40,7 @@ def test_table_goes_to_stderr_and_stdout_stays_empty():
     result = invoke("env")
     assert result.exit_code == 0
     assert result.stdout == ""
-    assert "GPU compute: not available" in result.stderr and "NumPy and BLAS" in result.stderr
+    assert "GPU compute:" in result.stderr and "NumPy and BLAS" in result.stderr
 
 
 def test_quiet_prints_nothing():
@@ -58,8 +54,9 @@ def test_markdown_for_bug_reports():
     assert "| field | value | source |" in result.stdout and "### NumPy and BLAS" in result.stdout
 
 
-def test_require_gpu_fails_on_this_cpu_machine():
-    result = invoke("env", "--require-gpu", "--json")
+def test_require_gpu_fails_on_a_machine_without_a_driver():
+    with seam.replay(load("no-driver")):
+        result = invoke("env", "--require-gpu", "--json")
     assert result.exit_code == 1
     doc = json.loads(result.stdout)
     assert doc["ok"] is False
@@ -74,25 +71,25 @@ def test_require_gpu_passes_with_a_working_gpu(gpu_machine):
     assert doc["data"]["gpus"][0]["CUDA index"]["value"] == 0
 
 
-def test_github_annotations_and_summary(tmp_path, monkeypatch):
-    monkeypatch.setattr(nvml, "load", lambda: FakeNVML([card(H100, ecc_uncorrected=2)]))
-    monkeypatch.setattr(cupy_probe, "load", lambda: FakeCupy([(H100.name, "90", "0000:1B:00.0", 80 * 2**30)]))
-    monkeypatch.setattr(devcheck.env.packages, "installed", lambda: {"nvidia-ml-py": "1", "cupy-cuda12x": "14.2.0"})
+def test_github_annotations_and_summary(tmp_path):
+    ecc = h100(why="2 uncorrected ECC errors", nvml={("nvmlDeviceGetTotalEccErrors", GPU0, 1, 0): 2})
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n")
-    result = invoke("env", "--format", "github", "--summary", str(summary))
+    with seam.replay(ecc):
+        result = invoke("env", "--format", "github", "--summary", str(summary))
     assert result.exit_code == 1
     assert "::error title=devcheck env%3A gpu0.ecc::GPU 0: 2 uncorrected ECC errors since boot." in result.stdout
     assert "::notice title=devcheck env::GPU compute: ready on 1 GPU(s)" in result.stdout
     assert summary.read_text().startswith("earlier step\n## devcheck env\n")
 
 
-def test_json_stays_valid_when_a_probe_crashes(monkeypatch):
-    monkeypatch.setattr(cpu, "probe", lambda: 1 / 0)
-    result = invoke("env", "--json")
+def test_json_stays_valid_when_a_probe_crashes():
+    odd = h100(why="NVML memory info without its fields", nvml={("nvmlDeviceGetMemoryInfo", GPU0): 42})
+    with seam.replay(odd):
+        result = invoke("env", "--json")
     assert result.exit_code == 1
     doc = json.loads(result.stdout)
-    assert any(c["id"] == "cpu.probe" and c["status"] == "error" for c in doc["checks"])
+    assert any(c["id"] == "gpu0.probe" and c["status"] == "error" for c in doc["checks"])
 
 
 def test_internal_error_is_one_line_and_exit_2(monkeypatch):

@@ -9,7 +9,6 @@ the snapshot itself is checked against it (.ci/run does that in a venv of its ow
 
 from __future__ import annotations
 
-import importlib
 import types
 
 import pytest
@@ -149,29 +148,6 @@ def test_every_attribute_devcheck_reads_exists(snapshot, cls, names):
 
 # --- stand-ins ---------------------------------------------------------------------------------------
 
-# Differences between a stand-in and the real module that are known and reported to the stand-ins'
-# authors: while one of these is all that differs, the test is an xfail that names it; any other
-# difference fails. Delete an entry once the stand-in is fixed.
-KNOWN_STANDIN_GAPS = {
-    # CuPy's Device defines __eq__ and no __hash__: `hash(cupy.cuda.Device(0))` raises TypeError
-    # (checked on CuPy 14.2 without a GPU), so a Device cannot be a dict key or set member.
-    "cupy.cuda.Device.__hash__": "devcheck/machine/standin.py: Device.__hash__ makes the stand-in hashable",
-    # nvml_replay replaces every callable nvml* name with a replay function, classes included: these
-    # are ctypes Structure classes on the real module (test `isinstance(obj, type)` before replaying).
-    **{
-        f"pynvml.{name}": "devcheck/machine/nvml_replay.py: a class replaced by a function"
-        for name in (
-            "nvmlClkMonFaultInfo_t",
-            "nvmlClkMonStatus_t",
-            "nvmlNvLinkUtilizationControl_t",
-            "nvmlPciInfoExt_v1_t",
-            "nvmlPciInfo_t",
-            "nvmlPciInfo_v2_t",
-            "nvmlVgpuRuntimeState_v1_t",
-        )
-    },
-}
-
 
 def standin_class_problems(class_name: str, standin_cls: type, snapshot: dict) -> dict[str, str]:
     """{dotted name: what is wrong} for every attribute of the stand-in class that the real class
@@ -219,12 +195,8 @@ def standin_problems(module_name: str, standin: types.ModuleType, snapshot: dict
 
 
 def _report(problems: dict[str, str], what: str) -> None:
-    """Fail on any problem not in KNOWN_STANDIN_GAPS; xfail (naming them) when only known ones remain."""
-    new = {k: v for k, v in problems.items() if k not in KNOWN_STANDIN_GAPS}
-    lines = "\n  ".join(f"{k}: {v}" for k, v in sorted(new.items()))
-    assert not new, f"{what} differs from the real module:\n  {lines}"
-    if problems:
-        pytest.xfail(f"{what}: known gaps: " + "; ".join(f"{k} ({KNOWN_STANDIN_GAPS[k]})" for k in sorted(problems)))
+    lines = "\n  ".join(f"{k}: {v}" for k, v in sorted(problems.items()))
+    assert not problems, f"{what} differs from the real module:\n  {lines}"
 
 
 def assert_standin_matches(module_name: str, standin: types.ModuleType, snapshot: dict | None = None) -> None:
@@ -241,25 +213,10 @@ def assert_standin_class_matches(class_name: str, standin_cls: type, snapshot: d
     assert not problems, f"stand-in for {class_name} differs from the real one:\n  {lines}"
 
 
-def _empty_recording() -> object:
-    try:
-        from devcheck.machine.recording import Recording
-    except ImportError as e:
-        pytest.skip(f"stand-in not available yet: devcheck.machine.recording: {e}")
-    return Recording()
-
-
 def test_cupy_standin_offers_only_real_names(snapshot):
-    try:
-        standin = importlib.import_module("devcheck.machine.standin")
-    except ImportError as e:
-        pytest.skip(f"stand-in not available yet: devcheck.machine.standin: {e}")
-    if hasattr(standin, "cupy_modules"):  # {"cupy": module, "cupy.cuda": module, ...}
-        modules = standin.cupy_modules(_empty_recording())
-    elif isinstance(getattr(standin, "MODULES", None), dict):  # the same, built once at import
-        modules = standin.MODULES
-    else:
-        pytest.skip("stand-in not available yet: devcheck.machine.standin has neither cupy_modules() nor MODULES")
+    from devcheck.machine import standin
+
+    modules = standin.MODULES
     assert "cupy" in modules, f"the stand-in's modules: {sorted(modules)}"
     problems = {}
     for name, module in sorted(modules.items()):
@@ -270,16 +227,10 @@ def test_cupy_standin_offers_only_real_names(snapshot):
 def test_nvml_replay_offers_only_real_names(snapshot):
     import pynvml
 
-    module = None
-    for name in ("devcheck.machine.nvml_replay", "devcheck.machine.replay"):
-        try:
-            module = importlib.import_module(name)
-            break
-        except ImportError as e:
-            reason = f"{name}: {e}"
-    if module is None or not hasattr(module, "nvml_module"):
-        pytest.skip(f"NVML replay not available yet: {reason if module is None else 'no nvml_module()'}")
-    replay = module.nvml_module(_empty_recording())
+    from devcheck.machine.nvml_replay import nvml_module
+    from devcheck.machine.recording import Recording
+
+    replay = nvml_module(Recording())
     problems = standin_problems("pynvml", replay, snapshot)
     live = contract.module_surface(pynvml)
     for name, kind in contract.module_surface(replay).items():

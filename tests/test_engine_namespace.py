@@ -163,3 +163,14 @@ def test_index_bounds_are_checked_on_the_device():
     with pytest.raises(IndexError, match="index 3 is out of bounds for axis 0 with size 3"):
         x[tensor([0, 3], device="nons")]
     assert x[tensor([0, -1], device="nons")].shape == (2, 2)
+
+
+def test_the_compat_namespace_is_imported_on_first_use_only():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, devcheck.engine as e; assert 'array_api_compat' not in sys.modules; "
+        "assert e.tensor([1.0]).device.xp.__name__ == 'array_api_compat.numpy'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

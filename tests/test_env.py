@@ -9,8 +9,8 @@ from devcheck.env.blas import probe as blas_probe
 from devcheck.env.cupy_probe import install_line, wheel_cuda_major
 from devcheck.env.packages import installed
 from devcheck.machine import seam
-from devcheck.report import Status
 from devcheck.machine.recording import Handle
+from devcheck.report import Status
 from tests.recordings import GPU0, GPU1, h100, load, nvml_error, two_gpus, variant
 
 NO_DEVICE = "cudaErrorNoDevice: no CUDA-capable device is detected"  # recorded on the H100 with CUDA_VISIBLE_DEVICES=''
@@ -246,7 +246,9 @@ def test_broken_import_is_reported_with_cupys_own_message():
     assert "--force-reinstall" in check.fix
 
 
-@pytest.mark.parametrize(("error", "fix"), [(INSUFFICIENT, "upgrade the NVIDIA driver"), (NO_DEVICE, "CUDA_VISIBLE_DEVICES")])
+@pytest.mark.parametrize(
+    ("error", "fix"), [(INSUFFICIENT, "upgrade the NVIDIA driver"), (NO_DEVICE, "CUDA_VISIBLE_DEVICES")]
+)
 def test_cupy_unavailable_says_why(error, fix):
     unavailable = h100(
         why=f"CuPy answers {error.split(':')[0]}",
@@ -259,7 +261,9 @@ def test_cupy_unavailable_says_why(error, fix):
 
 
 def test_nvrtc_and_cublas_failures_are_separate_checks():
-    nvrtc = "CuPy failed to load libnvrtc.so.12: OSError: libnvrtc.so.12: cannot open shared object file"  # failures.md 15
+    nvrtc = (
+        "CuPy failed to load libnvrtc.so.12: OSError: libnvrtc.so.12: cannot open shared object file"  # failures.md 15
+    )
     report = run(h100(why="NVRTC missing", faults={"ElementwiseKernel": nvrtc}))
     assert status(report, "cupy.kernel") is Status.FAIL and status(report, "cupy.matmul") is Status.OK
     assert "libnvrtc.so.12" in report.check("cupy.kernel").detail
@@ -304,7 +308,9 @@ def test_gpu_health_problems(fn, args, value, check_id, expected):
 
 
 def test_retired_pages_pending_on_a_card_that_retires_pages():
-    report = run(h100(why="a card that retires pages (V100)", nvml={("nvmlDeviceGetRetiredPagesPendingStatus", GPU0): 1}))
+    report = run(
+        h100(why="a card that retires pages (V100)", nvml={("nvmlDeviceGetRetiredPagesPendingStatus", GPU0): 1})
+    )
     assert status(report, "gpu0.memory") is Status.WARN
 
 

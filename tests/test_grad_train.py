@@ -5,9 +5,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from devcheck import devices
 from devcheck.cli import app
-from devcheck.engine.ops import Tanh
+from devcheck.machine import seam, standin
+from tests.recordings import h100, load
 
 runner = CliRunner()
 
@@ -17,9 +17,15 @@ def invoke(*args):
 
 
 @pytest.fixture
-def gpu(monkeypatch):
-    """`auto` finds one GPU: the simulated device stands in for cuda:0."""
-    monkeypatch.setattr(devices, "gpu_names", lambda: (["sim"], []))
+def gpu():
+    """The recorded H100: `auto` is the CPU and cuda:0, the engine's real CUDA device over the CuPy stand-in."""
+    with seam.replay(h100()):
+        yield
+
+
+# A device whose `scalar - array` is 1% too large: tanh's backward (1 - y*y) and sigmoid's are off by
+# 1% while every forward is right: a fault only gradients show.
+BACKWARD_OFF_BY_1_PERCENT = {"__rsub__": 1.01}
 
 
 def checks(doc):
@@ -34,33 +40,46 @@ def test_grad_on_cpu_and_gpu(gpu):
     assert result.exit_code == 0, result.stdout
     doc = json.loads(result.stdout)
     c = checks(doc)
-    for device in ("cpu", "sim"):
+    for device in ("cpu", "cuda:0"):
         assert c[f"grad.classic.{device}"]["status"] == "ok"
         assert c[f"grad.ops.{device}"]["status"] == "ok"
-    assert c["grad.network.sim"]["status"] == "ok"
+    assert c["grad.network.cuda:0"]["status"] == "ok"
     assert [r["a.grad"] for r in doc["data"]["classic"]] == [2.0, 2.0]
     ops = doc["data"]["ops"]
-    assert {r["dtype"] for r in ops if r["device"] == "sim"} == {"float64", "float32"}
+    assert {r["dtype"] for r in ops if r["device"] == "cuda:0"} == {"float64", "float32"}
     assert len({r["op"] for r in ops}) == 40
 
 
-def test_grad_catches_a_broken_backward_and_names_op_and_device(gpu, monkeypatch):
-    monkeypatch.setattr(Tanh, "backward", lambda self, gy: (gy * (1 - self.y * self.y) * 1.01,))
-    result = invoke("grad", "--json", "--ops", "tanh,add,sigmoid")
+def test_grad_catches_a_backward_off_by_1_percent_and_names_op_and_device():
+    with seam.replay(h100(why="backward 1% off", faults=BACKWARD_OFF_BY_1_PERCENT)):
+        result = invoke("grad", "--json", "--ops", "tanh,add,sigmoid")
     assert result.exit_code == 1
     doc = json.loads(result.stdout)
-    failed = checks(doc)["grad.ops.cpu"]
+    failed = checks(doc)["grad.ops.cuda:0"]
     assert failed["status"] == "fail" and "tanh (float64 vs finite diff" in failed["summary"]
-    assert "add" not in failed["summary"]
+    assert "add" not in failed["summary"] and checks(doc)["grad.ops.cpu"]["status"] == "ok"
     bad = [r for r in doc["data"]["ops"] if r["verdict"] != "ok"]
-    assert {(r["op"], r["device"]) for r in bad} == {("tanh", "cpu"), ("tanh", "sim")}
+    assert {(r["op"], r["device"]) for r in bad} == {("tanh", "cuda:0"), ("sigmoid", "cuda:0")}
     assert doc["verdict"].startswith("autograd: WRONG")
+
+
+def test_grad_float32_tolerance_follows_tf32(monkeypatch):
+    """A GPU whose float32 matmuls run as TF32: right when CUPY_TF32=1 says so, flagged when it does not."""
+    tf32 = h100(why="float32 matmuls read their inputs as TF32", rounding={"matmul": "tf32"})
+    with seam.replay(tf32):
+        unannounced = json.loads(invoke("grad", "--json", "--ops", "matmul,linear,tanh").stdout)
+        monkeypatch.setenv("CUPY_TF32", "1")
+        announced = invoke("grad", "--json", "--ops", "matmul,linear,tanh")
+    assert checks(unannounced)["grad.ops.cuda:0"]["status"] == "fail"
+    assert announced.exit_code == 0, announced.stdout
+    rows = [r for r in json.loads(announced.stdout)["data"]["ops"] if r["dtype"] == "float32"]
+    assert {r["op"]: r["tolerance"].endswith("(TF32)") for r in rows} == {"matmul": True, "linear": True, "tanh": False}
 
 
 def test_grad_fast_mode_and_table(gpu):
     result = invoke("grad", "--fast", "--ops", "matmul")
     assert result.exit_code == 0
-    assert "y = a**2*x + b*x + c" in result.stderr and "autograd: correct on cpu, sim (1 ops)" in result.stderr
+    assert "y = a**2*x + b*x + c" in result.stderr and "autograd: correct on cpu, cuda:0 (1 ops)" in result.stderr
 
 
 def test_grad_bad_options():
@@ -71,13 +90,14 @@ def test_grad_bad_options():
     assert result.exit_code == 2 and "--device 'tpu': unknown device" in result.stderr
 
 
-def test_grad_require_gpu_on_a_cpu_machine(monkeypatch):
-    monkeypatch.setattr(devices, "gpu_names", lambda: ([], ["cuda: CuPy is not installed (see `devcheck env`)"]))
-    result = invoke("grad", "--require-gpu", "--json", "--ops", "add")
+def test_grad_require_gpu_on_a_cpu_machine():
+    with seam.replay(load("no-driver")):
+        result = invoke("grad", "--require-gpu", "--json", "--ops", "add")
+        strict = invoke("grad", "--device", "all", "--json", "--ops", "add")
     assert result.exit_code == 1
     c = checks(json.loads(result.stdout))
     assert c["gpu.required"]["status"] == "fail" and c["devices.gpu"]["status"] == "skip"
-    strict = invoke("grad", "--device", "all", "--json", "--ops", "add")
+    assert "CuPy is not installed" in c["devices.gpu"]["summary"]
     assert strict.exit_code == 1 and checks(json.loads(strict.stdout))["devices.gpu"]["status"] == "fail"
 
 
@@ -92,22 +112,54 @@ def test_train_learns_on_cpu_and_gpu_with_the_same_losses(gpu, tmp_path):
     assert result.exit_code == 0, result.stdout
     doc = json.loads(result.stdout)
     c = checks(doc)
-    assert c["train.cpu.learned"]["status"] == c["train.sim.learned"]["status"] == "ok"
-    assert (
-        c["train.agreement.sim"]["status"] == "ok"
-        and "largest loss difference 0.00e+00" in c["train.agreement.sim"]["summary"]
-    )
+    assert c["train.cpu.learned"]["status"] == c["train.cuda:0.learned"]["status"] == "ok"
+    assert c["train.agreement.cuda:0"]["status"] == c["train.outcome.cuda:0"]["status"] == "ok"
+    assert "first 10 steps from the same weights and batches" in c["train.agreement.cuda:0"]["summary"]
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(lines) == 120 and {"loss", "val_accuracy", "seconds", "device", "epoch"} <= set(lines[0])
     assert all(r["samples/s (median)"] > 0 for r in doc["data"]["devices"])
 
 
-def test_train_with_broken_gradients_fails_to_learn(monkeypatch):
-    monkeypatch.setattr(Tanh, "backward", lambda self, gy: (gy * 0,))  # hidden layers never learn
-    result = invoke("train", "--device", "cpu", "--json", *FAST)
+def test_train_with_broken_gradients_fails_to_learn():
+    zeroed = h100(
+        why="scalar - array gives 0: tanh's gradient is zero, hidden layers never learn", faults={"__rsub__": 0.0}
+    )
+    with seam.replay(zeroed):
+        result = invoke("train", "--device", "cuda", "--json", *FAST)
     assert result.exit_code == 1
-    learned = checks(json.loads(result.stdout))["train.cpu.learned"]
+    learned = checks(json.loads(result.stdout))["train.cuda:0.learned"]
     assert learned["status"] == "fail" and "validation accuracy" in learned["summary"]
+
+
+def test_agreement_catches_a_backward_off_by_1_percent_that_still_learns():
+    with seam.replay(h100(why="backward 1% off", faults=BACKWARD_OFF_BY_1_PERCENT)):
+        result = invoke("train", "--json", "--epochs", "20", "--min-accuracy", "0.9")
+    doc = json.loads(result.stdout)
+    c = checks(doc)
+    assert c["train.cuda:0.learned"]["status"] == "ok"  # it learns: only the comparison shows the fault
+    assert c["train.agreement.cuda:0"]["status"] == "fail" and "gradient norm" in c["train.agreement.cuda:0"]["summary"]
+    assert result.exit_code == 1
+
+
+def test_agreement_holds_on_a_healthy_gpu_that_rounds_differently():
+    """float64 accumulation in matmul: a correct device whose float32 results differ from the CPU's in
+    the last bits (as cuBLAS's do); 60 epochs later the losses differ, the verdict must not."""
+    with seam.replay(h100(why="matmul accumulates in float64", rounding={"matmul": "float64"})):
+        result = invoke("train", "--json")
+    assert result.exit_code == 0, result.stdout
+    c = checks(json.loads(result.stdout))
+    assert c["train.agreement.cuda:0"]["status"] == c["train.outcome.cuda:0"]["status"] == "ok"
+    assert "largest relative difference 0.0e+00" not in c["train.agreement.cuda:0"]["summary"]
+
+
+def test_training_makes_no_device_to_host_copy_inside_an_epoch(gpu):
+    standin.COUNTS.clear()
+    result = invoke("train", "--device", "cuda", "--json", "--epochs", "2", "--min-accuracy", "0")
+    assert result.exit_code == 0, result.stdout
+    steps_per_epoch = 50  # 1600 training samples, batch 32
+    # per epoch: one copy after training and one after validation; then the lockstep and checkpoint-free end
+    assert standin.COUNTS["to_host"] <= 2 * 2 + 4, standin.COUNTS
+    assert standin.COUNTS["launches"] > 2 * steps_per_epoch * 10  # the work did run on the device
 
 
 def test_train_stops_on_nan_and_names_epoch_and_step():
@@ -130,13 +182,15 @@ def test_resume_gives_the_same_losses_as_an_uninterrupted_run(tmp_path):
     assert [e["loss"] for e in second["data"]["epochs"]] == [e["loss"] for e in whole["data"]["epochs"]]
 
 
-def test_a_checkpoint_saved_on_the_cpu_resumes_on_the_gpu(tmp_path):
+def test_a_checkpoint_saved_on_the_cpu_resumes_on_the_gpu(tmp_path, gpu):
     ckpt = tmp_path / "ckpt.npz"
     invoke("train", "--device", "cpu", "--epochs", "2", "--save", str(ckpt), "--min-accuracy", "0", "-q")
-    result = invoke("train", "--device", "sim", "--epochs", "4", "--resume", str(ckpt), "--json", "--min-accuracy", "0")
+    result = invoke(
+        "train", "--device", "cuda", "--epochs", "4", "--resume", str(ckpt), "--json", "--min-accuracy", "0"
+    )
     assert result.exit_code == 0, result.stdout
     epochs = json.loads(result.stdout)["data"]["epochs"]
-    assert [e["epoch"] for e in epochs] == [1, 2, 3, 4] and epochs[-1]["device"] == "sim"
+    assert [e["epoch"] for e in epochs] == [1, 2, 3, 4] and epochs[-1]["device"] == "cuda:0"
 
 
 @pytest.mark.parametrize(

@@ -335,6 +335,8 @@ _METHODS = {
     "__lt__": _compare("__lt__"),
     "__ge__": _compare("__ge__"),
     "__le__": _compare("__le__"),
+    "eq": _compare("__eq__"),  # torch.eq: elementwise (== stays identity, so tensors remain dict keys)
+    "ne": _compare("__ne__"),
     "sum": sum_,
     "mean": mean,
     "max": max_,

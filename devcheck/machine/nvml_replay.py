@@ -40,7 +40,10 @@ def nvml_module(recording: Recording) -> types.ModuleType:
         return call
 
     for name in dir(real):
-        if name.startswith("nvml") and callable(getattr(real, name)) and not name.startswith("nvmlFriendly"):
+        value = getattr(real, name)
+        if name.startswith("nvml") and isinstance(value, type):
+            setattr(module, name, value)  # ctypes structures and helper classes, as they are
+        elif name.startswith("nvml") and callable(value):
             setattr(module, name, replay(name))
     return module
 

@@ -14,8 +14,10 @@ Values keep their Python type: {"__bytes__": latin-1 text}, {"__tuple__": [...]}
 {"__struct__": "c_nvmlMemory_t", "total": ...} for a ctypes structure, {"__handle__": "gpu0"} for an NVML
 device handle. An error is {"type": "NVMLError_NotSupported", "value": 3, "str": "Not Supported"}. A
 recording without "cupy" comes from a machine where CuPy was not installed. Only hardware facts are
-recorded (versions, counts, properties, NVML reads), never array data. "faults" is for synthetic
-recordings only: it makes the CuPy stand-in compute wrong ({"matmul": 1.01}: 1% too large).
+recorded (versions, counts, properties, NVML reads), never array data. "faults" and "rounding" are for
+synthetic recordings only: faults make the CuPy stand-in compute wrong ({"matmul": 1.01}: 1% too large;
+{"matmul": "CUBLAS_STATUS_NOT_INITIALIZED"}: that error), rounding makes it round like another correct
+device ({"matmul": "float64"}: accumulate in float64; {"matmul": "tf32"}: TF32 inputs, as CUPY_TF32=1).
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ class Recording:
     packages: dict[str, str] = field(default_factory=dict)
     nvml: list[dict] = field(default_factory=list)
     cupy: list[dict] | None = None  # None: CuPy was not installed
-    faults: dict[str, float] = field(default_factory=dict)
+    faults: dict[str, float | str] = field(default_factory=dict)
+    rounding: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         out = {"format": FORMAT, "version": VERSION, "about": self.about, "synthetic": self.synthetic}
@@ -64,6 +67,8 @@ class Recording:
             out["cupy"] = self.cupy
         if self.faults:
             out["faults"] = self.faults
+        if self.rounding:
+            out["rounding"] = self.rounding
         return out
 
     @classmethod
@@ -79,6 +84,7 @@ class Recording:
             list(doc.get("nvml", [])),
             None if doc.get("cupy") is None else list(doc["cupy"]),
             dict(doc.get("faults", {})),
+            dict(doc.get("rounding", {})),
         )
 
     @classmethod

@@ -98,6 +98,8 @@ def nvml() -> ModuleType:
 def cupy() -> Any:
     """`cupy` (or its recorder, or the stand-in); ImportError as `import cupy` would."""
     configure()
+    if _seam.replaying is not None and _seam.replaying.cupy is None:
+        raise ImportError("No module named 'cupy' (none on the recorded machine)", name="cupy")
     if _seam.replaying is not None and _import_error(_seam.replaying):
         raise ImportError(_import_error(_seam.replaying))
     if _seam.cupy is None:

@@ -42,6 +42,7 @@ class _State:
     answers: dict = {}
     current: int = 0
     faults: dict = {}
+    rounding: dict = {}
 
 
 _state = _State()
@@ -101,10 +102,31 @@ def _faulty(name: str, out: Any) -> Any:
     return out
 
 
+def _tf32(a: Any) -> Any:
+    """float32 rounded to TF32's 10-bit mantissa, as tensor cores read it (round to nearest)."""
+    if not (isinstance(a, numpy.ndarray) and a.dtype == numpy.float32):
+        return a
+    bits = a.view(numpy.uint32)
+    return ((bits + numpy.uint32(0x1000)) & numpy.uint32(0xFFFFE000)).view(numpy.float32)
+
+
+def _matmul(a: Any, b: Any) -> Any:
+    """A recording's "rounding" models another correct device: "float64" accumulates in float64 (a
+    different rounding from NumPy's float32 BLAS), "tf32" reads float32 inputs as TF32 (CUPY_TF32=1)."""
+    mode = _state.rounding.get("matmul")
+    if mode == "float64" and getattr(a, "dtype", None) == numpy.float32:
+        return numpy.matmul(a.astype(numpy.float64), b.astype(numpy.float64)).astype(numpy.float32)
+    if mode == "tf32":
+        return numpy.matmul(_tf32(a), _tf32(b))
+    return numpy.matmul(a, b)
+
+
 def _compute(name: str, fn: Any, args: tuple, kwargs: dict, host_ok: bool = False) -> Any:
     args = tuple(_unwrap(a, host_ok) for a in args)
     kwargs = {k: _unwrap(v, host_ok) for k, v in kwargs.items() if k not in ("device", "stream")}
     COUNTS["launches"] += 1
+    if name == "matmul" and not kwargs:
+        return _wrap(_faulty(name, _matmul(*args)))
     return _wrap(_faulty(name, fn(*args, **kwargs)))
 
 
@@ -246,10 +268,13 @@ def _operator(name: str) -> Any:
     def op(self: ndarray, *args: Any) -> Any:
         other = [_unwrap(a) for a in args]
         COUNTS["launches"] += 1
-        out = getattr(self._a, f"__{name}__")(*other)
+        if name in ("matmul", "rmatmul"):
+            out = _matmul(self._a, other[0]) if name == "matmul" else _matmul(other[0], self._a)
+        else:
+            out = getattr(self._a, f"__{name}__")(*other)
         if out is NotImplemented:
             return NotImplemented
-        return _wrap(_faulty("matmul", out) if name in ("matmul", "rmatmul") else out, self._device)
+        return _wrap(_faulty("matmul" if name in ("matmul", "rmatmul") else f"__{name}__", out), self._device)
 
     return op
 
@@ -483,8 +508,7 @@ class Device:
     def __eq__(self, other: Any) -> bool:
         return isinstance(other, Device) and other.id == self.id
 
-    def __hash__(self) -> int:
-        return hash(self.id)
+    __hash__ = None  # as CuPy's: a Device is not a dict key
 
     def __repr__(self) -> str:
         return f"<CUDA Device {self.id}>"
@@ -616,7 +640,7 @@ def activate(recording: Recording) -> types.ModuleType:
             f"No module named 'cupy' (the recording comes from a machine without CuPy: {recording.about})"
         )
     _state.recording, _state.answers = recording, answers(recording.cupy)
-    _state.faults, _state.current = dict(recording.faults), 0
+    _state.faults, _state.rounding, _state.current = dict(recording.faults), dict(recording.rounding), 0
     version = _state.answers.get(key_of("__version__", []))
     _cupy.__version__ = version["result"] if version else "unknown (not in the recording)"
     return _cupy
