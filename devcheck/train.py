@@ -400,4 +400,3 @@ def _agreement_checks(runs: list[Run], config: Config, data: dict) -> list[Check
             )
         )
     return checks
-

@@ -153,3 +153,13 @@ def test_version_names_numpy_and_cupy_without_importing_them():
     assert result.exit_code == 0
     assert result.stdout.startswith("devcheck 0.1.0 (Python ") and "numpy 2." in result.stdout
     assert "no CuPy" in result.stdout or "cupy" in result.stdout
+
+
+def test_long_values_are_shortened_in_tables_and_whole_in_json():
+    """The H100 machine's NVIDIA_REQUIRE_CUDA (about 1,000 characters) flooded the env table."""
+    long = "cuda>=13.0 " + " ".join(f"brand=tesla,driver>={d},driver<{d + 1}" for d in range(470, 500))
+    table = runner.invoke(app, ["env"], env={"NVIDIA_REQUIRE_CUDA": long})
+    assert f"({len(long):,} characters; --json shows all)" in table.stderr
+    assert "driver<499" not in table.stderr
+    doc = json.loads(runner.invoke(app, ["env", "--json"], env={"NVIDIA_REQUIRE_CUDA": long}).stdout)
+    assert doc["data"]["envvars"]["NVIDIA_REQUIRE_CUDA"]["value"] == long

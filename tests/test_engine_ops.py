@@ -124,7 +124,12 @@ def test_mixing_devices_names_both():
 def test_unknown_devices_are_clear_errors():
     with pytest.raises(ValueError, match="unknown device 'tpu': expected cpu, cuda or cuda:N"):
         get_device("tpu")
-    with pytest.raises(ValueError, match="device 'cuda' needs CuPy"):
+    from devcheck.machine import seam
+    from tests.recordings import load
+
+    with seam.replay(load("no-driver")), pytest.raises(ValueError, match="device 'cuda' needs CuPy"):
+        get_device("cuda:0")
+    with seam.replay(load("cupy-no-driver")), pytest.raises(ValueError, match="0 CUDA device.*InsufficientDriver"):
         get_device("cuda:0")
 
 

@@ -110,7 +110,8 @@ def test_h100_recording_replays_every_field():
     assert g["CUDA index"] == {"value": 0, "source": "CUDA runtime (CuPy)", "status": "ok"}
     assert status(report, "cupy.kernel") is Status.OK and status(report, "cupy.matmul") is Status.OK
     assert status(report, "gpu0.health") is Status.OK
-    assert report.to_dict()["data"]["cuda_devices"][0]["compute capability"] == "9.0"
+    cuda = report.to_dict()["data"]["cuda_devices"][0]
+    assert (cuda["name"], cuda["compute capability"], cuda["SMs"]) == ("NVIDIA H100 80GB HBM3", "9.0", 132)
 
 
 def test_h100_replay_through_the_command_line(monkeypatch):
@@ -481,3 +482,11 @@ def test_long_values_keep_their_full_text_in_json():
     long = "cuda>=12.9 " + "brand=tesla,driver>=535,driver<536 " * 30
     report = run(environ={"NVIDIA_REQUIRE_CUDA": long})
     assert report.to_dict()["data"]["envvars"]["NVIDIA_REQUIRE_CUDA"]["value"] == long
+
+
+def test_cupy_without_a_driver_replays_cudas_own_reason():
+    """Recorded here with the real cupy-cuda12x 14.2 installed and no driver (`devcheck env --record`)."""
+    report = run(load("cupy-no-driver"))
+    check = report.check("cupy.available")
+    assert check.status is Status.SKIP and "cudaErrorInsufficientDriver" in check.detail
+    assert report.to_dict()["data"]["cupy"]["CUDA runtime"]["value"] == "12.9"

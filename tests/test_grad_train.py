@@ -229,3 +229,11 @@ def test_train_table_shows_curves_and_progress_is_transient(gpu):
     assert result.exit_code == 0
     assert "training loss per epoch" in result.stderr and "Per device" in result.stderr
     assert "0.6" in result.stderr.split("first → last")[1] and any(c in result.stderr for c in "▁▂▃▄▅▆▇█")
+
+
+def test_device_cuda_without_a_driver_is_one_line_with_cudas_reason():
+    with seam.replay(load("cupy-no-driver")):
+        result = invoke("grad", "--device", "cuda")
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("devcheck: error: --device 'cuda'") and "cudaErrorInsufficientDriver" in line

@@ -193,6 +193,7 @@ def _device_row(cupy: ModuleType, index: int) -> tuple[dict, str, str]:
         "cuda index": index,
         "name": None,
         "compute capability": None,
+        "SMs": None,
         "PCI bus id": None,
         "memory free/total GiB": None,
         "kernel": "not run",
@@ -203,6 +204,7 @@ def _device_row(cupy: ModuleType, index: int) -> tuple[dict, str, str]:
             props = cupy.cuda.runtime.getDeviceProperties(index)
             name = props["name"]
             row["name"] = name.decode() if isinstance(name, bytes) else str(name)
+            row["SMs"] = props.get("multiProcessorCount")
             cc = device.compute_capability
             row["compute capability"] = f"{cc[:-1]}.{cc[-1]}"
             row["PCI bus id"] = device.pci_bus_id

@@ -42,6 +42,7 @@ def is_geforce(nvml: ModuleType, code: int | None) -> bool:
     """Consumer boards, whose tensor cores run FP32-accumulate math at half rate."""
     return code in (getattr(nvml, "NVML_BRAND_GEFORCE", None), getattr(nvml, "NVML_BRAND_GEFORCE_RTX", None))
 
+
 # Clock-event reasons that mean the GPU is being held back, not merely idle or at a set clock.
 SLOWDOWNS = {
     0x4: "software power cap",

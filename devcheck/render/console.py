@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from devcheck.render.values import field_text, show
+from devcheck.render.values import field_text, shorten, show
 from devcheck.report import Chart, Report, Section, Status
 
 STYLE = {
@@ -60,7 +60,7 @@ def section_table(section: Section) -> Table:
                 min_width=widest if numeric else min(widest, 12),
             )
         for row in section.rows:
-            table.add_row(*(show(v) for v in row.values()))
+            table.add_row(*(shorten(show(v)) for v in row.values()))
         return table
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
@@ -68,7 +68,8 @@ def section_table(section: Section) -> Table:
     if not section.fields:
         table.add_row("—", Text("none", style="dim"), "")
     for name, f in section.fields.items():
-        table.add_row(name, Text(field_text(f), style="" if f.status is Status.OK else STYLE[f.status]), f.source)
+        text = shorten(field_text(f))
+        table.add_row(name, Text(text, style="" if f.status is Status.OK else STYLE[f.status]), f.source)
     return table
 
 

@@ -27,3 +27,13 @@ def field_text(f) -> str:
     if f.note:
         text = f"{text} ({f.note})" if text else f"{f.status}: {f.note}"
     return text
+
+
+TABLE_LIMIT = 160  # characters of one value in a table cell; JSON and Markdown keep values whole
+
+
+def shorten(text: str, limit: int = TABLE_LIMIT) -> str:
+    """A long value (a 1,000-character NVIDIA_REQUIRE_CUDA, a long LD_LIBRARY_PATH) would flood a table."""
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 40]}… ({len(text):,} characters; --json shows all)"
