@@ -1,4 +1,4 @@
-"""devcheck bench: statistics, peaks, fit checks, baselines, the CuPy-facing code on fakes, and
+"""devcheck bench: statistics, peaks, fit checks, baselines, the CuPy-facing code on the recorded H100, and
 whole runs on the CPU and the simulated GPU."""
 
 import json
