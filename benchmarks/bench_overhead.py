@@ -14,9 +14,9 @@ import statistics
 import sys
 import time
 
-from devcheck.bench import cases
-from devcheck.bench.hardware import cpu_facts
+from devcheck.commands.bench import cases
 from devcheck.engine import get_device
+from devcheck.machine.facts import cpu_facts
 
 
 def main() -> int:

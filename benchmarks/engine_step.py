@@ -13,7 +13,7 @@ import statistics
 import sys
 import time
 
-from devcheck.bench.autograd import data, engine_step, raw_step
+from devcheck.commands.bench.mlp_step import data, engine_step, raw_step
 from devcheck.engine import get_device
 
 

@@ -43,7 +43,7 @@ RequireGpuOpt = Annotated[bool, typer.Option("--require-gpu", help="Fail (exit 1
 def _version(value: bool) -> None:
     """devcheck's version and the versions that matter beside it, read without importing them."""
     if value:
-        from devcheck.env.packages import cupy_dists, installed
+        from devcheck.machine.packages import cupy_dists, installed
 
         dists = installed()
         cupy = ", ".join(f"{name} {v}" for name, v in cupy_dists(dists).items()) or "no CuPy"
@@ -120,12 +120,12 @@ def env(
         _writable("--record", record)
 
     def build(step: Callable[..., None]) -> Report:
-        from devcheck.env import collect
+        from devcheck.commands.env import collect
 
         if record is None:
             return collect(require_gpu=require_gpu)
-        from devcheck.env.packages import installed
         from devcheck.machine import seam
+        from devcheck.machine.packages import installed
 
         with seam.record(record, installed()):
             return collect(require_gpu=require_gpu)
@@ -158,7 +158,7 @@ def bench(
     """How fast is this machine, and is the GPU really faster? Matmul, bandwidth, copies, an autograd step."""
 
     def build(step: Callable[..., None]) -> Report:
-        from devcheck import bench as bench_command
+        from devcheck.commands import bench as bench_command
 
         return bench_command.run(
             size, shape, dtype, device, repeat, max_time, cases, baseline, max_regression, require_gpu, step
@@ -181,7 +181,7 @@ def grad(
     """Does autograd give the right gradients on every device? The classic a**2*x+b*x+c, then every op."""
 
     def build(step: Callable[..., None]) -> Report:
-        from devcheck import grad as grad_command
+        from devcheck.commands import grad as grad_command
 
         return grad_command.run(device, ops, fast, require_gpu, step)
 
@@ -211,7 +211,7 @@ def train(
     """Does a small network really learn on every device, and do the devices tell the same story?"""
 
     def build(step: Callable[..., None]) -> Report:
-        from devcheck import train as train_command
+        from devcheck.commands import train as train_command
 
         config = train_command.Config(
             epochs=epochs,

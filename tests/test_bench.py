@@ -7,10 +7,12 @@ import numpy
 import pytest
 from typer.testing import CliRunner
 
-from devcheck.bench import cases, hardware, peak
-from devcheck.bench.timing import CudaEventClock, HostClock, measure, summarize
 from devcheck.cli import app
+from devcheck.commands.bench import cases
+from devcheck.commands.bench.timing import CudaEventClock, HostClock, measure, summarize
 from devcheck.engine import get_device
+from devcheck.machine import facts as hardware
+from devcheck.machine import peaks as peak
 from devcheck.machine import seam
 from tests.recordings import h100
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-import devcheck.env
+import devcheck.commands.env
 from devcheck.cli import app
 from devcheck.machine import seam
 from tests.recordings import GPU0, h100, load
@@ -96,7 +96,7 @@ def test_internal_error_is_one_line_and_exit_2(monkeypatch):
     def boom(**kwargs):
         raise RuntimeError("kaput")
 
-    monkeypatch.setattr(devcheck.env, "collect", boom)
+    monkeypatch.setattr(devcheck.commands.env, "collect", boom)
     result = invoke("env", "--json")
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
@@ -108,7 +108,7 @@ def test_keyboard_interrupt_exits_130(monkeypatch):
     def interrupted(**kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(devcheck.env, "collect", interrupted)
+    monkeypatch.setattr(devcheck.commands.env, "collect", interrupted)
     assert invoke("env").exit_code == 130
 
 

@@ -12,9 +12,9 @@ import array_api_strict as strict
 import numpy
 import pytest
 
+from devcheck.commands.grad_cases import cases, input_for
 from devcheck.engine import backend, grad, gradcheck, manual_seed, nn, optim, tensor
 from devcheck.engine import functional as F
-from devcheck.gradcases import cases, input_for
 
 _DEVICE, _CPU = strict.Device("device1"), strict.Device("CPU_DEVICE")
 _RAW = type(strict.empty(0))

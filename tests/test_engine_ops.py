@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
 
+from devcheck.commands.grad_cases import cases, input_for
 from devcheck.engine import argmax, get_device, grad, gradcheck, isfinite, isinf, isnan, tensor
 from devcheck.engine import functional as F
-from devcheck.gradcases import cases, input_for
 
 OPS = sorted(cases("cpu"))
 

@@ -4,11 +4,11 @@ produce), and for real on this machine, which has no NVIDIA driver."""
 import pynvml
 import pytest
 
-from devcheck.env import collect, cpu, nvml
-from devcheck.env.blas import probe as blas_probe
-from devcheck.env.cupy_probe import install_line, wheel_cuda_major
-from devcheck.env.packages import installed
+from devcheck.commands.env import collect, cpu, nvml
 from devcheck.machine import seam
+from devcheck.machine.blas import probe as blas_probe
+from devcheck.machine.cupy_probe import install_line, wheel_cuda_major
+from devcheck.machine.packages import installed
 from devcheck.machine.recording import Handle
 from devcheck.report import Status
 from tests.recordings import GPU0, GPU1, h100, load, nvml_error, two_gpus, variant

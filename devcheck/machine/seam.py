@@ -124,7 +124,7 @@ def packages(installed: dict[str, str]) -> dict[str, str]:
     recording = replaying()
     if recording is None:
         return installed
-    from devcheck.env.packages import cupy_dists
+    from devcheck.machine.packages import cupy_dists
 
     own = set(cupy_dists(installed)) | {"nvidia-ml-py", "pynvml", "nvidia-ml-py3"}
     return {k: v for k, v in installed.items() if k not in own} | recording.packages
@@ -180,7 +180,7 @@ def replay(recording: Recording) -> Iterator[Recording]:
 @contextlib.contextmanager
 def record(path: Path, installed: dict[str, str]) -> Iterator[Recording]:
     """Write down every NVML and CuPy question asked inside the block, then save to `path` atomically."""
-    from devcheck.env.packages import cupy_dists
+    from devcheck.machine.packages import cupy_dists
 
     configure()
     if _seam.replaying is not None:

@@ -17,11 +17,11 @@ from typing import Any, NamedTuple
 
 import numpy
 
-from devcheck.bench import cases
-from devcheck.bench.cases import Budget
-from devcheck.bench.hardware import DeviceFacts, facts_for
-from devcheck.devices import select, selection_checks
+from devcheck.commands.bench import cases
+from devcheck.commands.bench.cases import Budget
 from devcheck.errors import BadInput
+from devcheck.machine.devices import select, selection_checks
+from devcheck.machine.facts import DeviceFacts, facts_for
 from devcheck.report import Chart, Check, Report, Section, Status
 
 CASES = ("matmul", "e2e", "bandwidth", "copy", "autograd")
@@ -165,7 +165,7 @@ def _plan(
 
 
 def _does_not_fit(need: int, device: Any, facts: DeviceFacts) -> str:
-    from devcheck.env.cpu import memory_bytes
+    from devcheck.machine.cpu import memory_bytes
 
     host_free = memory_bytes()[1]
     if host_free is not None and need > 0.8 * host_free:

@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy
 
-from devcheck.bench import autograd, peak
-from devcheck.bench.hardware import DeviceFacts
-from devcheck.bench.timing import CudaEventClock, HostClock, measure
+from devcheck.commands.bench import mlp_step
+from devcheck.commands.bench.timing import CudaEventClock, HostClock, measure
 from devcheck.engine.backend import Device
+from devcheck.machine import peaks
+from devcheck.machine.facts import DeviceFacts
 
 UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24, "float16": 2.0**-11, "tf32": 2.0**-11}
 
@@ -51,10 +52,10 @@ def _record(
     clock: Any,
     work: float,
     unit: str,
-    peak_value: peak.Peak,
+    peak_value: peaks.Peak,
 ) -> dict:
     rate = work / stats.median / (1 if unit == "samples/s" else 1e9)
-    pct, note = peak.percent(rate, peak_value)
+    pct, note = peaks.percent(rate, peak_value)
     return {
         "case": case,
         "device": device.name,
@@ -135,7 +136,7 @@ def matmul_end_to_end(
             budget.repeat,
             budget.seconds,
         )
-    no_peak = peak.Peak(None, "GFLOP/s", "copies included: no single peak applies")
+    no_peak = peaks.Peak(None, "GFLOP/s", "copies included: no single peak applies")
     return _record(
         "matmul end-to-end", device, dtype, [m, k, n], first, stats, clock, 2.0 * m * k * n, "GFLOP/s", no_peak
     )
@@ -210,15 +211,15 @@ def _copy_fns(device: Device, pageable: numpy.ndarray, facts: DeviceFacts) -> li
 
 def training_step(device: Device, budget: Budget) -> dict:
     """The reference MLP's training step with the engine, and the same math on raw arrays."""
-    sizes, batch = autograd.REFERENCE
-    x, y = autograd.data(sizes, batch)
-    engine, start = autograd.engine_step(sizes, x, y, device.name)
-    raw = autograd.raw_step(start, x, y, device)
+    sizes, batch = mlp_step.REFERENCE
+    x, y = mlp_step.data(sizes, batch)
+    engine, start = mlp_step.engine_step(sizes, x, y, device.name)
+    raw = mlp_step.raw_step(start, x, y, device)
     clock = clock_for(device)
     with device.context():
         first, stats = measure(engine, clock, budget.repeat, budget.seconds / 2)
         _, raw_stats = measure(raw, clock, budget.repeat, budget.seconds / 2)
-    none = peak.Peak(None, "samples/s", "a whole training step has no single peak")
+    none = peaks.Peak(None, "samples/s", "a whole training step has no single peak")
     record = _record("autograd step", device, "float32", [*sizes, batch], first, stats, clock, batch, "samples/s", none)
     record.update(raw_stats=raw_stats.to_dict(), overhead=stats.median / raw_stats.median)
     return record

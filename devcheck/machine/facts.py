@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from devcheck.bench import peak
-from devcheck.env import cpu
+from devcheck.machine import cpu, peaks
 
 
 @dataclass(frozen=True)
@@ -15,8 +14,8 @@ class DeviceFacts:
     label: str  # "AMD EPYC (2 cores)" or "NVIDIA H100 80GB HBM3"
     free_bytes: int | None  # memory a case may allocate; None when unknown
     flops_peak: Any  # dtype -> Peak
-    bandwidth_peak: peak.Peak
-    pcie_peak: peak.Peak
+    bandwidth_peak: peaks.Peak
+    pcie_peak: peaks.Peak
     cache_bytes: int  # the last-level cache (CPU) or L2 (GPU): bandwidth arrays must be well beyond it
     problem: str = ""  # why the facts could not be read, when they could not
 
@@ -29,11 +28,11 @@ def cpu_facts() -> DeviceFacts:
         name="cpu",
         label=f"{info.model or 'CPU'} ({cores} cores)",
         free_bytes=cpu.memory_bytes()[1],
-        flops_peak=lambda dtype: peak.cpu_peak(
+        flops_peak=lambda dtype: peaks.cpu_peak(
             dtype, cores, info.max_mhz, info.mhz_source, info.isa, info.vendor, info.family
         ),
-        bandwidth_peak=peak.Peak(None, "GB/s", "DRAM channels and speed are not exposed to software"),
-        pcie_peak=peak.Peak(None, "GB/s", "not a GPU"),
+        bandwidth_peak=peaks.Peak(None, "GB/s", "DRAM channels and speed are not exposed to software"),
+        pcie_peak=peaks.Peak(None, "GB/s", "not a GPU"),
         cache_bytes=llc,
     )
 
@@ -71,16 +70,15 @@ def cuda_facts(index: int) -> DeviceFacts:
         name=f"cuda:{index}",
         label=name,
         free_bytes=free,
-        flops_peak=lambda dtype: peak.gpu_flops_peak(dtype, cc, sms, sm_mhz, geforce, tf32),
-        bandwidth_peak=peak.gpu_bandwidth_peak(mem_mhz, nv.get("bus_bits") or props.get("memoryBusWidth")),
-        pcie_peak=peak.pcie_peak(nv.get("pcie_gen"), nv.get("pcie_width")),
+        flops_peak=lambda dtype: peaks.gpu_flops_peak(dtype, cc, sms, sm_mhz, geforce, tf32),
+        bandwidth_peak=peaks.gpu_bandwidth_peak(mem_mhz, nv.get("bus_bits") or props.get("memoryBusWidth")),
+        pcie_peak=peaks.pcie_peak(nv.get("pcie_gen"), nv.get("pcie_width")),
         cache_bytes=props.get("l2CacheSize") or 64 * 2**20,
     )
 
 
 def _nvml_facts(bus_id: str) -> dict:
-    from devcheck.env import nvml
-    from devcheck.machine import seam
+    from devcheck.machine import nvml, seam
 
     driver = nvml.read_driver()
     if not driver.loaded:
@@ -103,7 +101,7 @@ def _nvml_facts(bus_id: str) -> dict:
 
 def unknown_facts(name: str, why: str = "") -> DeviceFacts:
     """A device devcheck has no hardware model for (the test-suite's simulated GPU), or whose facts failed."""
-    none = peak.Peak(None, "", why or f"no hardware model for device {name!r}")
+    none = peaks.Peak(None, "", why or f"no hardware model for device {name!r}")
     return DeviceFacts(name, name, None, lambda dtype: none, none, none, 64 * 2**20, problem=why)
 
 

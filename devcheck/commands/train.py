@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy
 
-from devcheck import grad
-from devcheck.devices import select, selection_checks
+from devcheck.commands import grad
 from devcheck.errors import BadInput, check_writable
+from devcheck.machine.devices import select, selection_checks
 from devcheck.report import Chart, Check, Report, Section, Status
 
 LOCKSTEP_STEPS = 10  # steps compared one by one across devices

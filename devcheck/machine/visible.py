@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from devcheck.env.nvml import Gpu
+from devcheck.machine.nvml import Gpu
 from devcheck.report import Check, Field, Findings, Section, Status
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
-from devcheck.env import blas, cpu, cupy_probe, envvars, nvml, packages, python, toolkit, visible
+from devcheck.machine import blas, cpu, cupy_probe, envvars, nvml, packages, python, toolkit, visible
 from devcheck.report import Check, Findings, Report, Status
 
 

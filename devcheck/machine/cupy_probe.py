@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from devcheck.env.nvml import Driver, cuda_version_text, normalize_bus_id
-from devcheck.env.packages import cupy_dists
+from devcheck.machine.nvml import Driver, cuda_version_text, normalize_bus_id
+from devcheck.machine.packages import cupy_dists
 from devcheck.report import Check, Field, Findings, Section, Status, na
 
 # An elementwise kernel is compiled by NVRTC at its first call, like any custom CuPy kernel.

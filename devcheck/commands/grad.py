@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import numpy
 
-from devcheck.devices import select, selection_checks
+from devcheck.commands.grad_cases import INPUT_SHAPE, USES_MATMUL, cases, input_for
 from devcheck.errors import BadInput
-from devcheck.gradcases import INPUT_SHAPE, USES_MATMUL, cases, input_for
+from devcheck.machine.devices import select, selection_checks
 from devcheck.report import Check, Report, Section, Status
 
 EPS32 = float(numpy.finfo(numpy.float32).eps)
