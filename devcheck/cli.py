@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from devcheck import __version__
-from devcheck.errors import BadInput, check_writable
+from devcheck import __version__, options
+from devcheck.errors import BadInput
 from devcheck.render import Format, emit, error_line
 
 if TYPE_CHECKING:
@@ -63,23 +63,16 @@ def main_options(
     """Does this machine compute correctly, and how fast?"""
 
 
-def _writable(option: str, path: Path) -> None:
-    try:
-        check_writable(option, path)
-    except BadInput as e:
-        error_line(str(e))
-        raise typer.Exit(2) from None
-
-
 def run_command(
     build: Callable[[Callable[..., None]], Report], fmt: Format, as_json: bool, quiet: bool, summary: Path | None
 ) -> None:
-    """Build the report (with a progress bar on stderr for people), render it, exit with its verdict;
-    bad input and crashes are one line and exit 2."""
-    fmt = Format.json if as_json else fmt
+    """Build the report (options parsed first, then a progress bar on stderr for people), render it,
+    exit with its verdict; bad input and crashes are one line and exit 2."""
     try:
-        if summary is not None:
-            check_writable("--summary", summary)
+        if as_json and fmt not in (Format.table, Format.json):
+            raise BadInput(f"--json and --format {fmt}: give one of them")
+        fmt = Format.json if as_json else fmt
+        options.output_file("--summary", summary)
         from devcheck.render.console import progress
 
         with progress(fmt is Format.table and not quiet) as step:
@@ -116,18 +109,16 @@ def env(
     summary: SummaryOpt = None,
 ) -> None:
     """What is installed and what is wrong with it: Python, CPU, NumPy/BLAS, CuPy, CUDA, every GPU; with fixes."""
-    if record is not None:
-        _writable("--record", record)
 
     def build(step: Callable[..., None]) -> Report:
         from devcheck.commands.env import collect
 
-        if record is None:
+        path = options.output_file("--record", record)
+        if path is None:
             return collect(require_gpu=require_gpu)
-        from devcheck.machine import seam
-        from devcheck.machine.packages import installed
+        from devcheck.machine import packages, seam
 
-        with seam.record(record, installed()):
+        with seam.record(path, packages.installed()):
             return collect(require_gpu=require_gpu)
 
     run_command(build, fmt, as_json, quiet, summary)
@@ -139,14 +130,19 @@ DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="auto, all, cpu, 
 @app.command()
 def bench(
     size: Annotated[
-        int | None, typer.Option(help="N: A is N x N/10, B is N/10 x N/5 (default 10000, the classic).")
+        int | None, typer.Option(help="N >= 10: A is N x N/10, B is N/10 x N/5 (default 10000, the classic).")
     ] = None,
     shape: Annotated[str | None, typer.Option(metavar="M,K,N", help="Any other matmul shape.")] = None,
-    dtype: Annotated[str | None, typer.Option(help="float32,float64 (default); float16 on GPUs.")] = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated: float32, float64, float16 (GPUs only). Default: float32,float64."),
+    ] = None,
     device: DeviceOpt = "auto",
     repeat: Annotated[int, typer.Option(help="Samples per case at most.")] = 10,
     max_time: Annotated[float, typer.Option(help="Seconds for the whole run, shared among the cases.")] = 60.0,
-    cases: Annotated[str | None, typer.Option(help="matmul,e2e,bandwidth,copy,autograd (default: all).")] = None,
+    cases: Annotated[
+        str | None, typer.Option(help="Comma-separated: matmul, e2e, bandwidth, copy, autograd. Default: all.")
+    ] = None,
     baseline: Annotated[Path | None, typer.Option(metavar="PATH", help="An earlier `bench --json` to compare.")] = None,
     max_regression: Annotated[float, typer.Option(metavar="PCT", help="Fail beyond this slowdown.")] = 10.0,
     require_gpu: RequireGpuOpt = False,
@@ -158,11 +154,19 @@ def bench(
     """How fast is this machine, and is the GPU really faster? Matmul, bandwidth, copies, an autograd step."""
 
     def build(step: Callable[..., None]) -> Report:
-        from devcheck.commands import bench as bench_command
+        from devcheck.commands import bench as command
+        from devcheck.machine.devices import select
 
-        return bench_command.run(
-            size, shape, dtype, device, repeat, max_time, cases, baseline, max_regression, require_gpu, step
+        settings = command.Settings(
+            shape=options.matmul_shape(size, shape),
+            dtypes=options.choices("--dtype", dtype, command.DTYPES, ("float32", "float64")),
+            cases=options.choices("--cases", cases, command.CASES, command.CASES),
+            repeat=options.positive_int("repeat", repeat),
+            max_time=options.positive_number("max-time", max_time, "number of seconds"),
+            baseline=options.bench_baseline(baseline),
+            max_regression=options.percentage("max-regression", max_regression),
         )
+        return command.run(settings, select(options.device(device)), require_gpu=require_gpu, progress=step)
 
     run_command(build, fmt, as_json, quiet, summary)
 
@@ -181,9 +185,12 @@ def grad(
     """Does autograd give the right gradients on every device? The classic a**2*x+b*x+c, then every op."""
 
     def build(step: Callable[..., None]) -> Report:
-        from devcheck.commands import grad as grad_command
+        from devcheck.commands import grad as command
+        from devcheck.machine.devices import select
 
-        return grad_command.run(device, ops, fast, require_gpu, step)
+        chosen = options.choices("--ops", ops, command.op_names(), command.op_names())
+        selection = select(options.device(device))
+        return command.run(selection, chosen, fast=fast, require_gpu=require_gpu, progress=step)
 
     run_command(build, fmt, as_json, quiet, summary)
 
@@ -196,7 +203,7 @@ def train(
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.005,
     hidden: Annotated[int, typer.Option(help="Units in each of the two hidden layers.")] = 64,
     optimizer: Annotated[str, typer.Option(help="adam or sgd (with momentum 0.9).")] = "adam",
-    seed: Annotated[int, typer.Option(help="Seeds the data, the weights and the shuffling.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seeds the data, the weights and the shuffling (>= 0).")] = 0,
     num_workers: Annotated[int, typer.Option(help="Threads loading batches ahead.")] = 0,
     min_accuracy: Annotated[float, typer.Option(help="Validation accuracy that counts as learned.")] = 0.95,
     save: Annotated[Path | None, typer.Option(metavar="PATH", help="Write weights and optimizer state.")] = None,
@@ -211,19 +218,29 @@ def train(
     """Does a small network really learn on every device, and do the devices tell the same story?"""
 
     def build(step: Callable[..., None]) -> Report:
-        from devcheck.commands import train as train_command
+        from devcheck.commands import train as command
+        from devcheck.machine.devices import select
 
-        config = train_command.Config(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            hidden=hidden,
-            optimizer=optimizer,
-            seed=seed,
-            num_workers=num_workers,
-            min_accuracy=min_accuracy,
+        config = command.Config(
+            epochs=options.positive_int("epochs", epochs),
+            batch_size=options.positive_int("batch-size", batch_size),
+            lr=options.positive_number("lr", lr),
+            hidden=options.positive_int("hidden", hidden),
+            optimizer=options.one_of("--optimizer", optimizer, ("adam", "sgd")),
+            seed=options.at_least("seed", seed, 0),
+            num_workers=options.at_least("num-workers", num_workers, 0),
+            min_accuracy=options.fraction("min-accuracy", min_accuracy),
         )
-        return train_command.run(config, device, require_gpu, save, resume, log, step)
+        files = options.distinct_files({"--save": save, "--log": log, "--summary": summary})
+        return command.run(
+            config,
+            select(options.device(device)),
+            require_gpu=require_gpu,
+            save=options.output_file("--save", files["--save"]),
+            resume=options.input_file("--resume", resume),
+            log=options.output_file("--log", files["--log"]),
+            progress=step,
+        )
 
     run_command(build, fmt, as_json, quiet, summary)
 

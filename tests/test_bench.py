@@ -31,6 +31,9 @@ def gpu():
         yield
 
 
+H100_PROPERTIES = next(c["result"] for c in h100().cupy if c["fn"] == "cuda.runtime.getDeviceProperties")
+
+
 def small_gpu(free_bytes):
     return h100(why=f"only {free_bytes} bytes free", cupy={("Device.mem_info", 0): (free_bytes, 85017493504)})
 
@@ -173,11 +176,16 @@ def test_an_automatic_case_that_does_not_fit_is_skipped():
         (["--shape", "10,x,3"], "--shape '10,x,3': expected three positive integers"),
         (["--shape", "10,0,3"], "--shape '10,0,3': expected three positive integers"),
         (["--size", "100", "--shape", "1,2,3"], "give one of them, not both"),
-        (["--dtype", "int8"], "--dtype 'int8': choose from float32, float64, float16"),
-        (["--cases", "fft"], "--cases 'fft': choose from matmul, e2e, bandwidth, copy, autograd"),
+        (["--dtype", "int8"], "--dtype 'int8': int8 unknown; choose from float32, float64, float16"),
+        (["--dtype", ""], "--dtype '': an empty entry; choose from float32, float64, float16"),
+        (["--cases", "fft"], "--cases 'fft': fft unknown; choose from matmul, e2e, bandwidth, copy, autograd"),
+        (["--cases", "matmul,,copy"], "--cases 'matmul,,copy': an empty entry; choose from"),
+        (["--json", "--format", "markdown"], "--json and --format markdown: give one of them"),
         (["--repeat", "0"], "--repeat 0: expected a positive integer"),
         (["--max-time", "-1"], "--max-time -1.0: expected a positive number of seconds"),
         (["--device", "cuda:3"], "--device 'cuda:3'"),
+        (["--device", "tpu"], "--device 'tpu': expected auto, all, cpu, cuda or cuda:N"),
+        (["--max-regression", "-1"], "--max-regression -1.0: expected a percentage >= 0"),
         (["--baseline", "/nonexistent.json"], "--baseline /nonexistent.json: no such file"),
     ],
 )
@@ -192,7 +200,7 @@ def test_bad_options_are_one_line_and_exit_2(args, message):
 
 
 def test_bench_on_cpu_and_gpu(gpu):
-    result = invoke("bench", "--json", *SMALL)
+    result = invoke("bench", "--json", "--cases", "matmul,e2e,copy,autograd", *SMALL)
     assert result.exit_code == 0, result.stdout
     doc = json.loads(result.stdout)
     records = doc["data"]["records"]
@@ -263,8 +271,20 @@ def test_a_baseline_that_is_not_bench_json_is_bad_input(tmp_path):
     assert result.exit_code == 2 and "not the JSON of `devcheck bench --json`" in result.stderr
 
 
+def test_bandwidth_streams_arrays_well_beyond_the_cache():
+    small_l2 = h100(
+        why="an 8 MiB L2", cupy={("cuda.runtime.getDeviceProperties", 0): {**H100_PROPERTIES, "l2CacheSize": 8 * 2**20}}
+    )
+    with seam.replay(small_l2):
+        doc = json.loads(invoke("bench", "--device", "cuda", "--json", "--cases", "bandwidth", "--repeat", "3").stdout)
+    (record,) = doc["data"]["records"]
+    assert record["case"] == "bandwidth a=b+c" and record["bytes"] == 3 * 4 * record["shape"][0]
+    assert record["shape"][0] * 4 == 64 * 2**20 and record["rate"] > 0  # 4 x 8 MiB is under the 64 MiB floor
+    assert record["peak"]["value"] == pytest.approx(3352, rel=2e-3) and record["timer"] == "CUDA events"
+
+
 def test_table_output_has_the_sections_and_charts(gpu):
-    result = invoke("bench", *SMALL)
+    result = invoke("bench", "--cases", "matmul,e2e,copy,autograd", *SMALL)
     assert result.exit_code == 0
     for title in (
         "Matmul: A 400x40 @ B 40x80",

@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable, Mapping
 
 from devcheck.machine import blas, cpu, cupy_probe, envvars, nvml, packages, python, toolkit, visible
+from devcheck.machine.devices import gpu_required_check
 from devcheck.report import Check, Findings, Report, Status
 
 
@@ -57,9 +58,7 @@ def collect(*, require_gpu: bool = False, environ: Mapping[str, str] | None = No
 
     report.verdict = verdict(report, state)
     if require_gpu and not state.ready:
-        report.checks.append(
-            Check("gpu.required", Status.FAIL, "--require-gpu: no GPU can compute", detail=report.verdict)
-        )
+        report.checks.append(gpu_required_check(report.verdict))
     return report
 
 

@@ -14,8 +14,7 @@ from collections.abc import Callable
 import numpy
 
 from devcheck.commands.grad_cases import INPUT_SHAPE, USES_MATMUL, cases, input_for
-from devcheck.errors import BadInput
-from devcheck.machine.devices import select, selection_checks
+from devcheck.machine.devices import Selection, selection_checks
 from devcheck.report import Check, Report, Section, Status
 
 EPS32 = float(numpy.finfo(numpy.float32).eps)
@@ -35,20 +34,19 @@ def tf32_on(device: str) -> bool:
     return device.startswith("cuda") and os.environ.get("CUPY_TF32", "0") not in ("", "0")
 
 
+def op_names() -> tuple[str, ...]:
+    return tuple(sorted(cases("cpu")))
+
+
 def run(
-    device: str = "auto",
-    ops: str | None = None,
+    selection: Selection,
+    ops: tuple[str, ...],
+    *,
     fast: bool = False,
     require_gpu: bool = False,
     progress: Progress = lambda *a, **k: None,
 ) -> Report:
-    sel = select(device)
-    available = sorted(cases("cpu"))
-    chosen = available if not ops else [o.strip() for o in ops.split(",") if o.strip()]
-    unknown = [o for o in chosen if o not in available]
-    if unknown:
-        raise BadInput(f"--ops {','.join(unknown)}: unknown op(s); choose from {', '.join(available)}")
-
+    sel, chosen = selection, list(ops)
     report = Report("grad")
     report.checks += selection_checks(sel, require_gpu)
     progress("gradcheck", total=len(sel.names) * (len(chosen) + 2))
@@ -119,7 +117,9 @@ def check_op(op: str, device: str, fast: bool) -> list[dict]:
             "against": "finite diff",
             "abs err": result.max_abs_error,
             "rel err": result.max_rel_error,
-            "tolerance": "1e-5 + 1e-3 rel",
+            "abs tol": 1e-5,
+            "rel tol": 1e-3,
+            "TF32": False,
             "verdict": "ok" if result.ok else f"FAIL: {result.message}",
         }
     ]
@@ -148,7 +148,9 @@ def _float32_against_cpu(op: str, device: str) -> dict:
         "against": "cpu float32",
         "abs err": abs_err,
         "rel err": rel_err,
-        "tolerance": f"{tolerance:.1e} rel" + (" (TF32)" if tf32 else ""),
+        "abs tol": None,
+        "rel tol": tolerance,
+        "TF32": tf32,
         "verdict": "ok" if rel_err <= tolerance else f"FAIL: {rel_err:.2e} > {tolerance:.1e}",
     }
 

@@ -1,4 +1,4 @@
-"""`--device` for the commands that compute: which engine devices a run uses.
+"""`--device` for the commands that compute: the engine devices a run uses, resolved once.
 
 cpu, cuda, cuda:N   exactly that device (an unknown one is bad input)
 auto                the CPU and every GPU that can compute; a GPU that cannot is skipped, with why
@@ -8,19 +8,25 @@ all                 the same, but a GPU that cannot compute is a failure
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from devcheck.errors import BadInput
+from devcheck.report import Check, Status
 
 
 @dataclass
 class Selection:
-    names: list[str]
+    devices: list[Any]  # engine Devices, the CPU first when it is chosen
     unusable: list[str] = field(default_factory=list)  # "cuda: <reason>" for GPUs that cannot compute
     strict: bool = False  # `all`: an unusable GPU is a failure
 
     @property
-    def gpus(self) -> list[str]:
-        return [n for n in self.names if n != "cpu"]
+    def names(self) -> list[str]:
+        return [d.name for d in self.devices]
+
+    @property
+    def gpus(self) -> list[Any]:
+        return [d for d in self.devices if d.name != "cpu"]
 
 
 def gpu_names() -> tuple[list[str], list[str]]:
@@ -42,45 +48,46 @@ def gpu_names() -> tuple[list[str], list[str]]:
 
 
 def select(spec: str) -> Selection:
+    """`spec` is already checked by devcheck.options.device; a GPU it names may still not exist."""
     from devcheck.engine import get_device
     from devcheck.machine import seam
 
     seam.configure()
 
-    spec = spec.strip().lower()
-    if spec in ("auto", "all"):
-        gpus, unusable = gpu_names()
-        return Selection(["cpu", *gpus], unusable, strict=spec == "all")
     try:
-        return Selection([get_device(spec).name])
+        if spec in ("auto", "all"):
+            gpus, unusable = gpu_names()
+            return Selection([get_device(n) for n in ("cpu", *gpus)], unusable, strict=spec == "all")
+        return Selection([get_device(spec)])
     except ValueError as e:
         raise BadInput(f"--device {spec!r}: {e}") from None
 
 
-def selection_checks(sel: Selection, require_gpu: bool) -> list:
+def gpu_required_check(detail: str) -> Check:
+    """`--require-gpu` with no GPU that can compute: the same words from every command."""
+    return Check(
+        "gpu.required",
+        Status.FAIL,
+        "--require-gpu: no GPU can compute here",
+        detail=detail,
+        fix="run `devcheck env` to see why",
+    )
+
+
+def selection_checks(sel: Selection, require_gpu: bool) -> list[Check]:
     """What the device selection itself says: GPUs skipped (or failed, with `all`), --require-gpu."""
     from devcheck.machine import seam
-    from devcheck.report import Check, Status
 
     checks = seam.replay_checks()
     if sel.unusable:
-        status = Status.FAIL if sel.strict else Status.SKIP
         checks.append(
             Check(
                 "devices.gpu",
-                status,
+                Status.FAIL if sel.strict else Status.SKIP,
                 "no GPU can compute here: " + "; ".join(sel.unusable),
                 fix="run `devcheck env` to see why",
             )
         )
     if require_gpu and not sel.gpus:
-        checks.append(
-            Check(
-                "gpu.required",
-                Status.FAIL,
-                "--require-gpu: no GPU was used",
-                detail="; ".join(sel.unusable),
-                fix="run `devcheck env` to see why",
-            )
-        )
+        checks.append(gpu_required_check("; ".join(sel.unusable) or "no GPU was chosen with --device"))
     return checks

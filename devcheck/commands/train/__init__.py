@@ -1,0 +1,116 @@
+"""`devcheck train`: does a small network really learn on every device, and do the devices agree?
+
+Two interleaved spirals, generated from the seed on the host: a small MLP learns them in seconds
+on a CPU, a linear model (or a network whose hidden layers get broken gradients) cannot. Every
+device starts from the same weights and sees the same batches; their first steps must agree to
+rounding and their outcomes within a stated margin (train/agreement.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy
+
+from devcheck.commands.train.agreement import agreement_checks
+from devcheck.commands.train.checkpoint import load_resume, save_and_verify
+from devcheck.commands.train.config import Config
+from devcheck.commands.train.loop import Run, spirals, train_on
+from devcheck.machine.devices import Selection, selection_checks
+from devcheck.report import Chart, Check, Report, Section, Status
+
+Progress = Callable[..., None]
+
+
+def run(
+    config: Config,
+    selection: Selection,
+    *,
+    require_gpu: bool = False,
+    save: Path | None = None,
+    resume: Path | None = None,
+    log: Path | None = None,
+    progress: Progress = lambda *a, **k: None,
+) -> Report:
+    sel = selection
+    x, y = spirals(config.samples, config.seed)
+    cut = int(0.8 * len(x))
+    data = {"x_train": x[:cut], "y_train": y[:cut], "x_val": x[cut:], "y_val": y[cut:]}
+
+    report = Report("train")
+    report.checks += selection_checks(sel, require_gpu)
+    progress("training", total=config.epochs * len(sel.names))
+    runs = []
+    with open(log, "w", encoding="utf-8") if log is not None else contextlib.nullcontext() as log_file:
+        for device in sel.devices:
+            state = load_resume(resume, device, config) if resume is not None else None
+            with numpy.errstate(all="ignore"):  # non-finite values are detected and reported, not warned about
+                runs.append(train_on(device, config, data, state, log_file, progress))
+
+    for r in runs:
+        report.checks.append(_learned_check(r, config))
+    report.checks += agreement_checks(runs, config, data)
+    if save is not None and runs and runs[0].epochs and not runs[0].diverged:
+        report.checks.append(save_and_verify(runs[0], config, save, data))
+
+    rows = [
+        {
+            "device": r.name,
+            "epoch": e["epoch"],
+            "loss": e["loss"],
+            "train acc": e["train_accuracy"],
+            "val loss": e["val_loss"],
+            "val acc": e["val_accuracy"],
+            "seconds": e["seconds"],
+            "samples/s": e["samples_per_s"],
+        }
+        for r in runs
+        for e in r.epochs
+    ]
+    report.sections.append(Section("epochs", "Training, per epoch", rows=rows))
+    report.sections.append(Section("devices", "Per device", rows=[_device_row(r) for r in runs]))
+    report.charts.append(Chart("training loss per epoch", {r.name: r.losses for r in runs if r.epochs}))
+    report.data["config"] = {k: getattr(config, k) for k in Config.__dataclass_fields__}
+    failure = report.first_failure
+    report.verdict = (
+        f"training: FAILED — {failure.summary}" if failure else f"training: learns on {', '.join(r.name for r in runs)}"
+    )
+    return report
+
+
+def _device_row(r: Run) -> dict:
+    last = r.epochs[-1] if r.epochs else {}
+    seconds = [e["seconds"] for e in r.epochs]
+    return {
+        "device": r.name,
+        "epochs": len(r.epochs),
+        "final loss": last.get("loss"),
+        "val acc": last.get("val_accuracy"),
+        "s/epoch (median)": float(numpy.median(seconds)) if seconds else None,
+        "samples/s (median)": float(numpy.median([e["samples_per_s"] for e in r.epochs])) if seconds else None,
+    }
+
+
+def _learned_check(r: Run, config: Config) -> Check:
+    if r.diverged:
+        return Check(
+            f"train.{r.name}.finite",
+            Status.FAIL,
+            f"{r.name}: {r.diverged}",
+            fix="lower --lr; if the defaults diverge, the device computes wrong values (`devcheck grad`)",
+        )
+    accuracy = r.epochs[-1]["val_accuracy"] if r.epochs else 0.0
+    if accuracy >= config.min_accuracy:
+        return Check(
+            f"train.{r.name}.learned",
+            Status.OK,
+            f"{r.name}: validation accuracy {accuracy:.3f} >= {config.min_accuracy}",
+        )
+    return Check(
+        f"train.{r.name}.learned",
+        Status.FAIL,
+        f"{r.name}: validation accuracy {accuracy:.3f} < {config.min_accuracy} after {len(r.epochs)} epochs",
+        fix="with the default options this means wrong gradients or arithmetic: run `devcheck grad`",
+    )

@@ -1,0 +1,141 @@
+"""Option values from the command line, parsed once into typed values. A value that cannot be used is
+BadInput: one line naming the option, the value and what is allowed (exit 2), before any work starts.
+Commands receive only what this module returns."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from devcheck.errors import BadInput, check_writable
+
+DEVICE = re.compile(r"^(auto|all|cpu|cuda(:\d+)?)$")
+DEFAULT_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class MatmulShape:
+    """A (M x K) @ (K x N); `chosen` when the user gave it (a size that cannot fit is then exit 2, not a skip)."""
+
+    m: int
+    k: int
+    n: int
+    chosen: bool = False
+
+    @property
+    def mkn(self) -> tuple[int, int, int]:
+        return self.m, self.k, self.n
+
+
+def device(text: str) -> str:
+    spec = text.strip().lower()
+    if not DEVICE.match(spec):
+        raise BadInput(f"--device {text!r}: expected auto, all, cpu, cuda or cuda:N")
+    return spec
+
+
+def matmul_shape(size: int | None, shape: str | None) -> MatmulShape:
+    if size is not None and shape is not None:
+        raise BadInput("--size and --shape: give one of them, not both")
+    if shape is not None:
+        try:
+            m, k, n = (int(part) for part in shape.split(","))
+        except ValueError:
+            raise BadInput(f"--shape {shape!r}: expected three positive integers M,K,N (A is MxK, B is KxN)") from None
+        if min(m, k, n) < 1:
+            raise BadInput(f"--shape {shape!r}: expected three positive integers M,K,N")
+        return MatmulShape(m, k, n, chosen=True)
+    if size is not None and size < 10:
+        raise BadInput(f"--size {size}: expected an integer >= 10 (A is N x N/10, B is N/10 x N/5)")
+    n = DEFAULT_SIZE if size is None else size
+    return MatmulShape(n, n // 10, n // 5, chosen=size is not None)
+
+
+def choices(option: str, text: str | None, allowed: tuple[str, ...], default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated choice; an empty one (`--ops ''`, `--ops add,,mul`) is refused, not read as all."""
+    if text is None:
+        return default
+    parts = [part.strip() for part in text.split(",")]
+    unknown = [p for p in parts if p not in allowed]
+    if unknown:
+        why = "an empty entry; " if "" in unknown else f"{', '.join(u for u in unknown if u)} unknown; "
+        raise BadInput(f"{option} {text!r}: {why}choose from {', '.join(allowed)}")
+    return tuple(dict.fromkeys(parts))
+
+
+def positive_int(option: str, value: int) -> int:
+    if value < 1:
+        raise BadInput(f"--{option} {value}: expected a positive integer")
+    return value
+
+
+def at_least(option: str, value: int, low: int) -> int:
+    if value < low:
+        raise BadInput(f"--{option} {value}: expected an integer >= {low}")
+    return value
+
+
+def positive_number(option: str, value: float, unit: str = "number") -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise BadInput(f"--{option} {value}: expected a positive {unit}")
+    return value
+
+
+def percentage(option: str, value: float) -> float:
+    if not (math.isfinite(value) and value >= 0):
+        raise BadInput(f"--{option} {value}: expected a percentage >= 0")
+    return value
+
+
+def one_of(option: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise BadInput(f"{option} {value!r}: expected {' or '.join(allowed)}")
+    return value
+
+
+def distinct_files(paths: dict[str, Path | None]) -> dict[str, Path | None]:
+    """Two options naming one file would overwrite each other (`--save x.npz --log x.npz`)."""
+    seen: dict[Path, str] = {}
+    for option, path in paths.items():
+        if path is None:
+            continue
+        key = path.resolve()
+        if key in seen:
+            raise BadInput(f"{option} {path}: the same file as {seen[key]}; give each its own file")
+        seen[key] = option
+    return paths
+
+
+def fraction(option: str, value: float) -> float:
+    if not 0 <= value <= 1:
+        raise BadInput(f"--{option} {value}: expected a number between 0 and 1")
+    return value
+
+
+def output_file(option: str, path: Path | None) -> Path | None:
+    if path is not None:
+        check_writable(option, path)
+    return path
+
+
+def input_file(option: str, path: Path | None) -> Path | None:
+    if path is not None and not path.is_file():
+        raise BadInput(f"{option} {path}: " + ("is a folder; give a file" if path.is_dir() else "no such file"))
+    return path
+
+
+def bench_baseline(path: Path | None) -> list[dict] | None:
+    """The records of an earlier `devcheck bench --json`."""
+    if path is None:
+        return None
+    input_file("--baseline", path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise BadInput(f"--baseline {path}: not a JSON file ({e})") from None
+    if not isinstance(doc, dict) or doc.get("command") != "bench" or "records" not in doc.get("data", {}):
+        raise BadInput(f"--baseline {path}: not the JSON of `devcheck bench --json`")
+    return doc["data"]["records"]
