@@ -1,4 +1,4 @@
-"""Write devcheck/machine/cupy_names.py: the CuPy names the stand-in offers, taken from the snapshot of
+"""Write devcheck/machine/standin/names.py: the CuPy names the stand-in offers, taken from the snapshot of
 the real CuPy (tests/contract/surface.json, written by scripts/snapshot_surface.py), so the stand-in
 can only offer names the real module has.
 
@@ -44,6 +44,8 @@ def main() -> None:
         "FFT": shared(surface, "cupy.fft", numpy.fft, ("callable",)),
         "NDARRAY_METHODS": methods,
     }
+    import textwrap
+
     version = surface["about"]["versions"].get("cupy-cuda12x", "?")
     lines = [
         f'"""CuPy names the stand-in offers, from the snapshot of the real CuPy {version}.',
@@ -53,9 +55,10 @@ def main() -> None:
         "",
     ]
     for name, values_ in groups.items():
-        lines.append(f"{name} = {tuple(values_)!r}")
-    text = "\n".join(lines) + "\n"
-    (ROOT / "devcheck/machine/cupy_names.py").write_text(text)
+        body = textwrap.wrap(" ".join(values_), 100, break_on_hyphens=False)
+        lines += [f"{name} = (", *(f'    "{line} "' for line in body), ").split()", ""]
+    text = "\n".join(lines)
+    (ROOT / "devcheck/machine/standin/names.py").write_text(text)
     print({k: len(v) for k, v in groups.items()})
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
-from devcheck.machine.recording import MASKED_SERIAL, MASKED_UUID, Recording, encode
+from devcheck.machine.recording import MASKED_SERIAL, MASKED_UUID, Handle, Recording, encode
 
 # What devcheck asks CuPy about the hardware (compute calls pass through unrecorded).
 CUPY_FACTS = (
@@ -23,8 +23,9 @@ DEVICE_FACTS = ("compute_capability", "attributes", "pci_bus_id", "mem_info")
 
 def _error(e: BaseException) -> dict:
     out = {"type": type(e).__name__, "str": str(e)}
-    if isinstance(getattr(e, "value", None), int):
-        out["value"] = e.value
+    for code in ("value", "status"):  # NVMLError.value, CUDARuntimeError.status
+        if isinstance(getattr(e, code, None), int):
+            out[code] = getattr(e, code)
     return out
 
 
@@ -35,6 +36,8 @@ class NvmlRecorder:
         self._real, self._calls, self._handles = real, calls, {}
 
     def _handle_key(self, value: Any) -> str | None:
+        if isinstance(value, Handle):  # recording a replay
+            return value.key
         if isinstance(value, ctypes._Pointer):
             return self._handles.get(ctypes.cast(value, ctypes.c_void_p).value)
         return None
@@ -48,9 +51,12 @@ class NvmlRecorder:
         else:
             self._handles.setdefault(address, f"gpu@{len(self._handles)}")
 
+    def __dir__(self) -> list[str]:
+        return dir(self._real)  # NVML_BRAND_* and the other constants are found by name
+
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._real, name)
-        if not (name.startswith("nvml") and callable(value)):
+        if not (name.startswith("nvml") and callable(value)) or isinstance(value, type):
             return value
 
         def call(*args: Any) -> Any:
@@ -123,8 +129,8 @@ class _DeviceRecorder:
     """`cupy.cuda.Device(i)` whose hardware facts are written down; everything else is the real Device."""
 
     def __init__(self, cls: Any, args: tuple, calls: list[dict]):
-        self._calls, self._index = calls, args[0] if args else None
         self._device = cls(*args)
+        self._calls, self._index = calls, self._device.id
 
     def __getattr__(self, name: str) -> Any:
         if name not in DEVICE_FACTS:
@@ -145,6 +151,17 @@ class _DeviceRecorder:
 
     def __exit__(self, *exc: Any) -> Any:
         return self._device.__exit__(*exc)
+
+    def __int__(self) -> int:
+        return int(self._device.id)
+
+    def __eq__(self, other: Any) -> bool:
+        return self._device == getattr(other, "_device", other)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return repr(self._device)
 
 
 def record_cupy(real: Any, recording: Recording) -> Any:

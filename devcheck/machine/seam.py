@@ -76,22 +76,23 @@ def replay_checks() -> list:
 
 
 def nvml() -> ModuleType:
-    """nvidia-ml-py's `pynvml` (or its recorder, or its replay); ImportError as `import pynvml` would."""
+    """nvidia-ml-py's `pynvml` (or its replay), wrapped by the recorder while recording; ImportError as
+    `import pynvml` would."""
     configure()
     if _seam.nvml is None:
         if _seam.replaying is not None:
             from devcheck.machine.nvml_replay import nvml_module
 
-            _seam.nvml = nvml_module(_seam.replaying)
+            module = nvml_module(_seam.replaying)
         else:
             with warnings.catch_warnings():  # the deprecated `pynvml` package warns on import
                 warnings.simplefilter("ignore")
-                import pynvml
-            _seam.nvml = pynvml
-            if _seam.recording is not None:
-                from devcheck.machine.recorder import NvmlRecorder
+                import pynvml as module
+        _seam.nvml = module
+        if _seam.recording is not None:
+            from devcheck.machine.recorder import NvmlRecorder
 
-                _seam.nvml = NvmlRecorder(pynvml, _seam.recording.nvml)
+            _seam.nvml = NvmlRecorder(module, _seam.recording.nvml)
     return _seam.nvml
 
 
@@ -179,12 +180,11 @@ def replay(recording: Recording) -> Iterator[Recording]:
 
 @contextlib.contextmanager
 def record(path: Path, installed: dict[str, str]) -> Iterator[Recording]:
-    """Write down every NVML and CuPy question asked inside the block, then save to `path` atomically."""
+    """Write down every NVML and CuPy question asked inside the block, then save to `path` atomically.
+    Under replay it records the replay: that rewrites an old recording in today's format."""
     from devcheck.machine.packages import cupy_dists
 
     configure()
-    if _seam.replaying is not None:
-        raise BadInput(f"--record {path}: cannot record while replaying {REPLAY_VARIABLE}")
     recording = Recording(about=_about(installed))
     recording.packages = {**cupy_dists(installed)} | {
         k: installed[k] for k in ("nvidia-ml-py", "numpy") if k in installed

@@ -1,0 +1,400 @@
+"""cupy.ndarray, CuPy's ufuncs and functions: NumPy memory and arithmetic, CuPy's rules (CuPy 14.2's
+cupy/_core/core.pyx, _kernel.pyx and _routines_indexing.pyx are the reference for each refusal)."""
+
+from __future__ import annotations
+
+import functools
+import types
+import warnings
+from typing import Any
+
+import numpy
+
+from devcheck.machine.standin.state import COUNTS, faulty, state
+
+_IMPLICIT = (
+    "Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a NumPy array explicitly."
+)
+_SCALARS = (bool, int, float, complex, numpy.generic)
+# The ufuncs with a scatter kernel (ufunc.at), and the dtypes cupy.add.at takes.
+AT = {"add", "subtract", "maximum", "minimum", "bitwise_and", "bitwise_or", "bitwise_xor"}
+ADD_AT_DTYPES = {"int32", "int64", "uint32", "uint64", "float16", "float32", "float64"}
+
+
+def wrap(value: Any, device: int | None = None) -> Any:
+    if isinstance(value, numpy.ndarray):
+        out = ndarray.__new__(ndarray)
+        out._a, out._device = value, state.current if device is None else device
+        return out
+    if isinstance(value, numpy.generic):
+        return wrap(numpy.asarray(value), device)
+    if isinstance(value, tuple):
+        return tuple(wrap(v, device) for v in value)
+    if isinstance(value, list) and value and all(isinstance(v, numpy.ndarray) for v in value):
+        return [wrap(v, device) for v in value]
+    return value
+
+
+def unwrap(value: Any, host_ok: bool = False) -> Any:
+    """A stand-in array's memory (on the current device); a NumPy array only where CuPy takes host data."""
+    if isinstance(value, ndarray):
+        if value._device != state.current:  # CuPy's _check_peer_access, without peer access recorded
+            raise ValueError(
+                f"The device where the array resides ({value._device}) is different from the current device "
+                f"({state.current}). Peer access is unavailable between these devices."
+            )
+        return value._a
+    if isinstance(value, numpy.ndarray) and not host_ok and value.ndim:
+        raise TypeError(f"Unsupported type {type(value)}")
+    if isinstance(value, tuple | list):
+        return type(value)(unwrap(v, host_ok) for v in value)
+    if type(value).__name__ == "Device" and type(value).__module__.startswith("devcheck.machine.standin"):
+        return None
+    return value
+
+
+def operand(value: Any) -> Any:
+    """What CuPy's elementwise kernels take: device arrays and scalars, nothing else (no lists)."""
+    if isinstance(value, (ndarray, numpy.ndarray, *_SCALARS)):
+        return unwrap(value)
+    raise TypeError(f"Unsupported type {type(value)}")
+
+
+def _tf32(a: Any) -> Any:
+    """float32 rounded to TF32's 10-bit mantissa, as tensor cores read it (round to nearest)."""
+    if not (isinstance(a, numpy.ndarray) and a.dtype == numpy.float32):
+        return a
+    bits = a.view(numpy.uint32)
+    return ((bits + numpy.uint32(0x1000)) & numpy.uint32(0xFFFFE000)).view(numpy.float32)
+
+
+def matmul(a: Any, b: Any) -> Any:
+    """A recording's "rounding" models another correct device: "float64" accumulates in float64 (a
+    different rounding from NumPy's float32 BLAS), "tf32" reads float32 inputs as TF32 (CUPY_TF32=1)."""
+    mode = state.rounding.get("matmul")
+    if mode == "float64" and getattr(a, "dtype", None) == numpy.float32:
+        out = numpy.matmul(a.astype(numpy.float64), b.astype(numpy.float64)).astype(numpy.float32)
+    elif mode == "tf32":
+        out = numpy.matmul(_tf32(a), _tf32(b))
+    else:
+        out = numpy.matmul(a, b)
+    return faulty("matmul", out)
+
+
+def compute(name: str, fn: Any, args: tuple, kwargs: dict) -> Any:
+    """One device computation: CuPy returns arrays, 0-d ones for reductions and for allclose & co."""
+    args = tuple(unwrap(a) for a in args)
+    kwargs = {k: unwrap(v) for k, v in kwargs.items() if k not in ("device", "stream")}
+    COUNTS["launches"] += 1
+    out = faulty(name, fn(*args, **kwargs))
+    if isinstance(out, bool | int | float) and not isinstance(out, numpy.generic):
+        out = numpy.asarray(out)
+    return wrap(out)
+
+
+def to_host(a: numpy.ndarray) -> numpy.ndarray:
+    COUNTS["to_host"] += 1
+    return a
+
+
+def _wrap_indices(key: Any, shape: tuple[int, ...]) -> Any:
+    """CuPy wraps out-of-range integer-array indices around (NumPy raises)."""
+    items = key if isinstance(key, tuple) else (key,)
+    consuming = [i for i in items if i is not None and i is not Ellipsis]
+    widths = [i.ndim if isinstance(i, numpy.ndarray) and i.dtype == bool else 1 for i in consuming]
+    out, axis = [], 0
+    for item in items:
+        if item is Ellipsis:
+            axis = len(shape) - sum(widths[len([o for o in out if o is not None and o is not Ellipsis]) :])
+        elif item is not None:
+            if isinstance(item, list):
+                item = numpy.asarray(item)
+            if isinstance(item, numpy.ndarray) and item.dtype.kind in "iu" and axis < len(shape) and shape[axis]:
+                item = item % shape[axis]
+            axis += item.ndim if isinstance(item, numpy.ndarray) and item.dtype == bool else 1
+        out.append(item)
+    return tuple(out) if isinstance(key, tuple) else out[0]
+
+
+def _advanced(key: Any) -> bool:
+    items = key if isinstance(key, tuple) else (key,)
+    return any(isinstance(i, list | numpy.ndarray) for i in items)
+
+
+class ndarray:  # noqa: N801 (CuPy's name)
+    """cupy.ndarray: device memory (here NumPy memory) that never turns into a NumPy array by itself."""
+
+    __slots__ = ("_a", "_device", "__weakref__")
+    __array_priority__ = 100.0
+    __hash__ = None
+
+    def __init__(self, shape: Any, dtype: Any = float, memptr: Any = None, strides: Any = None, order: str = "C"):
+        self._a, self._device = numpy.empty(shape, dtype, order=order), state.current
+        COUNTS["launches"] += 1
+
+    shape = property(lambda self: self._a.shape)
+    dtype = property(lambda self: self._a.dtype)
+    ndim = property(lambda self: self._a.ndim)
+    size = property(lambda self: self._a.size)
+    nbytes = property(lambda self: self._a.nbytes)
+    itemsize = property(lambda self: self._a.itemsize)
+    strides = property(lambda self: self._a.strides)
+    flags = property(lambda self: self._a.flags)
+    T = property(lambda self: wrap(self._a.T, self._device))
+
+    @property
+    def device(self) -> Any:
+        from devcheck.machine.standin.cuda import Device
+
+        return Device(self._device)
+
+    def __len__(self) -> int:
+        return len(self._a)
+
+    def __repr__(self) -> str:
+        return repr(self._a)
+
+    def __format__(self, spec: str) -> str:
+        return format(to_host(self._a), spec)
+
+    # the only ways out to the host, with CuPy's checks (core.pyx get/set)
+    def get(self, stream: Any = None, order: str = "C", out: Any = None, blocking: bool = True) -> numpy.ndarray:
+        if out is None:
+            return to_host(self._a).copy()
+        if not isinstance(out, numpy.ndarray):
+            raise TypeError("Only numpy.ndarray can be obtained from cupy.ndarray")
+        if out.dtype != self.dtype:
+            raise TypeError(f"{out.dtype} array cannot be obtained from {self.dtype} array")
+        if out.shape != self.shape:
+            raise ValueError(f"Shape mismatch. Expected shape: {self.shape}, actual shape: {out.shape}")
+        out[...] = to_host(self._a)
+        return out
+
+    def set(self, arr: Any, stream: Any = None) -> None:
+        if not isinstance(arr, numpy.ndarray):
+            raise TypeError("Only numpy.ndarray can be set to cupy.ndarray")
+        if arr.dtype != self.dtype:
+            raise TypeError(f"{arr.dtype} array cannot be set to {self.dtype} array")
+        if arr.shape != self.shape:
+            raise ValueError(f"Shape mismatch. Old shape: {self.shape}, new shape: {arr.shape}")
+        COUNTS["launches"] += 1
+        self._a[...] = arr
+
+    def item(self) -> Any:
+        return to_host(self._a).item()
+
+    def tolist(self) -> Any:
+        return to_host(self._a).tolist()
+
+    def tobytes(self, order: str = "C") -> bytes:
+        return to_host(self._a).tobytes(order)
+
+    def fill(self, value: Any) -> None:
+        COUNTS["launches"] += 1
+        self._a.fill(value)
+
+    def __float__(self) -> float:
+        return float(to_host(self._a))
+
+    def __int__(self) -> int:
+        return int(to_host(self._a))
+
+    def __complex__(self) -> complex:
+        return complex(to_host(self._a))
+
+    def __bool__(self) -> bool:
+        if self._a.size == 0:
+            warnings.warn("The truth value of an empty array is ambiguous.", DeprecationWarning, stacklevel=2)
+            return False
+        return bool(to_host(self._a))
+
+    def __array__(self, dtype: Any = None) -> numpy.ndarray:
+        raise TypeError(_IMPLICIT)
+
+    def __iter__(self):
+        if self._a.ndim == 0:
+            raise TypeError("iteration over a 0-d array")
+        for i in range(len(self)):
+            yield self[i]
+
+    # dispatch from NumPy, as CuPy does (core.pyx __array_ufunc__ / __array_function__)
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        from devcheck.machine.standin import MODULES
+
+        own = getattr(MODULES["cupy"], ufunc.__name__, None)
+        if not isinstance(own, ufunc_) or method not in ("__call__", "at", "reduce"):
+            return NotImplemented
+        if "out" in kwargs:
+            kwargs["out"] = kwargs["out"][0] if len(kwargs["out"]) == 1 else kwargs["out"]
+        return getattr(own, method)(*inputs, **kwargs)
+
+    def __array_function__(self, func: Any, kinds: Any, args: Any, kwargs: Any) -> Any:
+        from devcheck.machine.standin import MODULES
+
+        if not all(issubclass(t, ndarray | numpy.ndarray) for t in kinds):
+            return NotImplemented
+        own = MODULES.get(func.__module__.replace("numpy", "cupy", 1))
+        fn = getattr(own, func.__name__, None) if own is not None else None
+        if fn is None or fn is func or isinstance(fn, types.ModuleType):
+            return NotImplemented
+        return fn(*args, **kwargs)
+
+    # indexing (_routines_indexing.pyx): wrapping integer arrays; `fill` for a basic index
+    def __getitem__(self, key: Any) -> Any:
+        key = _wrap_indices(unwrap(key, host_ok=True), self._a.shape)
+        COUNTS["launches"] += 1
+        return wrap(self._a[key], self._device)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        key = unwrap(key, host_ok=True)
+        if _advanced(key):
+            value = unwrap(value, host_ok=True)
+        elif isinstance(value, list) or (isinstance(value, numpy.ndarray) and value.ndim):
+            raise ValueError("non-scalar numpy.ndarray cannot be used for fill")
+        else:
+            value = unwrap(value)
+        COUNTS["launches"] += 1
+        self._a[_wrap_indices(key, self._a.shape)] = value
+
+
+_BINARY = "add radd sub rsub mul rmul truediv rtruediv floordiv rfloordiv mod rmod pow rpow matmul rmatmul"
+_BINARY += " and rand or ror xor rxor lshift rlshift rshift rrshift lt le gt ge eq ne"
+_INPLACE = "iadd isub imul itruediv ifloordiv imod ipow iand ior ixor"
+_UNARY = "neg pos abs invert"
+
+
+def _operator(name: str) -> Any:
+    def op(self: ndarray, *args: Any) -> Any:
+        mine, other = unwrap(self), [operand(a) for a in args]
+        COUNTS["launches"] += 1
+        if name in ("matmul", "rmatmul"):
+            out = matmul(mine, other[0]) if name == "matmul" else matmul(other[0], mine)
+        else:
+            out = faulty(f"__{name}__", getattr(mine, f"__{name}__")(*other))
+        return NotImplemented if out is NotImplemented else wrap(out)
+
+    return op
+
+
+def _inplace(name: str) -> Any:
+    def op(self: ndarray, other: Any) -> ndarray:
+        COUNTS["launches"] += 1
+        getattr(unwrap(self), f"__{name}__")(operand(other))
+        return self
+
+    return op
+
+
+def _method(name: str) -> Any:
+    def method(self: ndarray, *args: Any, **kwargs: Any) -> Any:
+        args = tuple(unwrap(a) for a in args)
+        kwargs = {k: unwrap(v) for k, v in kwargs.items()}
+        COUNTS["launches"] += 1
+        return wrap(getattr(self._a, name)(*args, **kwargs), self._device)
+
+    return method
+
+
+def install_methods(names: list[str]) -> None:
+    for n in _BINARY.split() + _UNARY.split():
+        setattr(ndarray, f"__{n}__", _operator(n))
+    for n in _INPLACE.split():
+        setattr(ndarray, f"__{n}__", _inplace(n))
+    for n in set(names) - {"item", "tolist", "fill", "dump", "dumps", "tofile", "tobytes"}:
+        setattr(ndarray, n, _method(n))
+    ndarray.__module__ = "cupy"
+
+
+class ufunc_:  # noqa: N801
+    """cupy.ufunc: device arrays and scalars only; `out`, `dtype`, `casting` only (_kernel.pyx)."""
+
+    def __init__(self, np_ufunc: Any):
+        self._u, self.__name__ = np_ufunc, np_ufunc.__name__
+        self.nin, self.nout, self.nargs = np_ufunc.nin, np_ufunc.nout, np_ufunc.nargs
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        unknown = set(kwargs) - {"out", "dtype", "casting"}
+        if unknown:
+            raise TypeError(f"Wrong arguments {kwargs}")
+        inputs = [operand(a) for a in args]
+        if self.__name__ == "matmul" and not kwargs:
+            COUNTS["launches"] += 1
+            return wrap(matmul(*inputs))
+        return compute(
+            self.__name__, self._u, tuple(wrap(a) if isinstance(a, numpy.ndarray) else a for a in inputs), kwargs
+        )
+
+    def at(self, a: ndarray, indices: Any, b: Any = None) -> None:
+        if self.__name__ not in AT or (self.__name__ == "add" and a.dtype.name not in ADD_AT_DTYPES):
+            raise NotImplementedError(f"`{self.__name__}.at` is not supported for {a.dtype}")
+        index = _wrap_indices(unwrap(indices, host_ok=True), a.shape)
+        COUNTS["launches"] += 1
+        self._u.at(unwrap(a), index, *(() if b is None else (unwrap(b, host_ok=True),)))
+
+    def reduce(self, a: Any, axis: Any = 0, dtype: Any = None, out: Any = None, keepdims: bool = False) -> Any:
+        if self.__name__ not in ("add", "multiply"):
+            raise NotImplementedError(f"reduction for {self.__name__} is not supported")
+        return compute(self.__name__, self._u.reduce, (a,), {"axis": axis, "dtype": dtype, "keepdims": keepdims})
+
+    def __repr__(self) -> str:
+        return f"<ufunc '{self.__name__}'>"
+
+
+ufunc_.__name__ = ufunc_.__qualname__ = "ufunc"
+ufunc_.__module__ = "cupy"
+
+
+def function(name: str, fn: Any) -> Any:
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return compute(name, fn, args, kwargs)
+
+    return call
+
+
+def plain(name: str, fn: Any) -> Any:
+    """No device data in or out (dtype rules, shapes, print settings)."""
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return fn(*(unwrap(a) for a in args), **{k: unwrap(v) for k, v in kwargs.items()})
+
+    return call
+
+
+def creation(name: str) -> Any:
+    fn = getattr(numpy, name)
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        kwargs.pop("device", None)
+        return compute(name, fn, args, kwargs)
+
+    return call
+
+
+def host_input(name: str) -> Any:
+    """cupy.asarray and friends: host data in (a host-to-device copy), device arrays kept or copied."""
+
+    def call(obj: Any, dtype: Any = None, *args: Any, copy: Any = None, **kwargs: Any) -> Any:
+        if isinstance(obj, list | tuple) and obj and all(isinstance(o, ndarray) for o in obj):
+            obj = numpy.stack([o._a for o in obj])
+        elif isinstance(obj, ndarray):
+            same = dtype is None or numpy.dtype(dtype) == obj.dtype
+            if same and (name == "asarray" or copy is False) and obj._device == state.current:
+                return obj
+            obj = obj._a
+        COUNTS["launches"] += 1
+        return wrap(numpy.array(obj, dtype=dtype, copy=True))
+
+    call.__name__ = name
+    return call
+
+
+def asnumpy(a: Any, stream: Any = None, order: str = "C", out: Any = None, *, blocking: bool = True) -> numpy.ndarray:
+    if isinstance(a, ndarray):
+        return a.get(out=out)
+    if out is not None:
+        out[...] = a
+        return out
+    return numpy.asarray(a)
