@@ -102,6 +102,10 @@ class Findings:
     sections: list[Section] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
 
+    def add(self, other: Findings) -> None:
+        self.sections.extend(other.sections)
+        self.checks.extend(other.checks)
+
 
 @dataclass
 class Report:

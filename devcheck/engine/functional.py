@@ -45,16 +45,6 @@ class LogSoftmax(Function):
         return (gy - xp.exp(self.y) * xp.sum(gy, axis=self.axis, keepdims=True),)
 
 
-class Softmax(Function):
-    def forward(self, x):
-        self.y = self.xp.exp(_log_softmax(self.xp, x, self.axis))
-        return self.y
-
-    def backward(self, gy):
-        y = self.y
-        return (y * (gy - self.xp.sum(gy * y, axis=self.axis, keepdims=True)),)
-
-
 class CrossEntropy(Function):
     """Mean (or summed) negative log-likelihood of integer class targets, from logits.
     The one-hot mask is built in the logits' dtype, so a float32 model stays float32."""
@@ -73,7 +63,8 @@ class CrossEntropy(Function):
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return Softmax.apply(x, axis=axis)
+    """exp(log_softmax): composed, stable for any logits."""
+    return LogSoftmax.apply(x, axis=axis).exp()
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:

@@ -34,6 +34,34 @@ def _evaluate(fn: Callable[..., Tensor], hosts: list[numpy.ndarray], like: Seque
     return fn(*args).numpy().astype(numpy.float64)
 
 
+def _random_direction(vjp: list, hosts: list, numeric: Callable, rng: numpy.random.Generator) -> tuple[float, float]:
+    """One directional derivative, analytic against central differences (fast mode)."""
+    directions = [rng.standard_normal(h.shape) for h in hosts]
+    norm = numpy.sqrt(sum(float(numpy.sum(d * d)) for d in directions)) or 1.0
+    directions = [d / norm for d in directions]
+    expected = numeric(directions)
+    got = sum(float(numpy.sum(g * d)) for g, d in zip(vjp, directions))
+    return abs(got - expected), abs(expected)
+
+
+def _whole_jacobian(vjp: list, hosts: list, numeric: Callable, atol: float, rtol: float) -> tuple[float, float]:
+    """Each input element's column of the Jacobian, contracted with v; the worst element's error."""
+    errors, scales = [], []
+    for i, h in enumerate(hosts):
+        column = numpy.zeros(h.shape)
+        for j in range(h.size):
+            direction = [numpy.zeros(x.shape) for x in hosts]
+            direction[i].flat[j] = 1.0
+            column.flat[j] = numeric(direction)
+        errors.append(numpy.abs(column - vjp[i]).ravel())
+        scales.append(numpy.abs(column).ravel())
+    abs_all, scale_all = numpy.concatenate(errors), numpy.concatenate(scales)
+    if not abs_all.size:
+        return 0.0, 0.0
+    worst = int(numpy.argmax(abs_all - (atol + rtol * scale_all)))
+    return float(abs_all[worst]), float(scale_all[worst])
+
+
 def gradcheck(
     fn: Callable[..., Tensor],
     inputs: Sequence[Tensor],
@@ -62,25 +90,9 @@ def gradcheck(
 
     vjp = analytic(v_tensor)
     if fast:
-        directions = [rng.standard_normal(h.shape) for h in hosts]
-        norm = numpy.sqrt(sum(float(numpy.sum(d * d)) for d in directions)) or 1.0
-        directions = [d / norm for d in directions]
-        expected = numeric_directional(directions)
-        got = sum(float(numpy.sum(g * d)) for g, d in zip(vjp, directions))
-        abs_err, scale = abs(got - expected), abs(expected)
-    else:  # each input element's column of the Jacobian, contracted with v
-        errors, scales = [], []
-        for i, h in enumerate(hosts):
-            numeric = numpy.zeros(h.shape)
-            for j in range(h.size):
-                direction = [numpy.zeros(x.shape) for x in hosts]
-                direction[i].flat[j] = 1.0
-                numeric.flat[j] = numeric_directional(direction)
-            errors.append(numpy.abs(numeric - vjp[i]).ravel())
-            scales.append(numpy.abs(numeric).ravel())
-        abs_all, scale_all = numpy.concatenate(errors), numpy.concatenate(scales)
-        worst = int(numpy.argmax(abs_all - (atol + rtol * scale_all))) if abs_all.size else 0
-        abs_err, scale = (float(abs_all[worst]), float(scale_all[worst])) if abs_all.size else (0.0, 0.0)
+        abs_err, scale = _random_direction(vjp, hosts, numeric_directional, rng)
+    else:
+        abs_err, scale = _whole_jacobian(vjp, hosts, numeric_directional, atol, rtol)
     ok = abs_err <= atol + rtol * scale
     rel_err = abs_err / scale if scale else abs_err
 

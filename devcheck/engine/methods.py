@@ -16,7 +16,6 @@ from devcheck.engine.ops import (
     Cast,
     Clip,
     Concat,
-    Div,
     Exp,
     Flip,
     GetItem,
@@ -24,15 +23,11 @@ from devcheck.engine.ops import (
     MatMul,
     MaxMin,
     Mul,
-    Neg,
     Permute,
     Pow,
     ReLU,
     Reshape,
-    Sigmoid,
-    Sqrt,
     Stack,
-    Sub,
     Sum,
     Tanh,
     ToDevice,
@@ -82,36 +77,53 @@ def _reflected(op: type) -> Any:
     return apply
 
 
-add, sub, mul, div, pow_, matmul = (_binary(op) for op in (Add, Sub, Mul, Div, Pow, MatMul))
-rsub, rdiv, rpow, rmatmul = (_reflected(op) for op in (Sub, Div, Pow, MatMul))
+add, mul, pow_, matmul = (_binary(op) for op in (Add, Mul, Pow, MatMul))
+rpow, rmatmul = (_reflected(op) for op in (Pow, MatMul))
 
 
-def exp(x):
-    return Exp.apply(x)
+def _unary(op: type) -> Any:
+    def apply(x: Tensor) -> Tensor:
+        return op.apply(x)
+
+    return apply
 
 
-def log(x):
-    return Log.apply(x)
+exp, log, abs_, tanh, relu = (_unary(op) for op in (Exp, Log, Abs, Tanh, ReLU))
+
+
+# --- composed: their backward follows from the primitives' (micrograd's way) -----------------------------
+
+
+def neg(x):
+    return x * -1.0
+
+
+def sub(a, b):
+    a, b = _operands(a, b)
+    return a + (-b if isinstance(b, int | float | bool) else neg(b))
+
+
+def rsub(a, b):  # b - a, b a Python scalar or an array
+    a, b = _operands(a, b)
+    return neg(a) + b
+
+
+def div(a, b):
+    a, b = _operands(a, b)
+    return a * (1.0 / b if isinstance(b, int | float | bool) else b**-1.0)
+
+
+def rdiv(a, b):  # b / a
+    a, b = _operands(a, b)
+    return a**-1.0 * b
 
 
 def sqrt(x):
-    return Sqrt.apply(x)
-
-
-def abs_(x):
-    return Abs.apply(x)
-
-
-def tanh(x):
-    return Tanh.apply(x)
+    return x**0.5
 
 
 def sigmoid(x):
-    return Sigmoid.apply(x)
-
-
-def relu(x):
-    return ReLU.apply(x)
+    return tanh(x * 0.5) * 0.5 + 0.5  # never overflows, unlike 1 / (1 + exp(-x))
 
 
 def clip(x, min=None, max=None):  # noqa: A002 (PyTorch's names)
@@ -328,7 +340,7 @@ _METHODS = {
     "__rpow__": rpow,
     "__matmul__": matmul,
     "__rmatmul__": rmatmul,
-    "__neg__": lambda x: Neg.apply(x),
+    "__neg__": neg,
     "__getitem__": getitem,
     "__abs__": abs_,
     "__gt__": _compare("__gt__"),

@@ -1,7 +1,12 @@
 """The engine's primitive ops: one Function each, forward and backward side by side (DeZero's
 layout), written against the Array API standard. Broadcasting ops reduce their gradients back to
-each input's shape with `sum_to`. (The fused neural-network ops live in functional.py; the
-operators and methods that make Tensor feel like PyTorch's, in methods.py.)
+each input's shape with `sum_to`. Everything else is composed from these in methods.py (a - b is
+a + -b, a / b is a * b**-1, sqrt is **0.5, sigmoid is tanh's) or fused in functional.py (linear,
+log-softmax, cross-entropy), so a new op's backward is right by construction.
+
+A primitive stays one where composing it would cost a kernel launch per step in the training
+workloads (train's MLP, bench's MLP step): Tanh, ReLU and MatMul are in every step; Exp, Log, Abs,
+Clip, Where, MaxMin, Sum are elementary (no cheaper composition exists); the shape ops move data.
 
 Every array function comes from `self.xp`, the namespace of the op's device (set by
 Function.apply), never from the arrays: a CuPy array has no `__array_namespace__`, and NumPy
@@ -65,15 +70,6 @@ class Add(Function):
         return sum_to(self.xp, gy, self.shapes[0]), sum_to(self.xp, gy, self.shapes[1])
 
 
-class Sub(Function):
-    def forward(self, a, b):
-        self.shapes = _shape(a), _shape(b)
-        return a - b
-
-    def backward(self, gy):
-        return sum_to(self.xp, gy, self.shapes[0]), sum_to(self.xp, -gy, self.shapes[1])
-
-
 class Mul(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -82,25 +78,6 @@ class Mul(Function):
     def backward(self, gy):
         a, b = self.a, self.b
         return sum_to(self.xp, gy * b, _shape(a)), sum_to(self.xp, gy * a, _shape(b))
-
-
-class Div(Function):
-    def forward(self, a, b):
-        self.a, self.b = a, b
-        return a / b
-
-    def backward(self, gy):
-        a, b = self.a, self.b
-        ga = gy / b
-        return sum_to(self.xp, ga, _shape(a)), sum_to(self.xp, -ga * a / b, _shape(b))
-
-
-class Neg(Function):
-    def forward(self, x):
-        return -x
-
-    def backward(self, gy):
-        return (-gy,)
 
 
 class Pow(Function):
@@ -164,15 +141,6 @@ class Log(Function):
         return (gy / self.x,)
 
 
-class Sqrt(Function):
-    def forward(self, x):
-        self.y = self.xp.sqrt(x)
-        return self.y
-
-    def backward(self, gy):
-        return (gy / (2 * self.y),)
-
-
 class Abs(Function):
     def forward(self, x):
         self.x = x
@@ -189,15 +157,6 @@ class Tanh(Function):
 
     def backward(self, gy):
         return (gy * (1 - self.y * self.y),)
-
-
-class Sigmoid(Function):
-    def forward(self, x):
-        self.y = self.xp.tanh(x * 0.5) * 0.5 + 0.5  # never overflows, unlike 1 / (1 + exp(-x))
-        return self.y
-
-    def backward(self, gy):
-        return (gy * self.y * (1 - self.y),)
 
 
 class ReLU(Function):

@@ -71,16 +71,7 @@ def probe(dists: dict[str, str], driver: Driver) -> tuple[Findings, CupyState]:
     checks.append(Check("cupy.import", Status.OK, f"CuPy {cupy.__version__} imports"))
 
     runtime = cupy.cuda.runtime
-    state.runtime_version = _quiet(runtime.runtimeGetVersion)
-    driver_api = _quiet(runtime.driverGetVersion)
-    fields["CUDA runtime"] = Field(cuda_version_text(state.runtime_version), "cupy.cuda.runtime.runtimeGetVersion")
-    fields["CUDA driver API"] = (
-        Field(cuda_version_text(driver_api), "cupy.cuda.runtime.driverGetVersion")
-        if driver_api
-        else na("cupy.cuda.runtime.driverGetVersion", "no driver")
-    )
-    fields["TF32 for float32 matmul"] = Field(os.environ.get("CUPY_TF32", "0") not in ("", "0"), "CUPY_TF32")
-
+    driver_api = _versions(runtime, fields, state)
     if not cupy.is_available():
         checks.append(_unavailable_check(runtime, driver))
         state.bus_ids = {} if driver.loaded else None  # CUDA's answer: no device, whatever NVML lists
@@ -99,8 +90,28 @@ def probe(dists: dict[str, str], driver: Driver) -> tuple[Findings, CupyState]:
         )
         return out, state
 
+    out.add(_compute_on_every_device(cupy, driver, state))
+    return out, state
+
+
+def _versions(runtime: ModuleType, fields: dict[str, Field], state: CupyState) -> int | None:
+    """CuPy's CUDA runtime and the driver API it sees; returns the driver API version."""
+    state.runtime_version = _quiet(runtime.runtimeGetVersion)
+    driver_api = _quiet(runtime.driverGetVersion)
+    fields["CUDA runtime"] = Field(cuda_version_text(state.runtime_version), "cupy.cuda.runtime.runtimeGetVersion")
+    fields["CUDA driver API"] = (
+        Field(cuda_version_text(driver_api), "cupy.cuda.runtime.driverGetVersion")
+        if driver_api
+        else na("cupy.cuda.runtime.driverGetVersion", "no driver")
+    )
+    fields["TF32 for float32 matmul"] = Field(os.environ.get("CUPY_TF32", "0") not in ("", "0"), "CUPY_TF32")
+    return driver_api
+
+
+def _compute_on_every_device(cupy: ModuleType, driver: Driver, state: CupyState) -> Findings:
+    """An NVRTC kernel and a cuBLAS matmul on each visible GPU; the ones where both work are ready."""
     rows, kernel_errors, matmul_errors = [], [], []
-    for index in range(runtime.getDeviceCount()):
+    for index in range(cupy.cuda.runtime.getDeviceCount()):
         row, kernel_error, matmul_error = _device_row(cupy, index)
         rows.append(row)
         state.bus_ids[index] = normalize_bus_id(row["PCI bus id"]) if row["PCI bus id"] else f"cuda:{index}"
@@ -108,7 +119,7 @@ def probe(dists: dict[str, str], driver: Driver) -> tuple[Findings, CupyState]:
         matmul_errors += [f"cuda:{index}: {matmul_error}"] if matmul_error else []
         if not kernel_error and not matmul_error:
             state.ready.append(f"cuda:{index} ({row['name']})")
-    out.sections.append(Section("cuda_devices", "CUDA devices (as CuPy sees them)", rows=rows))
+    checks = []
     checks.append(
         _compute_check(
             "cupy.kernel",
@@ -129,7 +140,7 @@ def probe(dists: dict[str, str], driver: Driver) -> tuple[Findings, CupyState]:
             f"{install_line(driver.cuda_major)}  (brings cuBLAS), or install the CUDA toolkit",
         )
     )
-    return out, state
+    return Findings([Section("cuda_devices", "CUDA devices (as CuPy sees them)", rows=rows)], checks)
 
 
 def _packages_check(installed: dict[str, str], driver: Driver) -> Check:
