@@ -65,35 +65,6 @@ def test_cuda_event_clock_times_with_events_on_the_device(gpu):
 # --- peaks ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("dtype", "cc", "sms", "mhz", "geforce", "tf32", "expected"),
-    [  # NVIDIA's datasheet figures (shared/research/gpu_datasheets.md)
-        ("float32", (9, 0), 132, 1980, False, False, 66_908),  # H100 SXM: 67 TFLOP/s FP32
-        ("float64", (9, 0), 132, 1980, False, False, 66_908),  # 67 FP64 tensor core (DMMA), not 34
-        ("float16", (9, 0), 132, 1830, False, False, 989_500),  # 989.5 dense FP16 tensor
-        ("float32", (9, 0), 132, 1830, False, True, 494_700),  # 494.7 dense TF32 tensor
-        ("float32", (8, 0), 108, 1410, False, False, 19_492),  # A100: 19.5 FP32
-        ("float64", (8, 0), 108, 1410, False, False, 19_492),  # 19.5 FP64 tensor core
-        ("float16", (8, 0), 108, 1410, False, False, 311_869),  # 312 dense FP16
-        ("float32", (8, 0), 108, 1410, False, True, 155_934),  # 156 dense TF32
-        ("float32", (8, 9), 128, 2520, True, False, 82_575),  # RTX 4090: 82.6 FP32
-        ("float64", (8, 9), 128, 2520, True, False, 1_290),  # 1/64 rate
-        ("float16", (8, 9), 128, 2520, True, False, 165_151),  # GeForce: FP32-accumulate at half rate
-        ("float32", (8, 9), 142, 2520, False, True, 183_225),  # L40S: 183 dense TF32
-        ("float32", (7, 0), 80, 1530, False, True, 15_667),  # V100 has no TF32: CUPY_TF32 changes nothing
-    ],
-)
-def test_gpu_flops_peaks_match_datasheets(dtype, cc, sms, mhz, geforce, tf32, expected):
-    assert peak.gpu_flops_peak(dtype, cc, sms, mhz, geforce, tf32).value == pytest.approx(expected, rel=2e-3)
-
-
-def test_gpu_peak_refusals_say_why():
-    assert "unknown compute capability 5.2" in peak.gpu_flops_peak("float32", (5, 2), 16, 1000).basis
-    assert "TF32" in peak.gpu_flops_peak("float32", (9, 0), 132, 1980, tf32=True).basis
-    assert "DMMA" in peak.gpu_flops_peak("float64", (9, 0), 132, 1980).basis
-    assert peak.gpu_flops_peak("float16", (6, 1), 8, 1500).value is None
-
-
 @pytest.mark.parametrize(("mhz", "bits", "expected"), [(1215, 5120, 1555), (2619, 5120, 3352), (10501, 384, 1008)])
 def test_memory_bandwidth_peaks(mhz, bits, expected):  # A100 40GB, H100 SXM, RTX 4090
     assert peak.gpu_bandwidth_peak(mhz, bits).value == pytest.approx(expected, rel=2e-3)

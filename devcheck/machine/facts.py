@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from devcheck.machine import cpu, peaks
@@ -47,8 +47,8 @@ def _read_size(path: str) -> int | None:
 
 
 def cuda_facts(index: int) -> DeviceFacts:
-    """CuPy's device properties (compute capability, SMs, clocks, bus), with NVML's max clocks, brand
-    and PCIe link where NVML answers for the same bus id."""
+    """CUDA's device properties (compute capability, SMs, rated clocks, bus, FP64 ratio) through CuPy,
+    with NVML's brand and PCIe link (and its clocks where CUDA gives none) for the same bus id."""
     import os
 
     from devcheck.machine import seam
@@ -59,10 +59,13 @@ def cuda_facts(index: int) -> DeviceFacts:
     name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
     cc = device.compute_capability  # "90": the major digits, then one minor digit
     cc = (int(cc[:-1]), int(cc[-1]))
+    # CUDA's clockRate is the rated boost clock the datasheets count with (deviceQuery: 2520 MHz on an
+    # RTX 4090); NVML's max SM clock is the top of the V/F curve (3105 MHz there): a peak on it is 23% high.
     sm_mhz, mem_mhz = props.get("clockRate", 0) / 1000, props.get("memoryClockRate", 0) / 1000
     nv = _nvml_facts(device.pci_bus_id)
-    sm_mhz, mem_mhz = nv.get("sm_mhz") or sm_mhz, nv.get("mem_mhz") or mem_mhz
-    sms, geforce = props["multiProcessorCount"], nv.get("geforce", False)
+    sm_mhz, mem_mhz = sm_mhz or nv.get("sm_mhz"), mem_mhz or nv.get("mem_mhz")
+    gpu = peaks.Gpu(cc, props["multiProcessorCount"], sm_mhz, nv.get("geforce", False))
+    gpu = replace(gpu, fp64_ratio=props.get("singleToDoublePrecisionPerfRatio") or None)
     tf32 = os.environ.get("CUPY_TF32", "0") not in ("", "0")
     with device:
         free, _ = device.mem_info
@@ -70,7 +73,7 @@ def cuda_facts(index: int) -> DeviceFacts:
         name=f"cuda:{index}",
         label=name,
         free_bytes=free,
-        flops_peak=lambda dtype: peaks.gpu_flops_peak(dtype, cc, sms, sm_mhz, geforce, tf32),
+        flops_peak=lambda dtype: peaks.gpu_flops_peak(dtype, gpu, tf32),
         bandwidth_peak=peaks.gpu_bandwidth_peak(mem_mhz, nv.get("bus_bits") or props.get("memoryBusWidth")),
         pcie_peak=peaks.pcie_peak(nv.get("pcie_gen"), nv.get("pcie_width")),
         cache_bytes=props.get("l2CacheSize") or 64 * 2**20,

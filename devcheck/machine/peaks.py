@@ -83,77 +83,84 @@ FP32_CORES_PER_SM = {
     (12, 0): 128,
     (12, 1): 128,
 }
-# FP64 rate as a fraction of FP32: the HPC parts run at half rate, the others at 1/32 or 1/64.
-FP64_RATIO = {
-    (6, 0): 1 / 2,
-    (7, 0): 1 / 2,
-    (8, 0): 1 / 2,
-    (9, 0): 1 / 2,
-    (10, 0): 1 / 2,
-    (6, 1): 1 / 32,
-    (7, 5): 1 / 32,
-    (8, 6): 1 / 64,
-    (8, 9): 1 / 64,
-    (12, 0): 1 / 64,
-}
-# Dense FP16 tensor-core FLOP per clock per SM (FP32 accumulate); GeForce parts of 7.5-8.9 run at half.
-TENSOR_FP16_PER_SM = {
-    (7, 0): 1024,
-    (7, 5): 1024,
-    (8, 0): 2048,
-    (8, 6): 1024,
-    (8, 9): 1024,
-    (9, 0): 4096,
-    (10, 0): 8192,
-    (12, 0): 1024,
-}
-_GEFORCE_HALF_RATE = {(7, 5), (8, 6), (8, 9)}
+# FP64 rate as a fraction of FP32, for a card that does not report CUDA's singleToDoublePrecisionPerfRatio:
+# the HPC parts run at half rate, the others at 1/32 or 1/64.
+FP64_RATIO = {(6, 0): 2, (7, 0): 2, (8, 0): 2, (9, 0): 2, (10, 0): 2, (6, 1): 32, (7, 5): 32, (8, 6): 64, (8, 9): 64}
+FP64_RATIO |= {(12, 0): 64}
+# Dense FP16 tensor-core FLOP per clock per SM (FP32 accumulate, CuPy's default); GeForce 7.5-12.0 halve it.
+TENSOR_FP16_PER_SM = {(7, 0): 1024, (7, 5): 1024, (8, 0): 2048, (8, 6): 1024, (8, 9): 1024, (9, 0): 4096}
+TENSOR_FP16_PER_SM |= {(10, 0): 8192, (12, 0): 1024}
+_GEFORCE_HALF_RATE = {(7, 5), (8, 6), (8, 9), (12, 0)}
 # Dense FP64 tensor-core (DMMA) FLOP per clock per SM: NVIDIA's datasheets give A100 19.5 and H100 SXM
 # 67 TFLOP/s (108 x 128 x 1.41 GHz, 132 x 256 x 1.98 GHz); cuBLAS runs DGEMM on them.
 FP64_TENSOR_PER_SM = {(8, 0): 128, (9, 0): 256}
+BF16_FROM = (8, 0)  # BF16 and TF32 tensor cores from Ampere on, at the FP16 (FP32-accumulate) rate and half of it
 
 
-def _tensor_fp16_per_sm(cc: tuple[int, int], geforce: bool) -> int | None:
-    per_sm = TENSOR_FP16_PER_SM.get(cc)
-    if per_sm is not None and cc in _GEFORCE_HALF_RATE and geforce:
+@dataclass(frozen=True)
+class Gpu:
+    """What a GPU reports about itself (CUDA's properties, NVML's max clock and brand): all a peak needs."""
+
+    cc: tuple[int, int]
+    sms: int
+    sm_mhz: float
+    geforce: bool = False
+    fp64_ratio: int | None = None  # CUDA's singleToDoublePrecisionPerfRatio
+
+    @property
+    def clock(self) -> str:
+        return f"{self.sms} SMs x {self.sm_mhz:.0f} MHz"
+
+    def rate(self, per_sm: float) -> float:
+        return self.sms * per_sm * self.sm_mhz * 1e-3
+
+
+def _tensor_fp16_per_sm(gpu: Gpu) -> int | None:
+    per_sm = TENSOR_FP16_PER_SM.get(gpu.cc)
+    if per_sm is not None and gpu.cc in _GEFORCE_HALF_RATE and gpu.geforce:
         per_sm //= 2  # GeForce runs FP16 with FP32 accumulate (what CuPy's matmul uses) at half rate
     return per_sm
 
 
-def gpu_flops_peak(
-    dtype: str, cc: tuple[int, int], sms: int, sm_mhz: float, geforce: bool = False, tf32: bool = False
-) -> Peak:
-    clock = f"{sms} SMs x {sm_mhz:.0f} MHz"
-    if dtype == "float16" or (dtype == "float32" and tf32 and cc >= (8, 0)):
-        per_sm = _tensor_fp16_per_sm(cc, geforce)
-        if per_sm is None:
-            return Peak(None, "GFLOP/s", f"no tensor-core rate known for compute capability {cc[0]}.{cc[1]}")
-        if dtype == "float32":  # TF32: half the FP16 tensor rate on every part that has it
-            return Peak(
-                sms * per_sm // 2 * sm_mhz * 1e-3,
-                "GFLOP/s",
-                f"{clock} x {per_sm // 2} dense TF32 tensor FLOP/clock/SM (CUPY_TF32 is on)",
-            )
-        return Peak(sms * per_sm * sm_mhz * 1e-3, "GFLOP/s", f"{clock} x {per_sm} dense FP16 tensor FLOP/clock/SM")
-    cores = FP32_CORES_PER_SM.get(cc)
+def _tensor_peak(dtype: str, gpu: Gpu) -> Peak:
+    per_sm = _tensor_fp16_per_sm(gpu)
+    cc = f"{gpu.cc[0]}.{gpu.cc[1]}"
+    if per_sm is None or (dtype != "float16" and gpu.cc < BF16_FROM):
+        return Peak(None, "GFLOP/s", f"no {dtype} tensor-core rate known for compute capability {cc}")
+    if dtype == "float32":  # TF32: half the FP16 tensor rate on every part that has it
+        return Peak(gpu.rate(per_sm // 2), "GFLOP/s", f"{gpu.clock} x {per_sm // 2} dense TF32 tensor FLOP/clock/SM")
+    name = "BF16" if dtype == "bfloat16" else "FP16"
+    return Peak(gpu.rate(per_sm), "GFLOP/s", f"{gpu.clock} x {per_sm} dense {name} tensor FLOP/clock/SM")
+
+
+def gpu_flops_peak(dtype: str, gpu: Gpu, tf32: bool = False) -> Peak:
+    """The dense peak of a matmul in `dtype` (float32 with TF32 on when CUPY_TF32 is set), from the
+    card's own numbers and its architecture's rates; an unknown architecture gets no peak, and says so."""
+    cc = f"{gpu.cc[0]}.{gpu.cc[1]}"
+    if dtype in ("float16", "bfloat16") or (dtype == "float32" and tf32 and gpu.cc >= BF16_FROM):
+        return _tensor_peak(dtype, gpu)
+    cores = FP32_CORES_PER_SM.get(gpu.cc)
     if cores is None:
-        return Peak(None, "GFLOP/s", f"unknown compute capability {cc[0]}.{cc[1]}: no FP32 core count")
-    fp32 = sms * cores * 2 * sm_mhz * 1e-3
+        return Peak(None, "GFLOP/s", f"unknown compute capability {cc}: no FP32 lanes per SM known")
     if dtype == "float32":
-        return Peak(fp32, "GFLOP/s", f"{clock} x {cores} FP32 cores x 2 (FMA)")
-    if dtype == "float64":
-        dmma = FP64_TENSOR_PER_SM.get(cc)
-        if dmma is not None:
-            return Peak(
-                sms * dmma * sm_mhz * 1e-3,
-                "GFLOP/s",
-                f"{clock} x {dmma} dense FP64 tensor-core FLOP/clock/SM (DMMA, used by cuBLAS DGEMM)",
-            )
-        ratio = FP64_RATIO.get(cc)
-        if ratio is None:
-            return Peak(None, "GFLOP/s", f"no FP64 ratio known for compute capability {cc[0]}.{cc[1]}")
-        return Peak(fp32 * ratio, "GFLOP/s", f"{clock} x {cores} FP32 cores x 2 x {ratio:g} (FP64 rate)")
-    return Peak(None, "GFLOP/s", f"no peak model for {dtype}")
+        return Peak(gpu.rate(cores * 2), "GFLOP/s", f"{gpu.clock} x {cores} FP32 lanes x 2 (FMA)")
+    if dtype != "float64":
+        return Peak(None, "GFLOP/s", f"no peak model for {dtype}")
+    dmma = FP64_TENSOR_PER_SM.get(gpu.cc)
+    if dmma is not None:
+        basis = f"{gpu.clock} x {dmma} dense FP64 tensor-core FLOP/clock/SM (DMMA, used by cuBLAS DGEMM)"
+        return Peak(gpu.rate(dmma), "GFLOP/s", basis)
+    ratio, source = (
+        (gpu.fp64_ratio, "CUDA's singleToDoublePrecisionPerfRatio")
+        if gpu.fp64_ratio
+        else (
+            FP64_RATIO.get(gpu.cc),
+            f"compute capability {cc}",
+        )
+    )
+    if not ratio:
+        return Peak(None, "GFLOP/s", f"no FP64 rate known for compute capability {cc}")
+    return Peak(gpu.rate(cores * 2 / ratio), "GFLOP/s", f"{gpu.clock} x {cores} FP32 lanes x 2 / {ratio} ({source})")
 
 
 def gpu_bandwidth_peak(mem_mhz: float | None, bus_bits: int | None) -> Peak:
