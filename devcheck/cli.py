@@ -38,6 +38,9 @@ SummaryOpt = Annotated[
     typer.Option("--summary", metavar="PATH", help="Also append a Markdown summary to PATH ($GITHUB_STEP_SUMMARY)."),
 ]
 RequireGpuOpt = Annotated[bool, typer.Option("--require-gpu", help="Fail (exit 1) unless a GPU can compute.")]
+JunitOpt = Annotated[
+    Path | None, typer.Option("--junit", metavar="PATH", help="Also write JUnit XML, one test case per check.")
+]
 
 
 def _version(value: bool) -> None:
@@ -64,7 +67,12 @@ def main_options(
 
 
 def run_command(
-    build: Callable[[Callable[..., None]], Report], fmt: Format, as_json: bool, quiet: bool, summary: Path | None
+    build: Callable[[Callable[..., None]], Report],
+    fmt: Format,
+    as_json: bool,
+    quiet: bool,
+    summary: Path | None,
+    junit: Path | None = None,
 ) -> None:
     """Build the report (options parsed first, then a progress bar on stderr for people), render it,
     exit with its verdict; bad input and crashes are one line and exit 2."""
@@ -73,11 +81,12 @@ def run_command(
             raise BadInput(f"--json and --format {fmt}: give one of them")
         fmt = Format.json if as_json else fmt
         options.output_file("--summary", summary)
+        options.output_file("--junit", junit)
         from devcheck.render.console import progress
 
         with progress(fmt is Format.table and not quiet) as step:
             report = build(step)
-        emit(report, fmt, quiet=quiet, summary=summary)
+        emit(report, fmt, quiet=quiet, summary=summary, junit=junit)
     except BadInput as e:
         error_line(str(e))
         raise typer.Exit(2) from None
@@ -103,6 +112,7 @@ def env(
             "attach it to a bug report; DEVCHECK_REPLAY=FILE replays it on any machine.",
         ),
     ] = None,
+    junit: JunitOpt = None,
     fmt: FormatOpt = Format.table,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -121,7 +131,7 @@ def env(
         with seam.record(path, packages.installed()):
             return collect(require_gpu=require_gpu)
 
-    run_command(build, fmt, as_json, quiet, summary)
+    run_command(build, fmt, as_json, quiet, summary, junit)
 
 
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="auto, all, cpu, cuda or cuda:N.")]
@@ -146,6 +156,7 @@ def bench(
     baseline: Annotated[Path | None, typer.Option(metavar="PATH", help="An earlier `bench --json` to compare.")] = None,
     max_regression: Annotated[float, typer.Option(metavar="PCT", help="Fail beyond this slowdown.")] = 10.0,
     require_gpu: RequireGpuOpt = False,
+    junit: JunitOpt = None,
     fmt: FormatOpt = Format.table,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -168,7 +179,7 @@ def bench(
         )
         return command.run(settings, select(options.device(device)), require_gpu=require_gpu, progress=step)
 
-    run_command(build, fmt, as_json, quiet, summary)
+    run_command(build, fmt, as_json, quiet, summary, junit)
 
 
 @app.command()
@@ -177,6 +188,7 @@ def grad(
     ops: Annotated[str | None, typer.Option("--ops", help="Comma-separated ops to check (default: all).")] = None,
     fast: Annotated[bool, typer.Option("--fast", help="Random-direction checks only (PyTorch's fast mode).")] = False,
     require_gpu: RequireGpuOpt = False,
+    junit: JunitOpt = None,
     fmt: FormatOpt = Format.table,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -192,7 +204,7 @@ def grad(
         selection = select(options.device(device))
         return command.run(selection, chosen, fast=fast, require_gpu=require_gpu, progress=step)
 
-    run_command(build, fmt, as_json, quiet, summary)
+    run_command(build, fmt, as_json, quiet, summary, junit)
 
 
 @app.command()
@@ -210,6 +222,7 @@ def train(
     resume: Annotated[Path | None, typer.Option(metavar="PATH", help="Continue from a checkpoint.")] = None,
     log: Annotated[Path | None, typer.Option(metavar="PATH", help="One JSON line per epoch.")] = None,
     require_gpu: RequireGpuOpt = False,
+    junit: JunitOpt = None,
     fmt: FormatOpt = Format.table,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -242,7 +255,45 @@ def train(
             progress=step,
         )
 
-    run_command(build, fmt, as_json, quiet, summary)
+    run_command(build, fmt, as_json, quiet, summary, junit)
+
+
+@app.command()
+def check(
+    budget: Annotated[str, typer.Option(help="10s, 60s, 5m or 15m: what fits runs, in order of value.")] = "60s",
+    device: DeviceOpt = "auto",
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (unknown model, NVML error...).")] = False,
+    thresholds: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="TOML floors, as fractions of each device's peak.")
+    ] = None,
+    baseline: Annotated[
+        Path | None, typer.Option(metavar="PATH", help="An earlier `check` or `bench --json` to compare.")
+    ] = None,
+    max_regression: Annotated[float, typer.Option(metavar="PCT", help="Fail beyond this slowdown.")] = 10.0,
+    require_gpu: RequireGpuOpt = False,
+    junit: JunitOpt = None,
+    fmt: FormatOpt = Format.table,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    summary: SummaryOpt = None,
+) -> None:
+    """Is this machine fit to compute? Health, correctness, speed and a stress window, in a time budget."""
+
+    def build(step: Callable[..., None]) -> Report:
+        from devcheck.commands import check as command
+        from devcheck.commands.check import thresholds as floors
+        from devcheck.machine.devices import select
+
+        settings = command.Settings(
+            budget=options.one_of("--budget", budget, tuple(command.BUDGETS)),
+            strict=strict,
+            thresholds=floors.load(options.input_file("--thresholds", thresholds)),
+            baseline=options.report_records("--baseline", baseline, ("bench", "check")),
+            max_regression=options.percentage("max-regression", max_regression),
+        )
+        return command.run(settings, select(options.device(device)), require_gpu=require_gpu, progress=step)
+
+    run_command(build, fmt, as_json, quiet, summary, junit)
 
 
 def main() -> None:

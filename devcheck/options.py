@@ -136,6 +136,48 @@ def bench_baseline(path: Path | None) -> list[dict] | None:
         doc = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise BadInput(f"--baseline {path}: not a JSON file ({e})") from None
-    if not isinstance(doc, dict) or doc.get("command") != "bench" or "records" not in doc.get("data", {}):
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, dict) or doc.get("command") != "bench" or "records" not in data:
         raise BadInput(f"--baseline {path}: not the JSON of `devcheck bench --json`")
+    return baseline_records("--baseline", path, doc)
+
+
+def baseline_records(option: str, path: Path, doc: dict) -> list[dict]:
+    """A report's records, refused when a newer devcheck wrote them (its fields may mean other things) or
+    when a record lacks what a comparison reads."""
+    from devcheck.report import SCHEMA_VERSION
+
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise BadInput(f"{option} {path}: no schema_version number; not the JSON of a devcheck report")
+    if version > SCHEMA_VERSION:
+        raise BadInput(
+            f"{option} {path}: schema_version {version} is newer than this devcheck reads ({SCHEMA_VERSION}): "
+            "upgrade devcheck or make the baseline with this one"
+        )
+    records = doc["data"]["records"]
+    need = {"case": str, "device": str, "dtype": str, "shape": list, "unit": str}
+    for i, r in enumerate(records if isinstance(records, list) else [None]):
+        bad = not isinstance(r, dict) or any(not isinstance(r.get(k), t) for k, t in need.items())
+        bad = bad or not all(isinstance(n, int) for n in r["shape"])
+        rate = r.get("rate") if isinstance(r, dict) else None
+        if bad or not (rate is None or isinstance(rate, int | float) and math.isfinite(rate) and rate >= 0):
+            raise BadInput(
+                f"{option} {path}: record {i} is not a measured case (needs case, device, dtype, shape, unit "
+                "and a rate >= 0)"
+            )
+    return records
+
+
+def report_records(option: str, path: Path | None, commands: tuple[str, ...]) -> list[dict] | None:
+    """The measured records of an earlier devcheck report (`bench --json`, `check --json`)."""
+    if path is None:
+        return None
+    input_file(option, path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise BadInput(f"{option} {path}: not a JSON file ({e})") from None
+    if not isinstance(doc, dict) or doc.get("command") not in commands or "records" not in doc.get("data", {}):
+        raise BadInput(f"{option} {path}: not the JSON of `devcheck {' or '.join(commands)} --json`")
     return doc["data"]["records"]

@@ -251,6 +251,27 @@ def test_a_failed_save_leaves_the_old_checkpoint_intact(tmp_path, monkeypatch):
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["ckpt.npz"]
 
 
+def test_save_removes_stale_temporaries_and_keeps_live_ones(tmp_path):
+    """kill -9 during save() leaves `.NAME.*.tmp` behind: the next save() of the same target removes the
+    ones no process holds locked, and never one a live writer holds (its flock) or another target's."""
+    import fcntl
+
+    path = tmp_path / "ckpt.npz"
+    stale = [tmp_path / ".ckpt.npz.4242.abcdefgh.tmp", tmp_path / ".ckpt.npz.x1y2z3w4.tmp"]
+    live, other = tmp_path / ".ckpt.npz.4243.livelive.tmp", tmp_path / ".other.npz.4242.abcdefgh.tmp"
+    for f in [*stale, live, other]:
+        f.write_bytes(b"half a checkpoint")
+    with open(live, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # a save() in progress in another process
+        save({"w": tensor([1.0])}, path)
+        assert sorted(os.listdir(tmp_path)) == sorted(
+            [".ckpt.npz.4243.livelive.tmp", ".other.npz.4242.abcdefgh.tmp", "ckpt.npz"]
+        )
+    assert load(path)["w"].numpy().tolist() == [1.0]
+    with pytest.raises(ValueError, match="not a regular file"):
+        save({"w": tensor([1.0])}, "/dev/null")
+
+
 class TanhOffBy1Percent(Tanh):
     """A user-written op whose backward is 1% off: what gradcheck exists to catch."""
 

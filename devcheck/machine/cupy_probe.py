@@ -8,6 +8,7 @@ CuPy comes from the hardware seam (`devcheck.machine.seam`), so a recording can 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -127,7 +128,8 @@ def _compute_on_every_device(cupy: ModuleType, driver: Driver, state: CupyState)
             kernel_errors,
             len(rows),
             "NVRTC could not compile or run a kernel",
-            f"{install_line(driver.cuda_major)}  (brings NVRTC), or install the CUDA toolkit",
+            f"{install_line(_nvrtc_major(kernel_errors) or driver.cuda_major)}  (brings NVRTC), "
+            "or install the CUDA toolkit",
         )
     )
     checks.append(
@@ -141,6 +143,12 @@ def _compute_on_every_device(cupy: ModuleType, driver: Driver, state: CupyState)
         )
     )
     return Findings([Section("cuda_devices", "CUDA devices (as CuPy sees them)", rows=rows)], checks)
+
+
+def _nvrtc_major(errors: list[str]) -> int | None:
+    """The CUDA major of the NVRTC library CuPy failed to load: libnvrtc.so.12, nvrtc64_120_0.dll -> 12."""
+    found = re.search(r"nvrtc(?:\.so\.|64_)(\d\d)", " ".join(errors))
+    return int(found.group(1)) if found else None
 
 
 def _packages_check(installed: dict[str, str], driver: Driver) -> Check:

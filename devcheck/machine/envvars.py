@@ -75,10 +75,41 @@ def probe(environ: Mapping[str, str]) -> Findings:
         for name, why in _HARMFUL.items()
         if present.get(name, "0").strip() not in ("", "0")
     ]
-    if not checks:
+    if "CUDA_VISIBLE_DEVICES" in present:
+        checks.append(visible_devices(present["CUDA_VISIBLE_DEVICES"]))
+    if not any(c.status is Status.WARN for c in checks):
+        others = "" if "CUDA_VISIBLE_DEVICES" not in present else "; CUDA_VISIBLE_DEVICES: above"
         checks.append(
             Check(
-                "envvars", Status.OK, f"no variable that slows or changes GPU work is set ({len(present)} relevant set)"
+                "envvars",
+                Status.OK,
+                f"no variable that slows GPU work or changes its results is set ({len(present)} relevant set{others})",
             )
         )
     return Findings([Section("envvars", "Environment variables (relevant ones only)", fields)], checks)
+
+
+def visible_devices(raw: str) -> Check:
+    """What CUDA_VISIBLE_DEVICES does, read as CUDA reads it and without NVML (so also with no driver):
+    entries are GPU indices or UUIDs (GPU-..., MIG-...), and CUDA stops at the first entry it cannot use."""
+    tokens = [t.strip() for t in raw.split(",")]
+    usable = []
+    for token in tokens:
+        if not (token.isdigit() or token.startswith(("GPU-", "MIG-"))):
+            break
+        usable.append(token)
+    name = "envvar.CUDA_VISIBLE_DEVICES"
+    fix = "unset CUDA_VISIBLE_DEVICES, or list the GPUs to use: indices (0,1) or UUIDs (`nvidia-smi -L`)"
+    if not usable:
+        what = "hides every GPU" if raw.strip() in ("", "-1") else f"matches no GPU ({tokens[0]!r} is no index or UUID)"
+        return Check(name, Status.WARN, f"CUDA_VISIBLE_DEVICES={raw!r} {what}: CUDA sees no GPU", fix=fix)
+    shown = ", ".join(f"{t} (as cuda:{i})" for i, t in enumerate(usable))
+    summary = (
+        f"CUDA_VISIBLE_DEVICES={raw!r} limits CUDA to GPU {shown}; "
+        "a GPU this machine lacks is hidden, and so is every entry after it"
+    )
+    if len(usable) < len(tokens):
+        bad = tokens[len(usable)]
+        summary += f"; CUDA stops reading at {bad!r}, which is no index or UUID"
+        return Check(name, Status.WARN, summary, fix=fix)
+    return Check(name, Status.OK, summary)

@@ -20,7 +20,7 @@ ARCHITECTURES = {
     5: "Volta",
     6: "Turing",
     7: "Ampere",
-    8: "Ada",
+    8: "Ada Lovelace",  # as nvidia-smi says it
     9: "Hopper",
     10: "Blackwell",
     13: "Rubin",
@@ -62,7 +62,8 @@ INIT_FAILURES = {
     9: (
         Status.FAIL,
         "the NVIDIA driver is installed but not loaded",
-        "load it: `sudo modprobe nvidia` (check `dmesg | grep -i nvidia`; Secure Boot can block the module)",
+        "`sudo modprobe nvidia` (`dmesg | grep -i nvidia` says why not: Secure Boot, or a kernel upgraded since "
+        "the driver was installed: reinstall it)",
     ),
     18: (
         Status.FAIL,
@@ -75,6 +76,12 @@ INIT_FAILURES = {
         "no permission to talk to the NVIDIA driver (/dev/nvidia*)",
         "add your user to the group that owns /dev/nvidia* (often `video`), or fix the device node permissions",
     ),
+    999: (
+        Status.FAIL,
+        "NVML failed to initialise: Unknown Error (a container loses its GPUs so after `systemctl daemon-reload`)",
+        "in a container: restart it (`sudo nvidia-ctk system create-dev-char-symlinks --create-all` on the host stops "
+        "it recurring); not in a container: check `dmesg | grep NVRM` and reboot",
+    ),
 }
 
 
@@ -86,6 +93,7 @@ class Gpu:
     uuid: str | None = None
     bus_id: str | None = None
     lost: bool = False
+    error: str | None = None  # why NVML gave no handle to it
 
 
 @dataclass
@@ -147,7 +155,9 @@ class Reader:
             if code == self.nvml.NVML_ERROR_FUNCTION_NOT_FOUND:
                 return na(source, "the driver is older than this NVML call")
             if code == self.nvml.NVML_ERROR_NO_PERMISSION:
-                return na(source, "needs root")
+                return na(source, "not permitted (needs root; in a container given a MIG device, NVML refuses it)")
+            if code == getattr(self.nvml, "NVML_ERROR_DEPRECATED", None):
+                return na(source, "deprecated: this driver no longer answers it")
             return Field(None, source, Status.ERROR, str(e))
 
 
@@ -187,7 +197,10 @@ def read_driver() -> Driver:
 def _identify(read: Reader, index: int) -> Gpu:
     gpu = Gpu(index)
     try:
-        gpu.handle = read("nvmlDeviceGetHandleByIndex", index).value
+        handle = read("nvmlDeviceGetHandleByIndex", index)
+        gpu.handle, gpu.error = handle.value, None if handle.status is Status.OK else handle.note
+        if gpu.error:
+            return gpu
         gpu.name = read("nvmlDeviceGetName", gpu.handle, convert=_text).value
         gpu.uuid = read("nvmlDeviceGetUUID", gpu.handle, convert=_text).value
         gpu.bus_id = read("nvmlDeviceGetPciInfo", gpu.handle, convert=lambda p: normalize_bus_id(p.busId)).value
@@ -228,19 +241,33 @@ def gpu_findings(nvml: ModuleType, gpu: Gpu, cuda_index: Field) -> Findings:
         "PCI bus id": Field(gpu.bus_id, "NVML nvmlDeviceGetPciInfo"),
     }
     try:
-        fields = None if gpu.lost else base | _gpu_fields(Reader(nvml), nvml, gpu.handle)
+        fields = None if gpu.lost or gpu.error else base | _gpu_fields(Reader(nvml), nvml, gpu.handle)
     except GpuLost:  # it fell off the bus between being listed and being read
         fields = None
     if fields is not None:
         return Findings([Section(tag, title, fields, group="gpus")], _gpu_checks(tag, gpu.nvml_index, fields))
-    lost = Check(
-        f"{tag}.lost",
+    lost = _gone(gpu)
+    state = Field("unreachable" if gpu.error else "lost", "NVML", Status.FAIL, gpu.error or "")
+    return Findings([Section(tag, title, base | {"state": state}, group="gpus")], [lost])
+
+
+def _gone(gpu: Gpu) -> Check:  # NVML lost it (Xid 79, "GPU is lost") or gave no handle to it ("Unknown Error")
+    i = gpu.nvml_index
+    if gpu.error:
+        return Check(
+            f"gpu{i}.unreachable",
+            Status.FAIL,
+            f"GPU {i}: NVML cannot get a handle to it ({gpu.error})",
+            detail="nvidia-smi says 'Unable to determine the device handle for GPU <bus id>: Unknown Error'",
+            fix="check `dmesg | grep NVRM` for Xid errors; reseat the card or reboot; in a container only: restart it",
+        )
+    return Check(
+        f"gpu{i}.lost",
         Status.FAIL,
-        f"GPU {gpu.nvml_index} ({gpu.bus_id or '?'}) is lost: it stopped answering the driver",
+        f"GPU {i} ({gpu.bus_id or '?'}) is lost: it stopped answering the driver",
         detail="usually Xid 79 'fallen off the bus' in `dmesg`",
-        fix=f"sudo nvidia-smi -r -i {gpu.nvml_index} or reboot; if it recurs, reseat the card or check power/cooling",
+        fix=f"sudo nvidia-smi -r -i {i} or reboot; if it recurs, reseat the card or check power/cooling",
     )
-    return Findings([Section(tag, title, base | {"state": Field("lost", "NVML", Status.FAIL)}, group="gpus")], [lost])
 
 
 def _gpu_fields(read: Reader, nvml: ModuleType, h: Any) -> dict[str, Field]:
@@ -298,7 +325,7 @@ def _gpu_fields(read: Reader, nvml: ModuleType, h: Any) -> dict[str, Field]:
 
 def _slowdowns(read: Reader, h: Any) -> Field:
     reasons = read("nvmlDeviceGetCurrentClocksEventReasons", h)
-    if reasons.status is Status.NA:
+    if reasons.status is not Status.OK:  # drivers before 535 answer only the older name
         reasons = read("nvmlDeviceGetCurrentClocksThrottleReasons", h)
     if reasons.status is not Status.OK:
         return reasons

@@ -22,7 +22,9 @@ class Format(StrEnum):
     github = "github"
 
 
-def emit(report: Report, fmt: Format, *, quiet: bool = False, summary: Path | None = None) -> None:
+def emit(
+    report: Report, fmt: Format, *, quiet: bool = False, summary: Path | None = None, junit: Path | None = None
+) -> None:
     from devcheck.render.text import to_github, to_json, to_markdown
 
     if fmt is Format.table:
@@ -38,6 +40,10 @@ def emit(report: Report, fmt: Format, *, quiet: bool = False, summary: Path | No
         # GitHub's $GITHUB_STEP_SUMMARY is appended to, one step after another.
         with open(summary, "a", encoding="utf-8") as f:
             f.write(to_markdown(report))
+    if junit is not None:
+        from devcheck.render.junit import write_junit
+
+        write_junit(report, junit, report.data.get("elapsed_s"))
 
 
 def error_line(message: str) -> None:

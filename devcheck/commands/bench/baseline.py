@@ -5,30 +5,70 @@ from __future__ import annotations
 from devcheck.report import Check, Status
 
 
+def _name(r: dict) -> str:
+    return f"{r['case']} {r['device']} {r['dtype']} {'x'.join(str(n) for n in r['shape'])}"
+
+
+def _spread(r: dict) -> tuple[float, float]:
+    """(fastest, slowest) quartile of the record's time as fractions of its median: a rate can be read
+    anywhere between them; (1, 1) when the record has no usable spread."""
+    stats = r.get("stats") if isinstance(r.get("stats"), dict) else {}
+    median, q1, q3 = (stats.get(k) for k in ("median_s", "q1_s", "q3_s"))
+    if all(isinstance(v, int | float) and v > 0 for v in (median, q1, q3)) and q1 <= median <= q3:
+        return q1 / median, q3 / median
+    return 1.0, 1.0
+
+
+def slowdown(new: dict, old: dict) -> tuple[float, float]:
+    """(slowdown of the medians, slowdown beyond the noise) in percent. The noise is each figure's
+    measured spread (IQR): the new run at its fastest quartile against the old run at its slowest, so
+    two runs of one machine, whose quartiles overlap, never count as a regression; a 3x slowdown with
+    a spread of a few percent does."""
+    plain = 100 * (old["rate"] - new["rate"]) / old["rate"]
+    new_best = new["rate"] / _spread(new)[0]
+    old_worst = old["rate"] / _spread(old)[1]
+    return plain, 100 * (old_worst - new_best) / old_worst
+
+
 def compare(records: list[dict], old: list[dict], max_regression: float) -> Check:
-    """Each record against the baseline's record of the same case, device, dtype and shape."""
+    """Each record against the baseline's record of the same case, device, dtype and shape; a record is
+    a regression when it is slower by more than `max_regression` beyond both figures' measured spread."""
     key = lambda r: (r["case"], r["device"], r["dtype"], tuple(r["shape"]))  # noqa: E731
     before = {key(r): r for r in old}
-    regressions, compared = [], 0
+    ours = {key(r) for r in records}
+    regressions, noisy, compared = [], [], 0
     for r in records:
         b = before.get(key(r))
-        if b is None or not b.get("rate"):
+        if b is None or not b.get("rate") or not r.get("rate"):
             continue
         compared += 1
-        drop = 100 * (b["rate"] - r["rate"]) / b["rate"]
-        if drop > max_regression:
-            regressions.append(
-                f"{r['case']} {r['device']} {r['dtype']}: {b['rate']:.4g} -> {r['rate']:.4g} {r['unit']} (-{drop:.1f}%)"
-            )
+        plain, beyond = slowdown(r, b)
+        text = f"{_name(r)}: {b['rate']:.4g} -> {r['rate']:.4g} {r['unit']} (-{plain:.1f}%"
+        if beyond > max_regression:
+            regressions.append(f"{text}, -{beyond:.1f}% beyond the measured spread)")
+        elif plain > max_regression:
+            noisy.append(f"{text}, within the measured spread)")
+    skipped = [f"{_name(r)} (not in the baseline)" for r in records if key(r) not in before]
+    skipped += [f"{_name(r)} (not in this run)" for r in old if key(r) not in ours]
+    detail = "; ".join(regressions + noisy + (["not compared: " + ", ".join(skipped)] if skipped else []))
+    not_compared = f"; {len(skipped)} row(s) not compared (see detail)" if skipped else ""
     if not compared:
         return Check(
-            "bench.baseline", Status.WARN, "no case of the baseline matches this run (case, device, dtype, shape)"
+            "bench.baseline",
+            Status.WARN,
+            "no case of the baseline matches this run (case, device, dtype, shape): another --size or --shape?",
+            detail=detail,
         )
     if regressions:
         return Check(
             "bench.baseline",
             Status.FAIL,
-            f"{len(regressions)} regression(s) beyond {max_regression}%",
-            detail="; ".join(regressions),
+            f"{len(regressions)} regression(s) beyond {max_regression}% and the measured spread{not_compared}",
+            detail=detail,
         )
-    return Check("bench.baseline", Status.OK, f"{compared} case(s) within {max_regression}% of the baseline")
+    return Check(
+        "bench.baseline",
+        Status.OK,
+        f"{compared} case(s) within {max_regression}% of the baseline, after the measured spread{not_compared}",
+        detail=detail,
+    )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy
 
+from devcheck.commands.train import preflight
 from devcheck.commands.train.agreement import agreement_checks
 from devcheck.commands.train.checkpoint import load_resume, save_and_verify
 from devcheck.commands.train.config import Config
@@ -35,25 +36,28 @@ def run(
     progress: Progress = lambda *a, **k: None,
 ) -> Report:
     sel = selection
+    preflight.check_memory(config, sel.devices)
+    preflight.check_files(save, resume, log)
+    state = load_resume(resume, config) if resume is not None else None  # checked, before any work
     x, y = spirals(config.samples, config.seed)
     cut = int(0.8 * len(x))
     data = {"x_train": x[:cut], "y_train": y[:cut], "x_val": x[cut:], "y_val": y[cut:]}
 
     report = Report("train")
     report.checks += selection_checks(sel, require_gpu)
-    progress("training", total=config.epochs * len(sel.names))
     runs = []
-    with open(log, "w", encoding="utf-8") if log is not None else contextlib.nullcontext() as log_file:
-        for device in sel.devices:
-            state = load_resume(resume, device, config) if resume is not None else None
-            with numpy.errstate(all="ignore"):  # non-finite values are detected and reported, not warned about
-                runs.append(train_on(device, config, data, state, log_file, progress))
-
-    for r in runs:
-        report.checks.append(_learned_check(r, config))
-    report.checks += agreement_checks(runs, config, data)
-    if save is not None and runs and runs[0].epochs and not runs[0].diverged:
-        report.checks.append(save_and_verify(runs[0], config, save, data))
+    with preflight.locked({"--save": save, "--log": log}):
+        progress("training", total=config.epochs * len(sel.names))
+        mode = "a" if state is not None else "w"  # a resumed run continues its log
+        with open(log, mode, encoding="utf-8") if log is not None else contextlib.nullcontext() as log_file:
+            for device in sel.devices:
+                with numpy.errstate(all="ignore"):  # non-finite values are detected and reported, not warned about
+                    runs.append(train_on(device, config, data, state, log_file, progress))
+        for r in runs:
+            report.checks.append(_learned_check(r, config))
+        report.checks += agreement_checks(runs, config, data)
+        if save is not None and runs and runs[0].epochs and not runs[0].diverged:
+            report.checks.append(save_and_verify(runs[0], config, save, data))
 
     rows = [
         {

@@ -57,28 +57,8 @@ def agreement_checks(runs: list[Run], config: Config, data: dict) -> list[Check]
     if reference is None or not others:
         return []
     steps = min(LOCKSTEP_STEPS, math.ceil(len(data["x_train"]) / config.batch_size))
-    expected = lockstep(config, data, reference.device, steps)
-    checks = []
+    checks = agreement_steps(config, data, [reference.device, *(r.device for r in others)], steps)
     for r in others:
-        roundoff = 2.0**-11 if grad.tf32_on(r.name) else 2.0**-24  # float32, or TF32 matmuls (CUPY_TF32)
-        tolerance = lockstep_tolerance(roundoff, max(config.hidden, config.batch_size), steps)
-        got = lockstep(config, data, r.device, steps)
-        diff = numpy.abs(got - expected) / numpy.maximum(numpy.abs(expected), 1e-30)
-        step, column = numpy.unravel_index(int(numpy.argmax(diff)), diff.shape)
-        what = "loss" if column == 0 else f"gradient norm of parameter {column - 1}"
-        text = (
-            f"{r.name} vs cpu, first {steps} steps from the same weights and batches: largest relative "
-            f"difference {diff[step, column]:.1e} ({what}, step {step + 1}), tolerance {tolerance:.1e}"
-        )
-        ok = bool(diff[step, column] <= tolerance)
-        checks.append(
-            Check(
-                f"train.agreement.{r.name}",
-                Status.OK if ok else Status.FAIL,
-                text,
-                fix="" if ok else f"the devices compute different gradients: run `devcheck grad --device {r.name}`",
-            )
-        )
         ours, theirs = r.epochs[-1]["val_accuracy"], reference.epochs[-1]["val_accuracy"]
         close = abs(ours - theirs) <= ACCURACY_MARGIN
         checks.append(
@@ -91,4 +71,24 @@ def agreement_checks(runs: list[Run], config: Config, data: dict) -> list[Check]
                 fix="" if close else f"run `devcheck grad --device {r.name}`",
             )
         )
+    return checks
+
+
+def agreement_steps(config: Config, data: dict, devices: list[Any], steps: int) -> list[Check]:
+    """The first `steps` steps on every GPU against the CPU's (devices[0]), loss and gradient norms."""
+    expected = lockstep(config, data, devices[0], steps)
+    checks = []
+    for device in devices[1:]:
+        roundoff = 2.0**-11 if grad.tf32_on(device.name) else 2.0**-24  # float32, or TF32 matmuls (CUPY_TF32)
+        tolerance = lockstep_tolerance(roundoff, max(config.hidden, config.batch_size), steps)
+        diff = numpy.abs(lockstep(config, data, device, steps) - expected) / numpy.maximum(numpy.abs(expected), 1e-30)
+        step, column = numpy.unravel_index(int(numpy.argmax(diff)), diff.shape)
+        what = "loss" if column == 0 else f"gradient norm of parameter {column - 1}"
+        text = (
+            f"{device.name} vs cpu, first {steps} steps from the same weights and batches: largest relative "
+            f"difference {diff[step, column]:.1e} ({what}, step {step + 1}), tolerance {tolerance:.1e}"
+        )
+        ok = bool(diff[step, column] <= tolerance)
+        fix = "" if ok else f"the devices compute different gradients: run `devcheck grad --device {device.name}`"
+        checks.append(Check(f"train.agreement.{device.name}", Status.OK if ok else Status.FAIL, text, fix=fix))
     return checks

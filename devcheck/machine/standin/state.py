@@ -63,8 +63,12 @@ def answer(fn: str, *args: Any) -> Any:
 
 
 def faulty(name: str, out: Any) -> Any:
-    """A synthetic recording's faults: a number scales `name`'s results, a text is the error it raises."""
+    """A synthetic recording's faults: a number scales `name`'s results, a text is the error it raises,
+    {"every": 50, "scale": 1.001} scales one call in 50 (a GPU that is wrong now and then)."""
     fault = state.faults.get(name)
+    if isinstance(fault, dict):
+        COUNTS[f"calls:{name}"] += 1
+        fault = fault["scale"] if COUNTS[f"calls:{name}"] % fault["every"] == 0 else None
     if isinstance(fault, str):
         raise RuntimeError(fault)
     if fault is not None and isinstance(out, numpy.ndarray) and out.dtype.kind == "f":

@@ -1,0 +1,109 @@
+"""`devcheck check`: is this machine fit to compute? One command for CI jobs, Slurm prologs and
+Kubernetes init containers, inside a time budget.
+
+It runs what fits, in order of value: the env verdict and GPU health from NVML; correctness (a GEMM
+against float64, autograd, the first training steps compared across devices); speed against each
+device's own peak; then a stress window of repeated GEMMs. What did not fit is listed, never silently
+dropped. It fails closed: an unknown GPU model, an NVML error or a step that could not run is a warning
+that `--strict` turns into a failure, never a pass.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from devcheck.commands.check import steps
+from devcheck.commands.check.thresholds import Thresholds
+from devcheck.machine.devices import Selection, selection_checks
+from devcheck.report import Check, Report, Section, Status
+
+BUDGETS = {"10s": 10.0, "60s": 60.0, "5m": 300.0, "15m": 900.0}
+Progress = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    budget: str = "60s"
+    strict: bool = False
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    baseline: list[dict] | None = None
+    max_regression: float = 10.0
+
+    @property
+    def seconds(self) -> float:
+        return BUDGETS[self.budget]
+
+
+@dataclass
+class Clock:
+    """The budget: a deadline a little inside it, so rendering and exit stay within 10% over."""
+
+    seconds: float
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def left(self) -> float:
+        return self.seconds * 0.93 - (time.perf_counter() - self.started)
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def run(
+    settings: Settings, selection: Selection, *, require_gpu: bool = False, progress: Progress = lambda *a, **k: None
+) -> Report:
+    clock, report = Clock(settings.seconds), Report("check")
+    report.checks += selection_checks(selection, require_gpu)
+    plan: list[dict] = []
+    work = steps.Work(settings, selection, report, clock)
+    progress("checking", total=len(steps.ORDER))
+    for name, what, estimate in steps.ORDER:
+        needed = estimate(work)
+        if clock.left < needed:
+            plan.append({"step": name, "what": what, "estimate_s": needed, "ran": False, "seconds": 0.0})
+            progress(f"{name}: no time left", advance=1)
+            continue
+        progress(f"{name}: {what}")
+        began = time.perf_counter()
+        getattr(steps, name)(work)
+        plan.append(
+            {"step": name, "what": what, "estimate_s": needed, "ran": True, "seconds": time.perf_counter() - began}
+        )
+        progress(f"{name}: done", advance=1)
+    report.checks += _budget_checks(plan, settings)
+    report.sections.append(Section("plan", f"What ran in the {settings.budget} budget", rows=plan))
+    report.data.update(budget_s=settings.seconds, elapsed_s=clock.elapsed, records=work.records, stress=work.stress)
+    if settings.strict:
+        report.checks = [_strict(c) for c in report.checks]
+    failure = report.first_failure
+    names = ", ".join(selection.names)
+    report.verdict = (
+        f"check: NOT FIT — {failure.summary}"
+        if failure
+        else f"check: fit to compute on {names} ({clock.elapsed:.1f} s)"
+    )
+    return report
+
+
+def _budget_checks(plan: list[dict], settings: Settings) -> list[Check]:
+    skipped = [p["step"] for p in plan if not p["ran"]]
+    if not skipped:
+        return [Check("check.budget", Status.OK, f"every step fit in the {settings.budget} budget")]
+    bigger = next((b for b, s in BUDGETS.items() if s > settings.seconds), None)
+    return [
+        Check(
+            "check.budget",
+            Status.SKIP,
+            f"skipped for time in the {settings.budget} budget: {', '.join(skipped)}",
+            fix=f"--budget {bigger}" if bigger else "",
+        )
+    ]
+
+
+def _strict(check: Check) -> Check:
+    if check.status is not Status.WARN:
+        return check
+    return Check(check.id, Status.FAIL, check.summary, detail=check.detail, fix=check.fix or "(a warning: --strict)")

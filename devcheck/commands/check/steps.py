@@ -1,0 +1,223 @@
+"""The steps of `devcheck check`, each with an estimate of its time (so the budget decides what runs)
+and the work it does. They reuse the other commands' parts: env's probes, bench's cases, grad's
+checks and train's lockstep agreement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from devcheck.commands.bench import cases
+from devcheck.commands.check import health as health_checks
+from devcheck.commands.check.stress import stress as stress_window
+from devcheck.report import Check, Report, Status
+
+CORRECTNESS_N = 256
+SIZES = (512, 1024, 2048, 4096, 8192)
+SIZE_CAP = {"10s": 1024, "60s": 2048, "5m": 4096, "15m": 8192}
+STRESS_CAP = {"10s": 2.0, "60s": 40.0, "5m": 240.0, "15m": 780.0}  # seconds of stress per budget, all devices
+GRAD_OPS = ("matmul", "linear", "tanh", "relu", "cross_entropy", "sum", "index_repeats")
+CHECK_CASES = 5  # GEMM calls a speed case takes: the first, a warm-up, three samples
+
+
+@dataclass
+class Work:
+    settings: Any
+    selection: Any
+    report: Report
+    clock: Any
+    facts: dict[str, Any] = field(default_factory=dict)
+    rates: dict[str, float] = field(default_factory=dict)  # GFLOP/s of the correctness GEMM, to size the rest
+    records: list[dict] = field(default_factory=list)
+    stress: list[dict] = field(default_factory=list)
+
+    @property
+    def replaying(self) -> bool:
+        from devcheck.machine import seam
+
+        return seam.replaying() is not None
+
+    def check(self, check: Check) -> None:
+        self.report.checks.append(check)
+
+
+# --- 1. health: env's verdict, and what NVML says of each GPU ----------------------------------------
+
+
+def health(work: Work) -> None:
+    from devcheck.commands.env import collect
+
+    env = collect()
+    work.report.checks += [c for c in env.checks if c.id != "machine.replay" or not work.report.check(c.id)]
+    work.report.checks += health_checks.health_checks(env, work.settings.thresholds, work.settings.strict)
+    work.report.sections += [s for s in env.sections if s.group == "gpus" or s.key == "driver"]
+    work.report.data["env_verdict"] = env.verdict
+
+
+# --- 2. correctness: a GEMM against float64, autograd, and the first training steps -------------------
+
+
+def correctness(work: Work) -> None:
+    from devcheck.commands import grad
+    from devcheck.machine.facts import facts_for
+
+    shape, budget = (CORRECTNESS_N,) * 3, cases.Budget(3, 0.5)
+    for device in work.selection.devices:
+        work.facts[device.name] = facts = facts_for(device.name)
+        for dtype in ("float32", "float64"):
+            record = _guarded(
+                work,
+                f"check.gemm.{device.name}.{dtype}",
+                cases.matmul,
+                device,
+                facts,
+                shape,
+                dtype,
+                budget,
+                cases.host_inputs(shape, dtype),
+            )
+            if record is not None:
+                work.rates.setdefault(device.name, record["rate"])
+                c = record["correctness"]
+                status = Status.OK if c["ok"] else Status.FAIL
+                error = f"rel err {c['rel_error']:.1e} (tolerance {c['tolerance']:.1e})"
+                text = f"{device.name} {dtype}: GEMM against float64, {error}"
+                work.check(
+                    Check(
+                        f"check.gemm.{device.name}.{dtype}",
+                        status,
+                        text,
+                        fix="" if c["ok"] else "run `devcheck grad` and `devcheck env`",
+                    )
+                )
+        _, classic = grad.classic(device.name)
+        work.check(classic)
+        rows = [row for op in GRAD_OPS for row in grad.check_op(op, device.name, fast=True)]
+        work.check(grad._summary_check(f"check.grad.{device.name}", device.name, rows))
+    _training_agreement(work)
+
+
+def _training_agreement(work: Work) -> None:
+    from devcheck.commands.train import Config
+    from devcheck.commands.train.agreement import agreement_steps
+    from devcheck.commands.train.loop import spirals
+
+    if not work.selection.gpus or "cpu" not in work.selection.names:
+        return
+    config = Config(epochs=1)
+    x, y = spirals(config.samples, config.seed)
+    data = {"x_train": x[:1600], "y_train": y[:1600], "x_val": x[1600:], "y_val": y[1600:]}
+    work.report.checks += agreement_steps(config, data, work.selection.devices, steps=5)
+
+
+# --- 3. speed: against each device's own peak ---------------------------------------------------------
+
+
+def speed_size(work: Work, device: str) -> int:
+    """The largest square GEMM whose one call takes about 0.2 s here, up to the budget's cap."""
+    rate = work.rates.get(device) or 1.0
+    fits = [n for n in SIZES if 2.0 * n**3 / (rate * 1e9) <= 0.2 and n <= SIZE_CAP[work.settings.budget]]
+    return fits[-1] if fits else SIZES[0]
+
+
+def speed(work: Work) -> None:
+    from devcheck.commands.check.verdicts import speed_check
+
+    for device in work.selection.devices:
+        facts = work.facts.get(device.name)
+        if facts is None:
+            continue
+        n = speed_size(work, device.name)
+        for dtype in ("float32", "float64"):
+            shape = (n, n, n)
+            record = _guarded(
+                work,
+                f"check.speed.{device.name}.matmul_{dtype}",
+                cases.matmul,
+                device,
+                facts,
+                shape,
+                dtype,
+                cases.Budget(3, 2.0),
+                cases.host_inputs(shape, dtype),
+            )
+            if record is not None:
+                work.records.append(record)
+                floor = work.settings.thresholds.floor(f"matmul_{dtype}", device.name, facts.label)
+                work.check(speed_check(f"check.speed.{device.name}.matmul_{dtype}", record, floor, work.replaying))
+        if device.name != "cpu":
+            copies = (
+                _guarded(
+                    work,
+                    f"check.speed.{device.name}.copy",
+                    cases.copies,
+                    device,
+                    facts,
+                    cases.Budget(3, 1.0),
+                    64 * 2**20,
+                )
+                or []
+            )
+            work.records += copies
+            for record in copies:
+                if record["case"] in ("copy host->device pinned", "copy device->device"):
+                    key = "copy_pinned" if "pinned" in record["case"] else "bandwidth"
+                    floor = work.settings.thresholds.floor(key, device.name, facts.label)
+                    work.check(speed_check(f"check.speed.{device.name}.{key}", record, floor, work.replaying))
+    if work.settings.baseline is not None:
+        from devcheck.commands.bench.baseline import compare
+
+        work.check(compare(work.records, work.settings.baseline, work.settings.max_regression))
+
+
+# --- 4. stress: the rest of the budget ------------------------------------------------------------------
+
+
+def stress(work: Work) -> None:
+    devices = work.selection.devices
+    window = min(work.clock.left - 1.0, STRESS_CAP[work.settings.budget]) / max(len(devices), 1)
+    for device in devices:
+        n = min(speed_size(work, device.name), 4096)
+        limit = work.settings.thresholds.floor("stress_drift", device.name, "")
+        found = _guarded(work, f"check.stress.{device.name}", stress_window, device, max(window - 0.3, 0.2), n, limit)
+        if found is not None:
+            record, checks = found
+            work.stress.append(record)
+            work.report.checks += checks
+
+
+def _guarded(work: Work, check_id: str, fn: Any, *args: Any) -> Any:
+    """A step that raises is a failed check on its device, and the run goes on (fail closed)."""
+    try:
+        return fn(*args)
+    except Exception as e:
+        text = str(e).splitlines()[0] if str(e) else ""
+        work.check(
+            Check(
+                check_id, Status.FAIL, f"{check_id} could not run: {type(e).__name__}: {text}", fix="run `devcheck env`"
+            )
+        )
+        return None
+
+
+# --- the estimates the budget is checked against ----------------------------------------------------------
+
+
+def _estimate_correctness(work: Work) -> float:
+    return 1.0 + 0.8 * len(work.selection.devices)
+
+
+def _estimate_speed(work: Work) -> float:
+    total = 0.0
+    for device in work.selection.devices:
+        n, rate = speed_size(work, device.name), work.rates.get(device.name) or 1.0
+        total += CHECK_CASES * (2.0 * n**3 / (rate * 1e9)) * 3 + (1.5 if device.name != "cpu" else 0.0)  # f32 + f64
+    return total
+
+
+ORDER = (
+    ("health", "env verdict and GPU health (NVML)", lambda work: 1.0),
+    ("correctness", "GEMM against float64, autograd, first training steps across devices", _estimate_correctness),
+    ("speed", "matmul and copies against each device's peak", _estimate_speed),
+    ("stress", "repeated GEMMs compared with the first and with float64", lambda work: 1.5),
+)

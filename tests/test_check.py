@@ -1,0 +1,173 @@
+"""devcheck check: the node gate, on recordings of real machines and named variants of them."""
+
+import json
+import xml.etree.ElementTree as ET
+
+import pynvml
+import pytest
+from typer.testing import CliRunner
+
+from devcheck.cli import app
+from devcheck.commands.check.health import health_checks
+from devcheck.commands.check.thresholds import Thresholds
+from devcheck.commands.check.verdicts import speed_check
+from devcheck.commands.env import collect
+from devcheck.machine import seam
+from tests.recordings import GPU0, h100, nvml_error
+
+runner = CliRunner()
+# Speed floors are judged in their own tests; here a loaded 2-core runner must not fail a healthy run.
+LENIENT = "[default]\nmatmul_float32 = 0.01\nmatmul_float64 = 0.01\n"
+
+
+def check(*args, recording=None):
+    if recording is None:
+        result = runner.invoke(app, ["check", "--json", *args])
+    else:
+        with seam.replay(recording):
+            result = runner.invoke(app, ["check", "--json", *args])
+    return result.exit_code, json.loads(result.stdout)
+
+
+def statuses(doc):
+    return {c["id"]: c["status"] for c in doc["checks"]}
+
+
+def test_a_healthy_cpu_machine_is_fit_in_10_seconds(tmp_path):
+    lenient = tmp_path / "lenient.toml"
+    lenient.write_text(LENIENT)
+    code, doc = check("--budget", "10s", "--device", "cpu", "--thresholds", str(lenient))
+    assert code == 0, [c for c in doc["checks"] if c["status"] in ("fail", "error")]
+    s = statuses(doc)
+    assert s["check.gemm.cpu.float32"] == s["check.grad.cpu"] == s["check.stress.cpu"] == "ok"
+    assert s["check.speed.cpu.matmul_float32"] == "ok" and doc["verdict"].startswith("check: fit to compute on cpu")
+    assert [p["step"] for p in doc["data"]["plan"]] == ["health", "correctness", "speed", "stress"]
+    assert doc["data"]["stress"][0]["runs"] >= 3 and doc["data"]["elapsed_s"] < 11
+
+
+def test_the_recorded_h100_is_fit_and_its_speeds_are_not_judged_under_replay(tmp_path):
+    lenient = tmp_path / "lenient.toml"
+    lenient.write_text(LENIENT)
+    code, doc = check("--budget", "10s", "--thresholds", str(lenient), recording=h100())
+    assert code == 0, [c for c in doc["checks"] if c["status"] in ("fail", "error")]
+    s = statuses(doc)
+    assert s["train.agreement.cuda:0"] == s["check.stress.cuda:0"] == s["check.gemm.cuda:0.float64"] == "ok"
+    assert s["check.speed.cuda:0.matmul_float32"] == "skip" and s["machine.replay"] == "warn"
+
+
+def health(recording, strict=False):
+    with seam.replay(recording):
+        env = collect(environ={})
+    return {c.id: str(c.status) for c in [*env.checks, *health_checks(env, Thresholds(), strict)]}
+
+
+@pytest.mark.parametrize(
+    ("why", "nvml", "check_id"),
+    [
+        ("a link trained at x8", {("nvmlDeviceGetCurrPcieLinkWidth", GPU0): 8}, "check.gpu0.pcie"),
+        ("hardware thermal slowdown", {("nvmlDeviceGetCurrentClocksEventReasons", GPU0): 0x40}, "check.gpu0.slowdown"),
+        ("4 uncorrected ECC errors", {("nvmlDeviceGetTotalEccErrors", GPU0, 1, 0): 4}, "gpu0.ecc"),
+        ("a row remap pending", {("nvmlDeviceGetRemappedRows", GPU0): (0, 1, 1, 0)}, "check.gpu0.repairs"),
+        ("at its slowdown temperature", {("nvmlDeviceGetTemperature", GPU0, 0): 89}, "check.gpu0.temperature"),
+    ],
+)
+def test_gpu_health_failures_are_named(why, nvml, check_id):
+    assert health(h100(why=why, nvml=nvml))[check_id] == "fail"
+    assert check_id not in health(h100()) or health(h100())[check_id] == "ok"  # the healthy card: no such failure
+
+
+def test_an_idle_link_below_its_generation_is_a_warning_not_a_failure():
+    assert (
+        health(h100(why="idle at gen 1", nvml={("nvmlDeviceGetCurrPcieLinkGeneration", GPU0): 1}))["check.gpu0.pcie"]
+        == "warn"
+    )
+
+
+def test_nvml_failing_midway_fails_closed():
+    error = {"error": nvml_error(pynvml.NVML_ERROR_UNKNOWN)}
+    midway = h100(why="NVML fails after init", nvml={("nvmlDeviceGetPowerUsage", GPU0): error})
+    assert health(midway)["check.gpu0.nvml"] == "warn" and health(midway, strict=True)["check.gpu0.nvml"] == "fail"
+
+
+def test_a_gemm_wrong_every_50th_time_is_caught_by_the_stress_window():
+    flaky = h100(why="one GEMM in 50 is 0.1% off", faults={"matmul": {"every": 50, "scale": 1.001}})
+    code, doc = check("--budget", "10s", recording=flaky)
+    assert code == 1 and statuses(doc)["check.stress.cuda:0"] == "fail"
+    assert doc["data"]["stress"][1]["changed_results"] >= 1
+
+
+def test_an_unknown_gpu_model_is_never_a_pass():
+    unknown = h100(why="compute capability 5.2: no rates known", cupy={("Device.compute_capability", 0): "52"})
+    code, doc = check("--budget", "10s", "--strict", recording=unknown)
+    assert code == 1 and statuses(doc)["check.speed.cuda:0.matmul_float32"] == "fail"  # a warning, failed by --strict
+    assert (
+        "no peak known" in next(c for c in doc["checks"] if c["id"] == "check.speed.cuda:0.matmul_float32")["summary"]
+    )
+
+
+# Real figures (shared/fixtures/h100-reference.md): CuPy's float32 matmul ran at 44.8 TFLOP/s on the
+# H100, whose FP32 peak is 66.9; a GEMM 3x slower runs at 14.9.
+H100_FP32 = {"device": "cuda:0", "case": "matmul", "dtype": "float32", "unit": "GFLOP/s",
+             "peak": {"value": 66_908.0, "basis": "132 SMs x 1980 MHz x 128 FP32 lanes x 2 (FMA)"}}  # fmt: skip
+
+
+@pytest.mark.parametrize(("rate", "status"), [(44_770.0, "ok"), (44_770.0 / 3, "fail")])
+def test_a_gemm_3x_slower_than_its_peak_fraction_fails(rate, status):
+    assert speed_check("x", {**H100_FP32, "rate": rate}, 0.5, replaying=False).status == status
+
+
+def test_the_dcgm_122_a100_fails_and_a_healthy_one_passes():
+    a100 = {**H100_FP32, "peak": {"value": 19_500.0, "basis": "A100"}}
+    assert speed_check("x", {**a100, "rate": 6_700.0}, 0.5, replaying=False).status == "fail"  # DCGM#122
+    assert speed_check("x", {**a100, "rate": 18_000.0}, 0.5, replaying=False).status == "ok"
+
+
+def test_thresholds_file_sets_floors_per_model_over_the_default(tmp_path):
+    from devcheck.commands.check.thresholds import load
+
+    path = tmp_path / "floors.toml"
+    path.write_text('[default]\nmatmul_float32 = 0.3\n["NVIDIA H100 80GB HBM3"]\nmatmul_float32 = 0.6\n')
+    floors = load(path)
+    assert floors.floor("matmul_float32", "cuda:0", "NVIDIA H100 80GB HBM3") == 0.6
+    assert floors.floor("matmul_float32", "cuda:1", "NVIDIA A100-SXM4-80GB") == 0.3
+    assert floors.floor("matmul_float64", "cpu", "AMD EPYC") == 0.25
+    assert Thresholds().floor("bandwidth", "cuda:0", "") == 0.5
+
+
+def test_an_impossible_floor_fails_the_cpu(tmp_path):
+    impossible = tmp_path / "impossible.toml"
+    impossible.write_text("[cpu]\nmatmul_float32 = 5.0\n")
+    code, doc = check("--budget", "10s", "--device", "cpu", "--thresholds", str(impossible))
+    assert code == 1 and statuses(doc)["check.speed.cpu.matmul_float32"] == "fail"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[default]\nmatmul = 0.5\n", "[default] matmul: unknown"),
+        ("[default]\nmatmul_float32 = -1\n", "expected a number >= 0"),
+        ("not toml [", "not a TOML file"),
+    ],
+)
+def test_a_bad_thresholds_file_is_one_line(tmp_path, text, message):
+    path = tmp_path / "t.toml"
+    path.write_text(text)
+    result = runner.invoke(app, ["check", "--thresholds", str(path)])
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_junit_has_one_case_per_check(tmp_path):
+    path = tmp_path / "env.xml"
+    with seam.replay(h100(why="4 uncorrected ECC errors", nvml={("nvmlDeviceGetTotalEccErrors", GPU0, 1, 0): 4})):
+        result = runner.invoke(app, ["env", "--json", "--junit", str(path)])
+    doc = json.loads(result.stdout)
+    suite = ET.parse(path).getroot()
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == [c["id"] for c in doc["checks"]]
+    assert int(suite.get("failures")) == sum(c["status"] == "fail" for c in doc["checks"]) >= 1
+    assert next(c for c in cases if c.get("name") == "gpu0.ecc").find("failure") is not None
+
+
+def test_budget_must_be_one_of_the_four():
+    result = runner.invoke(app, ["check", "--budget", "30s"])
+    assert result.exit_code == 2 and "--budget '30s': expected 10s or 60s or 5m or 15m" in result.stderr
