@@ -41,6 +41,9 @@ RequireGpuOpt = Annotated[bool, typer.Option("--require-gpu", help="Fail (exit 1
 JunitOpt = Annotated[
     Path | None, typer.Option("--junit", metavar="PATH", help="Also write JUnit XML, one test case per check.")
 ]
+JsonFileOpt = Annotated[
+    Path | None, typer.Option("--json-file", metavar="PATH", help="Also write the JSON report to PATH.")
+]
 
 
 def _version(value: bool) -> None:
@@ -73,6 +76,7 @@ def run_command(
     quiet: bool,
     summary: Path | None,
     junit: Path | None = None,
+    json_file: Path | None = None,
 ) -> None:
     """Build the report (options parsed first, then a progress bar on stderr for people), render it,
     exit with its verdict; bad input and crashes are one line and exit 2."""
@@ -82,11 +86,13 @@ def run_command(
         fmt = Format.json if as_json else fmt
         options.output_file("--summary", summary)
         options.output_file("--junit", junit)
+        options.output_file("--json-file", json_file)
+        options.distinct_files({"--summary": summary, "--junit": junit, "--json-file": json_file})
         from devcheck.render.console import progress
 
         with progress(fmt is Format.table and not quiet) as step:
             report = build(step)
-        emit(report, fmt, quiet=quiet, summary=summary, junit=junit)
+        emit(report, fmt, quiet=quiet, summary=summary, junit=junit, json_file=json_file)
     except BadInput as e:
         error_line(str(e))
         raise typer.Exit(2) from None
@@ -113,6 +119,7 @@ def env(
         ),
     ] = None,
     junit: JunitOpt = None,
+    json_file: JsonFileOpt = None,
     fmt: FormatOpt = Format.table,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -131,7 +138,7 @@ def env(
         with seam.record(path, packages.installed()):
             return collect(require_gpu=require_gpu)
 
-    run_command(build, fmt, as_json, quiet, summary, junit)
+    run_command(build, fmt, as_json, quiet, summary, junit, json_file)
 
 
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="auto, all, cpu, cuda or cuda:N.")]
@@ -157,6 +164,7 @@ def bench(
     max_regression: Annotated[float, typer.Option(metavar="PCT", help="Fail beyond this slowdown.")] = 10.0,
     require_gpu: RequireGpuOpt = False,
     junit: JunitOpt = None,
+    json_file: JsonFileOpt = None,
     fmt: FormatOpt = Format.table,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -179,7 +187,7 @@ def bench(
         )
         return command.run(settings, select(options.device(device)), require_gpu=require_gpu, progress=step)
 
-    run_command(build, fmt, as_json, quiet, summary, junit)
+    run_command(build, fmt, as_json, quiet, summary, junit, json_file)
 
 
 @app.command()
@@ -189,6 +197,7 @@ def grad(
     fast: Annotated[bool, typer.Option("--fast", help="Random-direction checks only (PyTorch's fast mode).")] = False,
     require_gpu: RequireGpuOpt = False,
     junit: JunitOpt = None,
+    json_file: JsonFileOpt = None,
     fmt: FormatOpt = Format.table,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -204,7 +213,7 @@ def grad(
         selection = select(options.device(device))
         return command.run(selection, chosen, fast=fast, require_gpu=require_gpu, progress=step)
 
-    run_command(build, fmt, as_json, quiet, summary, junit)
+    run_command(build, fmt, as_json, quiet, summary, junit, json_file)
 
 
 @app.command()
@@ -223,6 +232,7 @@ def train(
     log: Annotated[Path | None, typer.Option(metavar="PATH", help="One JSON line per epoch.")] = None,
     require_gpu: RequireGpuOpt = False,
     junit: JunitOpt = None,
+    json_file: JsonFileOpt = None,
     fmt: FormatOpt = Format.table,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -255,7 +265,7 @@ def train(
             progress=step,
         )
 
-    run_command(build, fmt, as_json, quiet, summary, junit)
+    run_command(build, fmt, as_json, quiet, summary, junit, json_file)
 
 
 @app.command()
@@ -272,6 +282,7 @@ def check(
     max_regression: Annotated[float, typer.Option(metavar="PCT", help="Fail beyond this slowdown.")] = 10.0,
     require_gpu: RequireGpuOpt = False,
     junit: JunitOpt = None,
+    json_file: JsonFileOpt = None,
     fmt: FormatOpt = Format.table,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -293,7 +304,7 @@ def check(
         )
         return command.run(settings, select(options.device(device)), require_gpu=require_gpu, progress=step)
 
-    run_command(build, fmt, as_json, quiet, summary, junit)
+    run_command(build, fmt, as_json, quiet, summary, junit, json_file)
 
 
 def main() -> None:

@@ -159,3 +159,24 @@ def probe() -> Findings:
         else na("/proc/meminfo", "not readable"),
     }
     return Findings(sections=[Section("cpu", "CPU and memory", fields)])
+
+
+def busy_fraction(seconds: float = 0.2) -> float | None:
+    """How busy the machine's CPUs are with other work: /proc/stat sampled while this process sleeps,
+    so every busy tick in the window is someone else's (None where /proc/stat is not readable)."""
+    import time
+
+    def ticks() -> tuple[int, int] | None:
+        line = (_read("/proc/stat") or "").partition("\n")[0].split()
+        if not line or line[0] != "cpu":
+            return None
+        values = [int(v) for v in line[1:]]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+        return sum(values), idle
+
+    before = ticks()
+    time.sleep(seconds)
+    after = ticks()
+    if before is None or after is None or after[0] == before[0]:
+        return None
+    return 1 - (after[1] - before[1]) / (after[0] - before[0])

@@ -25,7 +25,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import tempfile
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,17 +97,9 @@ class Recording:
         return cls.from_dict(doc, str(path))
 
     def save(self, path: str | os.PathLike) -> None:
-        """Atomically: a crash never leaves half a recording behind."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, indent=1)
-                f.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from devcheck.files import write_atomic
+
+        write_atomic(Path(path), json.dumps(self.to_dict(), indent=1) + "\n")
 
 
 # --- values ---------------------------------------------------------------------------------------------

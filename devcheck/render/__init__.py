@@ -23,8 +23,15 @@ class Format(StrEnum):
 
 
 def emit(
-    report: Report, fmt: Format, *, quiet: bool = False, summary: Path | None = None, junit: Path | None = None
+    report: Report,
+    fmt: Format,
+    *,
+    quiet: bool = False,
+    summary: Path | None = None,
+    junit: Path | None = None,
+    json_file: Path | None = None,
 ) -> None:
+    from devcheck.files import write_atomic
     from devcheck.render.text import to_github, to_json, to_markdown
 
     if fmt is Format.table:
@@ -41,9 +48,11 @@ def emit(
         with open(summary, "a", encoding="utf-8") as f:
             f.write(to_markdown(report))
     if junit is not None:
-        from devcheck.render.junit import write_junit
+        from devcheck.render.junit import to_junit
 
-        write_junit(report, junit, report.data.get("elapsed_s"))
+        write_atomic(junit, to_junit(report, report.data.get("elapsed_s")))
+    if json_file is not None:
+        write_atomic(json_file, to_json(report))
 
 
 def error_line(message: str) -> None:

@@ -4,10 +4,7 @@ passes and says so in its system-out."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 from devcheck.report import Report, Status
 
@@ -36,15 +33,3 @@ def to_junit(report: Report, seconds: float | None = None) -> str:
             ET.SubElement(case, "system-out").text = f"{check.status}: {text}"
     ET.indent(suite)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
-
-
-def write_junit(report: Report, path: Path, seconds: float | None = None) -> None:
-    """Atomically: a CI reporter never reads half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(to_junit(report, seconds))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -9,14 +9,20 @@ def _name(r: dict) -> str:
     return f"{r['case']} {r['device']} {r['dtype']} {'x'.join(str(n) for n in r['shape'])}"
 
 
+# A figure of fewer than 3 samples has no measured spread: its time is taken as anywhere within 25% of
+# it (single samples of the autograd step differed by up to 36% between two runs of the 2-core VM).
+UNKNOWN_SPREAD = (0.75, 1.25)
+
+
 def _spread(r: dict) -> tuple[float, float]:
     """(fastest, slowest) quartile of the record's time as fractions of its median: a rate can be read
-    anywhere between them; (1, 1) when the record has no usable spread."""
+    anywhere between them; UNKNOWN_SPREAD when the record has too few samples or no stats."""
     stats = r.get("stats") if isinstance(r.get("stats"), dict) else {}
-    median, q1, q3 = (stats.get(k) for k in ("median_s", "q1_s", "q3_s"))
-    if all(isinstance(v, int | float) and v > 0 for v in (median, q1, q3)) and q1 <= median <= q3:
+    median, q1, q3, n = (stats.get(k) for k in ("median_s", "q1_s", "q3_s", "n"))
+    numbers = all(isinstance(v, int | float) and v > 0 for v in (median, q1, q3, n))
+    if numbers and n >= 3 and q1 <= median <= q3:
         return q1 / median, q3 / median
-    return 1.0, 1.0
+    return UNKNOWN_SPREAD
 
 
 def slowdown(new: dict, old: dict) -> tuple[float, float]:

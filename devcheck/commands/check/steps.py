@@ -121,8 +121,9 @@ def speed_size(work: Work, device: str) -> int:
 
 
 def speed(work: Work) -> None:
-    from devcheck.commands.check.verdicts import speed_check
+    from devcheck.commands.check.verdicts import cpu_busy, speed_check
 
+    busy = cpu_busy()
     for device in work.selection.devices:
         facts = work.facts.get(device.name)
         if facts is None:
@@ -144,7 +145,10 @@ def speed(work: Work) -> None:
             if record is not None:
                 work.records.append(record)
                 floor = work.settings.thresholds.floor(f"matmul_{dtype}", device.name, facts.label)
-                work.check(speed_check(f"check.speed.{device.name}.matmul_{dtype}", record, floor, work.replaying))
+                on_cpu = busy if device.name == "cpu" else ""
+                work.check(
+                    speed_check(f"check.speed.{device.name}.matmul_{dtype}", record, floor, work.replaying, on_cpu)
+                )
         if device.name != "cpu":
             copies = (
                 _guarded(

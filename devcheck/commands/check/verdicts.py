@@ -5,9 +5,9 @@ from __future__ import annotations
 from devcheck.report import Check, Status
 
 
-def speed_check(check_id: str, record: dict, floor: float, replaying: bool) -> Check:
+def speed_check(check_id: str, record: dict, floor: float, replaying: bool, busy: str = "") -> Check:
     """Fail under the floor; a device with no peak is not judged, and says why (a warning: --strict
-    fails it); under replay the rates are NumPy's, so nothing is judged."""
+    fails it), nor one busy with other work; under replay the rates are NumPy's, so nothing is judged."""
     where = f"{record['device']} {record['case']} {record['dtype']}"
     rate, unit, peak = record["rate"], record["unit"], record["peak"]
     measured = f"{rate:,.1f} {unit}"
@@ -20,6 +20,8 @@ def speed_check(check_id: str, record: dict, floor: float, replaying: bool) -> C
         )
     if replaying:
         return Check(check_id, Status.SKIP, f"{where}: {measured} (replay: NumPy's speed, not judged)")
+    if busy and rate / peak["value"] < floor:
+        return Check(check_id, Status.WARN, f"{where}: {measured}; {busy}, so speed is not judged", fix="run it idle")
     fraction = rate / peak["value"]
     text = f"{where}: {measured}, {fraction:.0%} of its {peak['value']:,.0f} {unit} peak (floor {floor:.0%})"
     if fraction >= floor:
@@ -32,3 +34,12 @@ def speed_check(check_id: str, record: dict, floor: float, replaying: bool) -> C
         fix="check clocks, power and throttling (`devcheck env`, `nvidia-smi -q -d PERFORMANCE`); "
         "a floor that does not fit this model can be set with --thresholds",
     )
+
+
+def cpu_busy() -> str:
+    """Other work on the CPUs makes a slow matmul no sign of a slow machine: measured while this
+    process sleeps, over a fifth of a second, just before the speed step."""
+    from devcheck.machine.cpu import busy_fraction
+
+    busy = busy_fraction()
+    return f"the CPUs are {busy:.0%} busy with other work" if busy is not None and busy > 0.25 else ""
