@@ -161,7 +161,12 @@ def bench(
         str | None, typer.Option(help="Comma-separated: matmul, e2e, bandwidth, copy, autograd. Default: all.")
     ] = None,
     baseline: Annotated[Path | None, typer.Option(metavar="PATH", help="An earlier `bench --json` to compare.")] = None,
-    max_regression: Annotated[float, typer.Option(metavar="PCT", help="Fail beyond this slowdown.")] = 10.0,
+    max_regression: Annotated[
+        float,
+        typer.Option(
+            metavar="PCT", help="Fail when a case is more than PCT% slower, beyond both runs' measured spread (IQR)."
+        ),
+    ] = 10.0,
     require_gpu: RequireGpuOpt = False,
     junit: JunitOpt = None,
     json_file: JsonFileOpt = None,
