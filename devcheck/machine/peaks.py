@@ -122,7 +122,18 @@ def _tensor_fp16_per_sm(gpu: Gpu) -> int | None:
     return per_sm
 
 
+LOWER_TENSOR_CLOCK = {(9, 0)}  # NVIDIA quotes Hopper's tensor peaks at a lower clock (1830 MHz on the H100 SXM)
+
+
 def _tensor_peak(dtype: str, gpu: Gpu) -> Peak:
+    peak = _tensor_rate(dtype, gpu)
+    if peak.value is not None and gpu.cc in LOWER_TENSOR_CLOCK:
+        note = "; NVIDIA's datasheet quotes this at a lower tensor clock, 8-16% under this figure"
+        return Peak(peak.value, peak.unit, peak.basis + note)
+    return peak
+
+
+def _tensor_rate(dtype: str, gpu: Gpu) -> Peak:
     per_sm = _tensor_fp16_per_sm(gpu)
     cc = f"{gpu.cc[0]}.{gpu.cc[1]}"
     if per_sm is None or (dtype != "float16" and gpu.cc < BF16_FROM):
