@@ -33,6 +33,7 @@ def statuses(doc):
     return {c["id"]: c["status"] for c in doc["checks"]}
 
 
+@pytest.mark.slow  # a whole run of the command: kept in CI (-m "slow or not slow")
 def test_a_healthy_cpu_machine_is_fit_in_10_seconds(tmp_path):
     lenient = tmp_path / "lenient.toml"
     lenient.write_text(LENIENT)
@@ -45,6 +46,7 @@ def test_a_healthy_cpu_machine_is_fit_in_10_seconds(tmp_path):
     assert doc["data"]["stress"][0]["runs"] >= 3 and doc["data"]["elapsed_s"] < 11
 
 
+@pytest.mark.slow  # a whole run of the command: kept in CI (-m "slow or not slow")
 def test_the_recorded_h100_is_fit_and_its_speeds_are_not_judged_under_replay(tmp_path):
     lenient = tmp_path / "lenient.toml"
     lenient.write_text(LENIENT)
@@ -89,6 +91,7 @@ def test_nvml_failing_midway_fails_closed():
     assert health(midway)["check.gpu0.nvml"] == "warn" and health(midway, strict=True)["check.gpu0.nvml"] == "fail"
 
 
+@pytest.mark.slow  # a whole run of the command: kept in CI (-m "slow or not slow")
 def test_a_gemm_wrong_every_50th_time_is_caught_by_the_stress_window():
     flaky = h100(why="one GEMM in 50 is 0.1% off", faults={"matmul": {"every": 50, "scale": 1.001}})
     code, doc = check("--budget", "10s", recording=flaky)
@@ -96,6 +99,7 @@ def test_a_gemm_wrong_every_50th_time_is_caught_by_the_stress_window():
     assert doc["data"]["stress"][1]["changed_results"] >= 1
 
 
+@pytest.mark.slow  # a whole run of the command: kept in CI (-m "slow or not slow")
 def test_an_unknown_gpu_model_is_never_a_pass():
     unknown = h100(why="compute capability 5.2: no rates known", cupy={("Device.compute_capability", 0): "52"})
     code, doc = check("--budget", "10s", "--strict", recording=unknown)
@@ -141,6 +145,7 @@ def test_thresholds_file_sets_floors_per_model_over_the_default(tmp_path):
     assert Thresholds().floor("bandwidth", "cuda:0", "") == 0.5
 
 
+@pytest.mark.slow  # a whole run of the command: kept in CI (-m "slow or not slow")
 def test_an_impossible_floor_fails_the_cpu(tmp_path):
     impossible = tmp_path / "impossible.toml"
     impossible.write_text("[cpu]\nmatmul_float32 = 5.0\n")

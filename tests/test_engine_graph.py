@@ -12,6 +12,7 @@ from devcheck.engine import grad, manual_seed, nn, no_grad, optim, randn, tensor
 from devcheck.engine.tensor import Function
 
 
+@pytest.mark.slow  # a whole run of the command: kept in CI (-m "slow or not slow")
 def test_a_100000_op_chain_backpropagates_without_recursion():
     x = tensor(1.0, requires_grad=True)
     y = x

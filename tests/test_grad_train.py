@@ -109,6 +109,7 @@ def test_grad_require_gpu_on_a_cpu_machine():
 FAST = ["--epochs", "60"]
 
 
+@pytest.mark.slow  # a whole run of the command: kept in CI (-m "slow or not slow")
 def test_train_learns_on_cpu_and_gpu_with_the_same_losses(gpu, tmp_path):
     log = tmp_path / "log.jsonl"
     result = invoke("train", "--json", "--log", str(log), *FAST)
@@ -123,6 +124,7 @@ def test_train_learns_on_cpu_and_gpu_with_the_same_losses(gpu, tmp_path):
     assert all(r["samples/s (median)"] > 0 for r in doc["data"]["devices"])
 
 
+@pytest.mark.slow  # a whole run of the command: kept in CI (-m "slow or not slow")
 def test_train_with_broken_gradients_fails_to_learn():
     zeroed = h100(
         why="scalar - array gives 0: tanh's gradient is zero, hidden layers never learn", faults={"__rsub__": 0.0}
@@ -144,6 +146,7 @@ def test_agreement_catches_a_backward_off_by_1_percent_that_still_learns():
     assert result.exit_code == 1
 
 
+@pytest.mark.slow  # a whole run of the command: kept in CI (-m "slow or not slow")
 def test_agreement_holds_on_a_healthy_gpu_that_rounds_differently():
     """float64 accumulation in matmul: a correct device whose float32 results differ from the CPU's in
     the last bits (as cuBLAS's do); 60 epochs later the losses differ, the verdict must not."""

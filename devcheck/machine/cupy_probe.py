@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 
+from devcheck.machine import seam
 from devcheck.machine.nvml import Driver, cuda_version_text, normalize_bus_id
 from devcheck.machine.packages import cupy_dists
 from devcheck.report import Check, Field, Findings, Section, Status, na
@@ -45,7 +46,6 @@ def install_line(driver_cuda_major: int | None) -> str:
 
 
 def probe(dists: dict[str, str], driver: Driver) -> tuple[Findings, CupyState]:
-    from devcheck.machine import seam
 
     state, checks, fields = CupyState(), [], {}
     out = Findings([Section("cupy", "CuPy", fields)], checks)
@@ -113,7 +113,10 @@ def _compute_on_every_device(cupy: ModuleType, driver: Driver, state: CupyState)
     """An NVRTC kernel and a cuBLAS matmul on each visible GPU; the ones where both work are ready."""
     rows, kernel_errors, matmul_errors = [], [], []
     for index in range(cupy.cuda.runtime.getDeviceCount()):
-        row, kernel_error, matmul_error = _device_row(cupy, index)
+        try:
+            row, kernel_error, matmul_error = seam.within(f"CuPy on cuda:{index}", _device_row, cupy, index)
+        except seam.Hung as e:
+            row, kernel_error, matmul_error = {"cuda index": index, "name": None, "PCI bus id": None}, str(e), str(e)
         rows.append(row)
         state.bus_ids[index] = normalize_bus_id(row["PCI bus id"]) if row["PCI bus id"] else f"cuda:{index}"
         kernel_errors += [f"cuda:{index}: {kernel_error}"] if kernel_error else []

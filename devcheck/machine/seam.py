@@ -11,8 +11,10 @@ finds it, so the engine's CUDA device runs over it unchanged. Nothing else in de
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +25,41 @@ from devcheck.errors import BadInput
 from devcheck.machine.recording import Recording, RecordingError
 
 REPLAY_VARIABLE = "DEVCHECK_REPLAY"
+TIMEOUT_VARIABLE = "DEVCHECK_PROBE_TIMEOUT"  # seconds NVML or CuPy may take to answer one question (30)
+
+
+class Hung(Exception):
+    """A foreign library that did not answer in time (a wedged driver, a hung import)."""
+
+
+def within(what: str, fn: Any, *args: Any) -> Any:
+    """Call into NVML or CuPy under a time limit, in a thread that is abandoned if it hangs, and with
+    SystemExit from the library turned into an error: a foreign library must not take devcheck down."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn(*args)
+        except BaseException as e:  # SystemExit from an import, anything at all from a driver
+            box["error"] = e
+
+    limit = float(os.environ.get(TIMEOUT_VARIABLE) or 30)
+    thread = threading.Thread(target=target, name=f"devcheck: {what}", daemon=True)
+    thread.start()
+    thread.join(limit)
+    if thread.is_alive():
+        raise Hung(f"{what} did not answer within {limit:g} s")
+    error = box.get("error")
+    if isinstance(error, SystemExit | KeyboardInterrupt):
+        raise RuntimeError(f"{what} tried to end the process ({type(error).__name__}: {error})")
+    if error is not None:
+        raise error
+    return box["value"]
 
 
 class _Seam:
     source = ""
+    hung: dict[str, str] = {}  # library -> why it stopped answering
     configured = False
     replaying: Recording | None = None
     recording: Recording | None = None
@@ -88,12 +121,46 @@ def nvml() -> ModuleType:
             with warnings.catch_warnings():  # the deprecated `pynvml` package warns on import
                 warnings.simplefilter("ignore")
                 import pynvml as module
-        _seam.nvml = module
         if _seam.recording is not None:
             from devcheck.machine.recorder import NvmlRecorder
 
-            _seam.nvml = NvmlRecorder(module, _seam.recording.nvml)
+            module = NvmlRecorder(module, _seam.recording.nvml)
+        _seam.nvml = _TimedNvml(module)
     return _seam.nvml
+
+
+class _TimedNvml:
+    """Every NVML call under the time limit; once one hangs, the rest fail at once (the driver is wedged)."""
+
+    def __init__(self, module: Any):
+        self._module = module
+
+    def __dir__(self) -> list[str]:
+        return dir(self._module)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._module, name)
+        if not name.startswith("nvml") or isinstance(value, type) or not callable(value):
+            return value
+
+        def call(*args: Any) -> Any:
+            if "nvml" in _seam.hung:
+                raise _timeout(self._module, _seam.hung["nvml"])
+            try:
+                return within(f"NVML {name}", value, *args)
+            except Hung as e:
+                _seam.hung["nvml"] = str(e)
+                raise _timeout(self._module, str(e)) from None
+
+        return call
+
+
+def _timeout(module: Any, why: str) -> Exception:
+    class NoAnswer(module.NVMLError_Timeout):
+        def __str__(self) -> str:
+            return why
+
+    return NoAnswer(module.NVML_ERROR_TIMEOUT)
 
 
 def cupy() -> Any:
@@ -103,9 +170,14 @@ def cupy() -> Any:
         raise ImportError("No module named 'cupy' (none on the recorded machine)", name="cupy")
     if _seam.replaying is not None and _import_error(_seam.replaying):
         raise ImportError(_import_error(_seam.replaying))
+    if "cupy" in _seam.hung:
+        raise ImportError(_seam.hung["cupy"])
     if _seam.cupy is None:
-        try:
-            import cupy as module  # under replay: the stand-in, or None in sys.modules (ImportError)
+        try:  # under replay: the stand-in, or None in sys.modules (ImportError)
+            module = within("import cupy", importlib.import_module, "cupy")
+        except Hung as e:
+            _seam.hung["cupy"] = str(e)  # the import lock stays held: never import it again
+            raise ImportError(str(e)) from None
         except Exception as e:
             if _seam.recording is not None:  # an installed CuPy that fails to import is worth a recording too
                 _seam.recording.cupy = [
@@ -165,7 +237,7 @@ def replay(recording: Recording) -> Iterator[Recording]:
 
     saved = {n: m for n, m in sys.modules.items() if n.split(".")[0] in ("cupy", "cupyx")}
     previous = (_seam.configured, _seam.replaying, _seam.recording, _seam.nvml, _seam.cupy, _seam.source)
-    _seam.configured, _seam.recording, _seam.source = True, None, ""
+    _seam.configured, _seam.recording, _seam.source, _seam.hung = True, None, "", {}
     try:
         _start_replay(recording)
         yield recording

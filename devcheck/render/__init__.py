@@ -41,8 +41,7 @@ def emit(
             print_report(report)
     else:
         text = {Format.json: to_json, Format.markdown: to_markdown, Format.github: to_github}[fmt](report)
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        write(sys.stdout, text)
     if summary is not None:
         # GitHub's $GITHUB_STEP_SUMMARY is appended to, one step after another.
         with open(summary, "a", encoding="utf-8") as f:
@@ -55,6 +54,28 @@ def emit(
         write_atomic(json_file, to_json(report))
 
 
+ASCII = {"✅": "ok", "⚠️": "warn", "❌": "FAIL", "💥": "ERROR", "➖": "-", "—": "-", "→": "->", "±": "+-", "…": "..."}
+
+
+def write(stream, text: str) -> None:
+    """Text in the stream's own encoding: on an ASCII terminal (LC_ALL=C) marks become words."""
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:
+        for symbol, word in ASCII.items():
+            text = text.replace(symbol, word)
+        encoding = stream.encoding or "ascii"
+        stream.write(text.encode(encoding, errors="replace").decode(encoding))
+    stream.flush()
+
+
 def error_line(message: str) -> None:
-    """One line on stderr for a bad input or an internal error (never a traceback)."""
-    sys.stderr.write(f"devcheck: error: {message}\n")
+    """One line on stderr for a bad input or an internal error (never a traceback); on stdout when
+    stderr is closed or full."""
+    for stream in (sys.stderr, sys.stdout):
+        try:
+            stream.write(f"devcheck: error: {message}\n")
+            stream.flush()
+            return
+        except (OSError, AttributeError, ValueError):
+            continue

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,10 +29,19 @@ SYMBOL = {Status.OK: "✓", Status.WARN: "!", Status.FAIL: "✗", Status.ERROR: 
 _console: Console | None = None
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError  # Rich would exit 1; the command line decides (a quiet 141)
+
+
 def stderr_console() -> Console:
+    """Rich's console on stderr; a width of 0 or garbage in COLUMNS (which made Rich print nothing at
+    all) is ignored for 80, as other tools do."""
     global _console
     if _console is None:
-        _console = Console(stderr=True, highlight=False)
+        columns = os.environ.get("COLUMNS", "")
+        width = 80 if columns and not (columns.isdigit() and int(columns) >= 20) else None
+        _console = _Console(stderr=True, highlight=False, width=width)
     return _console
 
 

@@ -1,0 +1,105 @@
+"""Nothing lost, nothing silent (issue 14): streams that are closed, full or ASCII-only, a terminal
+width of 0, signals, and foreign libraries that hang or try to end the process. Each runs devcheck
+as a user's shell would, in a subprocess."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from devcheck.commands.env import collect
+from devcheck.machine import seam
+from tests.recordings import h100
+
+DEVCHECK = [sys.executable, "-m", "devcheck"]
+
+
+def shell(command: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", "-c", command], capture_output=True, text=True, env={**os.environ, **env}, timeout=120
+    )
+
+
+@pytest.mark.slow  # a whole run of the command: kept in CI (-m "slow or not slow")
+@pytest.mark.parametrize(
+    ("command", "code", "words"),
+    [
+        ('"$PY" -m devcheck env 2>&1 | head -1 >/dev/null; exit ${PIPESTATUS[0]}', 141, ""),  # reader left: quiet
+        ('"$PY" -m devcheck env --json >/dev/full', 2, "cannot write the report: No space left on device"),
+        ('"$PY" -m devcheck env --json >&-', 2, "stdout is closed"),
+        ('"$PY" -m devcheck env 2>/dev/full', 2, "cannot write the report: No space left on device"),
+    ],
+)
+def test_closed_and_full_streams_give_one_line_and_a_decided_code(command, code, words):
+    result = shell(command, PY=sys.executable)
+    assert result.returncode == code, result.stderr + result.stdout
+    text = (result.stderr + result.stdout).strip()
+    assert "Traceback" not in text and words in text
+    if words:
+        assert len(text.splitlines()) == 1
+
+
+def test_a_terminal_width_of_0_is_read_as_80():
+    result = shell('"$PY" -m devcheck env --require-gpu', PY=sys.executable, COLUMNS="0")
+    assert "GPU compute:" in result.stderr and "gpu.required" in result.stderr and result.returncode == 1
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "github", "json", "table"])
+def test_every_format_falls_back_on_an_ascii_terminal(fmt):
+    result = shell(f'"$PY" -m devcheck env --format {fmt}', PY=sys.executable, LC_ALL="C", PYTHONIOENCODING="ascii")
+    assert result.returncode == 0 and "Traceback" not in result.stderr and "error" not in result.stderr
+    assert (result.stdout if fmt != "table" else result.stderr).strip()
+
+
+def test_an_nvml_call_that_never_returns_is_a_failed_check_and_the_report_still_comes_out(monkeypatch):
+    """A wedged driver: nvmlInit does not return. devcheck waits DEVCHECK_PROBE_TIMEOUT seconds."""
+    hung = h100(why="nvmlInit never returns (a wedged driver)")
+    hung.nvml = [{**c, "hang": True} if c["fn"] == "nvmlInit" else c for c in hung.nvml]
+    monkeypatch.setenv("DEVCHECK_PROBE_TIMEOUT", "0.5")
+    started = time.perf_counter()
+    with seam.replay(hung):
+        report = collect(environ={})
+    assert time.perf_counter() - started < 10
+    check = report.check("nvml.driver")
+    assert check.status == "error" and "NVML nvmlInit did not answer within 0.5 s" in check.summary
+    assert report.to_dict()["data"]["python"] and report.check("blas.library")
+
+
+def test_a_cupy_that_exits_the_process_on_import_does_not_take_devcheck_with_it(tmp_path):
+    fake = tmp_path / "site"
+    (fake / "cupy").mkdir(parents=True)
+    (fake / "cupy" / "__init__.py").write_text("import sys\nsys.exit(3)\n")
+    (fake / "cupy_cuda12x-14.2.0.dist-info").mkdir()
+    grad = shell('"$PY" -m devcheck grad --ops add --json', PY=sys.executable, PYTHONPATH=f"{fake}:{Path.cwd()}")
+    assert grad.returncode == 0, grad.stderr
+    doc = json.loads(grad.stdout)
+    gpu = next(c for c in doc["checks"] if c["id"] == "devices.gpu")
+    assert "import cupy failed" in gpu["summary"] and "SystemExit" in gpu["summary"]
+    env = shell('"$PY" -m devcheck env --json', PY=sys.executable, PYTHONPATH=f"{fake}:{Path.cwd()}")
+    assert "tried to end the process" in json.dumps(json.loads(env.stdout)["checks"])
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "word"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "SIGTERM"), (signal.SIGHUP, 129, "SIGHUP")],
+)
+def test_signals_end_devcheck_with_one_line_and_a_json_envelope(signum, code, word):
+    process = subprocess.Popen(
+        [*DEVCHECK, "bench", "--device", "cpu", "--max-time", "60", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2.5)  # into the run
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == code and err.strip().splitlines() == [
+        f"devcheck: error: {'terminated by ' if code != 130 else ''}{word}"
+    ]
+    doc = json.loads(out)
+    assert doc["interrupted"] is True and doc["ok"] is False and doc["command"] == "bench"
