@@ -7,6 +7,7 @@ machines see them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -69,7 +70,9 @@ def na(source: str, note: str) -> Field:
 
 @dataclass
 class Section:
-    """A titled group of facts (fields) or a table of records (rows); `group` makes JSON a list."""
+    """A titled group of facts (fields) or a table of records (rows); `group` makes JSON a list.
+    Names are labels for people ("memory total MiB"); JSON gets them in snake_case ("memory_total_mib"),
+    except where the names are identifiers already (environment variables)."""
 
     key: str
     title: str
@@ -77,11 +80,20 @@ class Section:
     rows: list[dict[str, Any]] = field(default_factory=list)
     group: str = ""
     caption: str = ""  # notes on the rows, printed under the table
+    names_are_identifiers: bool = False
 
     def data(self) -> dict[str, Any] | list[dict[str, Any]]:
         if self.rows:
-            return self.rows
-        return {name: f.to_dict() for name, f in self.fields.items()}
+            return [{snake(name): value for name, value in row.items()} for row in self.rows]
+        key = (lambda name: name) if self.names_are_identifiers else snake
+        return {key(name): f.to_dict() for name, f in self.fields.items()}
+
+
+def snake(label: str) -> str:
+    """A label for people as a JSON key: "median ms" -> median_ms, "% peak" -> percent_peak,
+    "GFLOP/s" -> gflop_per_s, "± %" -> spread_percent."""
+    text = label.replace("%", " percent ").replace("±", " spread ").replace("/", " per ")
+    return re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower()
 
 
 @dataclass

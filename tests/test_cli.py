@@ -69,7 +69,7 @@ def test_require_gpu_passes_with_a_working_gpu(gpu_machine):
     assert result.exit_code == 0, result.stdout
     doc = json.loads(result.stdout)
     assert doc["verdict"] == "GPU compute: ready on 1 GPU(s): cuda:0 (NVIDIA H100 80GB HBM3)"
-    assert doc["data"]["gpus"][0]["CUDA index"]["value"] == 0
+    assert doc["data"]["gpus"][0]["cuda_index"]["value"] == 0
 
 
 def test_github_annotations_and_summary(tmp_path):

@@ -59,9 +59,9 @@ def test_real_nvml_without_driver_is_a_skip_not_a_failure():
 def test_real_sections_are_filled_from_this_machine():
     data = collect().to_dict()["data"]
     assert data["python"]["version"]["value"].count(".") == 2
-    assert data["cpu"]["usable CPUs"]["value"] >= 1
+    assert data["cpu"]["usable_cpus"]["value"] >= 1
     assert data["numpy"]["numpy"]["value"].startswith("2.")
-    assert data["numpy"]["BLAS loaded"]["source"] == "threadpoolctl"
+    assert data["numpy"]["blas_loaded"]["source"] == "threadpoolctl"
 
 
 def test_the_no_driver_recording_replays_as_it_was_recorded():
@@ -83,35 +83,35 @@ def test_h100_recording_replays_every_field():
     expected = {
         "name": "NVIDIA H100 80GB HBM3",
         "brand": "NVIDIA",  # NVML_BRAND_NVIDIA (14), not "GeForce RTX"
-        "compute capability": "9.0",
+        "compute_capability": "9.0",
         "architecture": "Hopper",
-        "memory total MiB": 81559,
-        "memory bus width bits": 5120,
-        "power limit W": 700.0,
-        "SM clock max MHz": 1980,
-        "PCIe generation": 5,
-        "PCIe width": 16,
-        "PCIe generation max": 5,
-        "PCIe width max": 16,
-        "ECC mode": "on",
-        "ECC uncorrected errors (since boot)": 0,
-        "MIG mode": "off",
-        "persistence mode": "on",
-        "compute mode": "Default",
-        "clock slowdowns": [],
+        "memory_total_mib": 81559,
+        "memory_bus_width_bits": 5120,
+        "power_limit_w": 700.0,
+        "sm_clock_max_mhz": 1980,
+        "pcie_generation": 5,
+        "pcie_width": 16,
+        "pcie_generation_max": 5,
+        "pcie_width_max": 16,
+        "ecc_mode": "on",
+        "ecc_uncorrected_errors_since_boot": 0,
+        "mig_mode": "off",
+        "persistence_mode": "on",
+        "compute_mode": "Default",
+        "clock_slowdowns": [],
     }
     assert {k: g[k]["value"] for k in expected} == expected
-    assert g["retired pages pending"] == {
+    assert g["retired_pages_pending"] == {
         "value": None,
         "source": "NVML nvmlDeviceGetRetiredPagesPendingStatus",
         "status": "n/a",
         "note": "not supported on this GPU",
     }
-    assert g["CUDA index"] == {"value": 0, "source": "CUDA runtime (CuPy)", "status": "ok"}
+    assert g["cuda_index"] == {"value": 0, "source": "CUDA runtime (CuPy)", "status": "ok"}
     assert status(report, "cupy.kernel") is Status.OK and status(report, "cupy.matmul") is Status.OK
     assert status(report, "gpu0.health") is Status.OK
     cuda = report.to_dict()["data"]["cuda_devices"][0]
-    assert (cuda["name"], cuda["compute capability"], cuda["SMs"]) == ("NVIDIA H100 80GB HBM3", "9.0", 132)
+    assert (cuda["name"], cuda["compute_capability"], cuda["sms"]) == ("NVIDIA H100 80GB HBM3", "9.0", 132)
 
 
 def test_h100_replay_through_the_command_line(monkeypatch):
@@ -136,7 +136,7 @@ def test_h100_replay_through_the_command_line(monkeypatch):
 def test_an_nvml_call_missing_from_a_recording_is_an_error_field_not_a_value():
     h = h100()
     h.nvml = [c for c in h.nvml if c["fn"] != "nvmlDeviceGetMemoryBusWidth"]
-    field = gpu(run(h))["memory bus width bits"]
+    field = gpu(run(h))["memory_bus_width_bits"]
     assert field["status"] == "error" and "not in the recording" in field["note"]
 
 
@@ -157,8 +157,8 @@ def test_geforce_fields_that_nvml_does_not_support_are_na_not_errors():
     )
     report = run(geforce)
     g = gpu(report)
-    assert g["ECC mode"]["status"] == "n/a" and g["ECC mode"]["note"] == "not supported on this GPU"
-    assert g["MIG mode"]["status"] == "n/a" and g["remapped rows"]["status"] == "n/a"
+    assert g["ecc_mode"]["status"] == "n/a" and g["ecc_mode"]["note"] == "not supported on this GPU"
+    assert g["mig_mode"]["status"] == "n/a" and g["remapped_rows"]["status"] == "n/a"
     assert g["brand"]["value"] == "GeForce RTX"
     assert report.ok and not [c for c in report.checks if c.status is Status.ERROR]
 
@@ -173,7 +173,7 @@ def test_mig_enabled_counts_the_instances():
         },
     )
     g = gpu(run(mig))
-    assert g["MIG mode"]["value"] == "on" and g["MIG instances"]["value"] == 3
+    assert g["mig_mode"]["value"] == "on" and g["mig_instances"]["value"] == 3
 
 
 def test_a_lost_gpu_is_reported_and_the_others_still_read():
@@ -187,7 +187,7 @@ def test_a_lost_gpu_is_reported_and_the_others_still_read():
     assert status(report, "gpu1.lost") is Status.FAIL
     assert "nvidia-smi -r -i 1" in report.check("gpu1.lost").fix
     assert gpu(report, 1)["state"]["value"] == "lost"
-    assert gpu(report, 0)["temperature C"]["value"] == 42
+    assert gpu(report, 0)["temperature_c"]["value"] == 42
     assert not report.ok
 
 
@@ -341,8 +341,8 @@ def test_visible_devices_stops_at_an_invalid_entry():
     report = visible_run("1,7,0")
     assert "'7' matches no GPU" in report.check("visible.invalid").summary
     assert selected(report) == ["cuda:0 = GPU 1 (GPU-5e1f0c2a-0000-4000-8000-000000000002, 0000:00:07.0)"]
-    assert gpu(report, 1)["CUDA index"]["value"] == 0
-    assert gpu(report, 0)["CUDA index"]["status"] == "n/a"
+    assert gpu(report, 1)["cuda_index"]["value"] == 0
+    assert gpu(report, 0)["cuda_index"]["status"] == "n/a"
 
 
 def test_visible_devices_by_uuid_prefix():
@@ -362,7 +362,7 @@ def test_visible_devices_0_0_exposes_no_gpu():
     assert status(report, "visible.duplicate") is Status.FAIL
     assert "CUDA then exposes no GPU at all" in report.check("visible.duplicate").summary
     assert selected(report) == [] and "cuda:0" not in str(selected(report))
-    assert gpu(report)["CUDA index"]["status"] == "n/a" or gpu(report)["CUDA index"]["value"] is None
+    assert gpu(report)["cuda_index"]["status"] == "n/a" or gpu(report)["cuda_index"]["value"] is None
     assert not report.verdict.startswith("GPU compute: ready")
     assert status(visible_run("0,0"), "visible.duplicate") is Status.FAIL  # the same without CuPy
 
@@ -385,7 +385,7 @@ def test_cupy_bus_ids_are_authoritative_for_cuda_indices():
         cupy={("Device.pci_bus_id", 0): "0000:00:07.0", ("Device.pci_bus_id", 1): "0000:00:06.0"},
     )
     report = run(swapped)
-    assert gpu(report, 0)["CUDA index"]["value"] == 1 and gpu(report, 1)["CUDA index"]["value"] == 0
+    assert gpu(report, 0)["cuda_index"]["value"] == 1 and gpu(report, 1)["cuda_index"]["value"] == 0
 
 
 # --- host side ------------------------------------------------------------------------------------
@@ -463,7 +463,7 @@ def test_toolkit_major_differs_from_cupy_runtime(tmp_path):
     nvcc.write_text("#!/bin/sh\necho 'Cuda compilation tools, release 11.8, V11.8.89'\n")
     nvcc.chmod(0o755)
     report = run(environ={"CUDA_HOME": str(tmp_path)})
-    assert report.to_dict()["data"]["toolkit"]["nvcc version"]["value"] == "11.8"
+    assert report.to_dict()["data"]["toolkit"]["nvcc_version"]["value"] == "11.8"
     assert status(report, "toolkit.major") is Status.WARN
 
 
@@ -489,4 +489,4 @@ def test_cupy_without_a_driver_replays_cudas_own_reason():
     report = run(load("cupy-no-driver"))
     check = report.check("cupy.available")
     assert check.status is Status.SKIP and "cudaErrorInsufficientDriver" in check.detail
-    assert report.to_dict()["data"]["cupy"]["CUDA runtime"]["value"] == "12.9"
+    assert report.to_dict()["data"]["cupy"]["cuda_runtime"]["value"] == "12.9"

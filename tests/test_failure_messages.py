@@ -78,7 +78,7 @@ def test_insufficient_permissions_for_memory_info_on_a_mig_device_in_a_container
         },
     )
     report = run(mig)
-    field = report.to_dict()["data"]["gpus"][0]["memory total MiB"]
+    field = report.to_dict()["data"]["gpus"][0]["memory_total_mib"]
     assert field["status"] == "n/a" and "MIG device" in field["note"]
     assert report.check("gpu0.health").status is Status.OK
 
@@ -164,7 +164,7 @@ def test_not_supported_power_usage_is_na_not_an_error():
         nvml={("nvmlDeviceGetPowerUsage", GPU0): {"error": nvml_error(pynvml.NVML_ERROR_NOT_SUPPORTED)}},
     )
     report = run(unsupported)
-    field = report.to_dict()["data"]["gpus"][0]["power draw W"]
+    field = report.to_dict()["data"]["gpus"][0]["power_draw_w"]
     assert field == {
         "value": None,
         "source": "NVML nvmlDeviceGetPowerUsage",

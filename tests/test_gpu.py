@@ -47,9 +47,9 @@ def test_env_reports_the_gpu_ready():
     assert code == 0, failing(doc)
     assert doc["verdict"].startswith("GPU compute: ready on")
     gpu = doc["data"]["gpus"][0]
-    assert gpu["name"]["value"] and gpu["compute capability"]["status"] == "ok"
+    assert gpu["name"]["value"] and gpu["compute_capability"]["status"] == "ok"
     assert not gpu["brand"]["value"].startswith("unknown")
-    assert doc["data"]["cuda_devices"][0]["SMs"] > 0
+    assert doc["data"]["cuda_devices"][0]["sms"] > 0
 
 
 def test_grad_on_the_gpu_is_correct_and_agrees_with_the_cpu():

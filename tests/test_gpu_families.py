@@ -75,7 +75,7 @@ CARDS = {
     "tesla-p100-pcie.xml": ("Tesla P100-PCIE-16GB", "Tesla", "Pascal", (3, 3, 16, 16), NA, "on", 250.0),
     "v100-sxm2-16gb.txt": ("Tesla V100-SXM2-16GB", "Tesla", "Volta", (3, 3, 16, 16), NA, "on", 300.0),
 }
-PCIE = ("PCIe generation", "PCIe generation max", "PCIe width", "PCIe width max")
+PCIE = ("pcie_generation", "pcie_generation_max", "pcie_width", "pcie_width_max")
 
 
 def stand_in(dump: str) -> Recording:
@@ -114,9 +114,9 @@ def test_env_says_what_the_dump_says(dump):
     assert shown(g["brand"]) == brand
     assert shown(g["architecture"]) == architecture
     assert tuple(shown(g[k]) for k in PCIE) == pcie
-    assert shown(g["MIG mode"]) == mig
-    assert shown(g["ECC mode"]) == ecc
-    assert shown(g["power limit W"]) == power
+    assert shown(g["mig_mode"]) == mig
+    assert shown(g["ecc_mode"]) == ecc
+    assert shown(g["power_limit_w"]) == power
     problems = {
         (c.id, c.status.value) for c in report.checks if c.status is not Status.OK and not c.id.startswith(HOST)
     }
@@ -146,14 +146,14 @@ def test_v100_unknown_error_for_the_host_pcie_maximum_is_no_problem():
     assert answer(recording, "nvmlDeviceGetMaxPcieLinkGeneration")["result"] == 3
     assert not [c for c in recording.nvml if c.get("error", {}).get("value") == pynvml.NVML_ERROR_UNKNOWN]
     g = env("v100-sxm2-16gb.txt").to_dict()["data"]["gpus"][0]
-    assert (g["PCIe generation"]["value"], g["PCIe generation max"]["value"]) == (3, 3)
+    assert (g["pcie_generation"]["value"], g["pcie_generation_max"]["value"]) == (3, 3)
 
 
 def test_gh200_x1_link_is_reported_as_it_is_without_a_warning():
     report = env("gh200-480gb.txt")
     g = report.to_dict()["data"]["gpus"][0]
-    assert (g["PCIe width"]["value"], g["PCIe width max"]["value"]) == (1, 1)
-    assert g["remapped rows"]["value"] == {"correctable": 0, "uncorrectable": 1, "pending": False, "failed": False}
+    assert (g["pcie_width"]["value"], g["pcie_width_max"]["value"]) == (1, 1)
+    assert g["remapped_rows"]["value"] == {"correctable": 0, "uncorrectable": 1, "pending": False, "failed": False}
     assert report.check("gpu0.memory") is None
 
 
@@ -163,8 +163,8 @@ def test_gtx680_without_an_architecture_line_is_no_warning():
     g = report.to_dict()["data"]["gpus"][0]
     assert "nvmlDeviceGetArchitecture" not in {c["fn"] for c in stand_in("geforce-gtx680.txt").nvml}
     assert g["architecture"]["status"] == "error"  # the stand-in does not know; devcheck does not guess
-    assert g["SM clock max MHz"]["status"] == "n/a" and g["power draw W"]["status"] == "n/a"
-    assert g["clock slowdowns"]["status"] == "n/a"  # "Clocks Throttle Reasons : N/A"
+    assert g["sm_clock_max_mhz"]["status"] == "n/a" and g["power_draw_w"]["status"] == "n/a"
+    assert g["clock_slowdowns"]["status"] == "n/a"  # "Clocks Throttle Reasons : N/A"
     assert report.ok
 
 
@@ -175,7 +175,7 @@ def test_drivers_570_and_later(dump):
     recording = stand_in(dump)
     assert answer(recording, "nvmlDeviceGetPowerUsage")["result"] > 0
     report = env(dump)
-    assert report.to_dict()["data"]["gpus"][0]["power draw W"]["status"] == "ok"
+    assert report.to_dict()["data"]["gpus"][0]["power_draw_w"]["status"] == "ok"
     deprecated = [c for c in recording.nvml if c.get("error", {}).get("value") == pynvml.NVML_ERROR_DEPRECATED]
     with seam.replay(recording):
         read = Reader(seam.nvml())
@@ -206,8 +206,8 @@ def test_mig_stand_ins_list_their_mig_devices_but_not_the_maximum():
         handles = [c for c in recording.nvml if c["fn"] == "nvmlDeviceGetMigDeviceHandleByIndex"]
         assert len(handles) == found
         g = env(dump).to_dict()["data"]["gpus"][0]
-        assert g["MIG mode"]["value"] == "on" and shown(g["MIG instances"]) == ABSENT
-        assert g["utilization %"]["status"] == "n/a"  # utilization is N/A under MIG
+        assert g["mig_mode"]["value"] == "on" and shown(g["mig_instances"]) == ABSENT
+        assert g["utilization_percent"]["status"] == "n/a"  # utilization is N/A under MIG
 
 
 def test_throttle_reasons_of_older_drivers_are_read():
@@ -215,9 +215,9 @@ def test_throttle_reasons_of_older_drivers_are_read():
     recording = stand_in("t4.xml")
     assert "nvmlDeviceGetCurrentClocksEventReasons" not in {c["fn"] for c in recording.nvml}
     g = env("t4.xml").to_dict()["data"]["gpus"][0]
-    assert g["clock slowdowns"] == {
+    assert g["clock_slowdowns"] == {
         "value": [],
         "source": "NVML nvmlDeviceGetCurrentClocksThrottleReasons",
         "status": "ok",
     }
-    assert g["compute processes"]["value"] == 1  # one "C" process (python); Xorg is "G"
+    assert g["compute_processes"]["value"] == 1  # one "C" process (python); Xorg is "G"

@@ -44,7 +44,7 @@ def test_grad_on_cpu_and_gpu(gpu):
         assert c[f"grad.classic.{device}"]["status"] == "ok"
         assert c[f"grad.ops.{device}"]["status"] == "ok"
     assert c["grad.network.cuda:0"]["status"] == "ok"
-    assert [r["a.grad"] for r in doc["data"]["classic"]] == [2.0, 2.0]
+    assert [r["a_grad"] for r in doc["data"]["classic"]] == [2.0, 2.0]
     ops = doc["data"]["ops"]
     assert {r["dtype"] for r in ops if r["device"] == "cuda:0"} == {"float64", "float32"}
     assert len({r["op"] for r in ops}) == 40
@@ -73,7 +73,7 @@ def test_grad_float32_tolerance_follows_tf32(monkeypatch):
     assert checks(unannounced)["grad.ops.cuda:0"]["status"] == "fail"
     assert announced.exit_code == 0, announced.stdout
     rows = [r for r in json.loads(announced.stdout)["data"]["ops"] if r["dtype"] == "float32"]
-    assert {r["op"]: r["TF32"] for r in rows} == {"matmul": True, "linear": True, "tanh": False}
+    assert {r["op"]: r["tf32"] for r in rows} == {"matmul": True, "linear": True, "tanh": False}
 
 
 def test_grad_fast_mode_and_table(gpu):
@@ -121,7 +121,7 @@ def test_train_learns_on_cpu_and_gpu_with_the_same_losses(gpu, tmp_path):
     assert "first 10 steps from the same weights and batches" in c["train.agreement.cuda:0"]["summary"]
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(lines) == 120 and {"loss", "val_accuracy", "seconds", "device", "epoch"} <= set(lines[0])
-    assert all(r["samples/s (median)"] > 0 for r in doc["data"]["devices"])
+    assert all(r["samples_per_s_median"] > 0 for r in doc["data"]["devices"])
 
 
 @pytest.mark.slow  # a whole run of the command: kept in CI (-m "slow or not slow")

@@ -137,6 +137,6 @@ def test_a_recording_made_over_a_replay_replays_the_same_report(tmp_path):
     with seam.replay(again_recording):
         again = collect(environ={}).to_dict()
     (gpu,), (before,) = again["data"]["gpus"], expected["data"]["gpus"]
-    assert gpu.pop("UUID")["value"] == "GPU-00000000-0000-4000-8000-000000000000"  # masked
-    before.pop("UUID")
+    assert gpu.pop("uuid")["value"] == "GPU-00000000-0000-4000-8000-000000000000"  # masked
+    before.pop("uuid")
     assert gpu == before and again["verdict"] == expected["verdict"]

@@ -217,7 +217,8 @@ def _device_row(cupy: ModuleType, index: int) -> tuple[dict, str, str]:
         "compute capability": None,
         "SMs": None,
         "PCI bus id": None,
-        "memory free/total GiB": None,
+        "memory free GiB": None,
+        "memory total GiB": None,
         "kernel": "not run",
         "matmul rel err": None,
     }
@@ -231,7 +232,7 @@ def _device_row(cupy: ModuleType, index: int) -> tuple[dict, str, str]:
             row["compute capability"] = f"{cc[:-1]}.{cc[-1]}"
             row["PCI bus id"] = device.pci_bus_id
             free, total = device.mem_info
-            row["memory free/total GiB"] = f"{free / 2**30:.1f} / {total / 2**30:.1f}"
+            row["memory free GiB"], row["memory total GiB"] = free / 2**30, total / 2**30
     except Exception as e:
         return row, _first_lines(e), "not run"
     kernel_error = matmul_error = ""

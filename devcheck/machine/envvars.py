@@ -86,7 +86,9 @@ def probe(environ: Mapping[str, str]) -> Findings:
                 f"no variable that slows GPU work or changes its results is set ({len(present)} relevant set{others})",
             )
         )
-    return Findings([Section("envvars", "Environment variables (relevant ones only)", fields)], checks)
+    return Findings(
+        [Section("envvars", "Environment variables (relevant ones only)", fields, names_are_identifiers=True)], checks
+    )
 
 
 def visible_devices(raw: str) -> Check:

@@ -6,7 +6,7 @@ from typing import Any
 
 from devcheck.machine.facts import DeviceFacts
 from devcheck.options import MatmulShape
-from devcheck.report import Chart, Check, Report, Section, Status
+from devcheck.report import Chart, Check, Report, Section, Status, snake
 
 
 def speedups(records: list[dict]) -> list[dict]:
@@ -133,7 +133,9 @@ def add_results(
     ups = speedups(records)
     report.sections += _sections(records, facts, shape, ups)
     skipped_rows = [{"case": p.case, "device": p.device.name, "dtype": p.dtype, "reason": p.why} for p in skipped]
-    report.data.update(records=records, speedups=ups, skipped=skipped_rows)
+    report.data.update(
+        records=records, speedups=[{snake(k): v for k, v in u.items()} for u in ups], skipped=skipped_rows
+    )
     report.charts += _charts(records, ups)
     report.checks += _checks(records, skipped)
     fastest = max((r for r in records if r["case"] == "matmul"), key=lambda r: r["rate"], default=None)
