@@ -371,5 +371,25 @@ def check(
     run_command(build, fmt, as_json, quiet, summary, junit, json_file)
 
 
+@app.command()
+def schema(
+    command: Annotated[str | None, typer.Argument(help="env, bench, grad, train or check (default: all).")] = None,
+) -> None:
+    """The JSON Schema of every command's --json output (draft 2020-12), to validate reports with."""
+    from importlib.resources import files
+
+    doc = json.loads(files("devcheck.schema").joinpath("report.schema.json").read_text(encoding="utf-8"))
+    commands = doc["properties"]["command"]["enum"]
+    if command is not None:
+        if command not in commands:
+            error_line(f"schema {command!r}: choose from {', '.join(commands)}")
+            raise typer.Exit(2)
+        data = "check_data" if command == "check" else command
+        doc["properties"]["command"] = {"const": command}
+        doc["properties"]["data"] = {"$ref": f"#/$defs/{data}"}
+        del doc["allOf"]
+    typer.echo(json.dumps(doc, indent=2))
+
+
 def main() -> None:
     app(prog_name="devcheck")

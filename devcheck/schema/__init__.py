@@ -1,0 +1,1 @@
+"""report.schema.json: the JSON Schema of every command's --json output (`devcheck schema`)."""
