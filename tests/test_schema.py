@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from devcheck.cli import app
 from devcheck.machine import seam
-from tests.recordings import h100, load
+from tests.recordings import FOLDER, h100, load
 
 runner = CliRunner()
 RUNS = {
@@ -59,7 +59,7 @@ def test_display_strings_and_spaced_keys_are_refused():
         jsonschema.validate(env, schema())
 
 
-PUBLIC = sorted(p.stem for p in (load.__globals__["FOLDER"] / "public").glob("*.json"))
+PUBLIC = sorted(p.stem for p in (FOLDER / "public").glob("*.json"))
 
 
 @pytest.mark.parametrize("dump", PUBLIC)
@@ -67,5 +67,5 @@ def test_env_on_every_public_dump_validates(dump):
     from devcheck.commands.env import collect
     from devcheck.machine.recording import Recording
 
-    with seam.replay(Recording.load(load.__globals__["FOLDER"] / "public" / f"{dump}.json")):
+    with seam.replay(Recording.load(FOLDER / "public" / f"{dump}.json")):
         jsonschema.validate(collect(environ={}).to_dict(), schema())
