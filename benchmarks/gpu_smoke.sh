@@ -43,11 +43,12 @@ run env env --record "$out/recording.json"
 run grad grad
 run train train
 run bench bench --size 10000 --max-time 60
+run check check --budget 60s
 
 python3 - "$out" <<'PY' | tee "$out/summary.txt"
 import json, sys
 out = sys.argv[1]
-for name in ("env", "grad", "train", "bench"):
+for name in ("env", "grad", "train", "bench", "check"):
     try:
         doc = json.load(open(f"{out}/{name}.json"))
     except Exception as e:

@@ -190,6 +190,7 @@ def env(
         from devcheck.commands.env import collect
 
         path = options.output_file("--record", record)
+        options.distinct_files({"--record": path, "--summary": summary, "--junit": junit, "--json-file": json_file})
         if path is None:
             return collect(require_gpu=require_gpu)
         from devcheck.machine import packages, seam

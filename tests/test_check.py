@@ -187,3 +187,34 @@ def test_junit_has_one_case_per_check(tmp_path):
 def test_budget_must_be_one_of_the_four():
     result = runner.invoke(app, ["check", "--budget", "30s"])
     assert result.exit_code == 2 and "--budget '30s': expected 10s or 60s or 5m or 15m" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("readings", "status"),
+    [  # the H100's own maximum (1980 MHz, gen 5), as NVML reported it
+        ({"sm_mhz": 1980, "sm_max_mhz": 1980, "pcie_gen": 5, "pcie_gen_max": 5, "held_back": []}, "ok"),
+        (
+            {"sm_mhz": 1755, "sm_max_mhz": 1980, "pcie_gen": 5, "pcie_gen_max": 5, "held_back": ["software power cap"]},
+            "ok",
+        ),
+        ({"sm_mhz": 900, "sm_max_mhz": 1980, "pcie_gen": 5, "pcie_gen_max": 5, "held_back": []}, "warn"),
+        (
+            {
+                "sm_mhz": 1200,
+                "sm_max_mhz": 1980,
+                "pcie_gen": 5,
+                "pcie_gen_max": 5,
+                "held_back": ["hardware thermal slowdown"],
+            },
+            "fail",
+        ),
+        ({"sm_mhz": 1980, "sm_max_mhz": 1980, "pcie_gen": 3, "pcie_gen_max": 5, "held_back": []}, "fail"),
+        ({"error": "NVMLError_Unknown: Unknown Error"}, "warn"),
+    ],
+)
+def test_clocks_and_link_under_load_against_their_maximum(readings, status):
+    from devcheck.commands.check.health import load_checks
+
+    checks = load_checks("cuda:0", readings, replaying=False)
+    worst = max((c.status for c in checks), key=["ok", "warn", "fail"].index)
+    assert worst == status, [c.summary for c in checks]

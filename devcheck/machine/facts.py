@@ -102,6 +102,28 @@ def _nvml_facts(bus_id: str) -> dict:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def under_load(index: int) -> dict:
+    """What NVML says of a GPU while it works: SM clock now and at most, PCIe link now and at most,
+    and the named reasons it is held back ({} when NVML cannot say)."""
+    from devcheck.machine import nvml, seam
+
+    bus_id = seam.cupy().cuda.Device(index).pci_bus_id
+    driver = nvml.read_driver()
+    gpu = next((g for g in driver.gpus if g.bus_id == nvml.normalize_bus_id(bus_id)), None) if driver.loaded else None
+    if gpu is None or gpu.lost:
+        return {}
+    module = seam.nvml()
+    read, h = nvml.Reader(module), gpu.handle
+    values = {
+        "sm_mhz": read("nvmlDeviceGetClockInfo", h, module.NVML_CLOCK_SM).value,
+        "sm_max_mhz": read("nvmlDeviceGetMaxClockInfo", h, module.NVML_CLOCK_SM).value,
+        "pcie_gen": read("nvmlDeviceGetCurrPcieLinkGeneration", h).value,
+        "pcie_gen_max": read("nvmlDeviceGetMaxPcieLinkGeneration", h).value,
+        "held_back": nvml.slowdowns(read, h).value,
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def unknown_facts(name: str, why: str = "") -> DeviceFacts:
     """A device devcheck has no hardware model for (the test-suite's simulated GPU), or whose facts failed."""
     none = peaks.Peak(None, "", why or f"no hardware model for device {name!r}")

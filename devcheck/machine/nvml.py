@@ -316,14 +316,14 @@ def _gpu_fields(read: Reader, nvml: ModuleType, h: Any) -> dict[str, Field]:
         "compute mode": read("nvmlDeviceGetComputeMode", h, convert=lambda m: COMPUTE_MODES.get(m, str(m))),
         "MIG mode": read("nvmlDeviceGetMigMode", h, convert=lambda m: "on" if m[0] else "off"),
         "compute processes": read("nvmlDeviceGetComputeRunningProcesses", h, convert=len),
-        "clock slowdowns": _slowdowns(read, h),
+        "clock slowdowns": slowdowns(read, h),
     }
     if fields["MIG mode"].value == "on":
         fields["MIG instances"] = _mig_count(read, h)
     return fields
 
 
-def _slowdowns(read: Reader, h: Any) -> Field:
+def slowdowns(read: Reader, h: Any) -> Field:
     reasons = read("nvmlDeviceGetCurrentClocksEventReasons", h)
     if reasons.status is not Status.OK:  # drivers before 535 answer only the older name
         reasons = read("nvmlDeviceGetCurrentClocksThrottleReasons", h)

@@ -127,3 +127,49 @@ def _unreadable(tag: str, index: int, f: dict[str, Field], strict: bool) -> list
             fix="run `nvidia-smi -q`; an NVML error mid-run often precedes a lost GPU (check `dmesg` for Xid)",
         )
     ]
+
+
+def load_checks(name: str, readings: dict, replaying: bool) -> list[Check]:
+    """What NVML said of a GPU halfway through the stress window: its clock against its maximum, its
+    PCIe link against its maximum, and why it was held back, if it was."""
+    tag = f"check.{name}.under_load"
+    if replaying:
+        return [
+            Check(tag, Status.SKIP, f"{name}: under-load clocks not judged (replay: the recorded clocks are idle ones)")
+        ]
+    if "error" in readings or not readings:
+        why = readings.get("error", "NVML gave no readings")
+        return [Check(tag, Status.WARN, f"{name}: NVML could not be read under load: {why}", fix="run `devcheck env`")]
+    clock, top = readings.get("sm_mhz"), readings.get("sm_max_mhz")
+    held = [r for r in readings.get("held_back") or [] if r in HELD_BACK]
+    gen, gen_max = readings.get("pcie_gen"), readings.get("pcie_gen_max")
+    checks = []
+    if held:
+        checks.append(
+            Check(
+                tag,
+                Status.FAIL,
+                f"{name} was held back under load: {', '.join(held)} ({clock} of {top} MHz)",
+                fix="check cooling and power delivery (`nvidia-smi -q -d PERFORMANCE`)",
+            )
+        )
+    elif clock and top and clock < 0.7 * top:
+        checks.append(
+            Check(
+                tag,
+                Status.WARN,
+                f"{name} ran at {clock} of {top} MHz under load",
+                detail=f"slowdown reasons: {', '.join(readings.get('held_back') or []) or 'none reported'}",
+                fix="check application clocks and power limits (`nvidia-smi -q -d CLOCK,POWER`)",
+            )
+        )
+    if gen and gen_max and gen < gen_max:
+        checks.append(
+            Check(
+                f"{tag}.pcie",
+                Status.FAIL,
+                f"{name}: PCIe link at gen {gen} of {gen_max} under load",
+                fix="reseat the card or check the slot's BIOS settings; `nvidia-smi -q -d PCIE`",
+            )
+        )
+    return checks or [Check(tag, Status.OK, f"{name} under load: {clock} of {top} MHz, PCIe gen {gen} of {gen_max}")]

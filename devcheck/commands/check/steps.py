@@ -183,11 +183,31 @@ def stress(work: Work) -> None:
     for device in devices:
         n = min(speed_size(work, device.name), 4096)
         limit = work.settings.thresholds.floor("stress_drift", device.name, "")
-        found = _guarded(work, f"check.stress.{device.name}", stress_window, device, max(window - 0.3, 0.2), n, limit)
+        during = _reader(device.name)
+        found = _guarded(
+            work, f"check.stress.{device.name}", stress_window, device, max(window - 0.3, 0.2), n, limit, during
+        )
         if found is not None:
             record, checks = found
             work.stress.append(record)
             work.report.checks += checks
+            if device.name != "cpu":
+                work.report.checks += health_checks.load_checks(device.name, record["under_load"], work.replaying)
+
+
+def _reader(name: str) -> Any:
+    """NVML's view of a GPU, read while it works (none for the CPU)."""
+    if not name.startswith("cuda:"):
+        return None
+    from devcheck.machine.facts import under_load
+
+    def read() -> dict:
+        try:
+            return under_load(int(name.split(":")[1]))
+        except Exception as e:  # NVML failing midway: said by load_checks, never a pass
+            return {"error": f"{type(e).__name__}: {e}"}
+
+    return read
 
 
 def _guarded(work: Work, check_id: str, fn: Any, *args: Any) -> Any:

@@ -16,8 +16,9 @@ from devcheck.report import Check, Status
 REFERENCE_EVERY = 10  # runs between float64 spot checks
 
 
-def stress(device: Any, seconds: float, n: int, drift_limit: float) -> tuple[dict, list[Check]]:
-    """GEMMs of n x n float32 for `seconds`; returns a record and its checks."""
+def stress(device: Any, seconds: float, n: int, drift_limit: float, during: Any = None) -> tuple[dict, list[Check]]:
+    """GEMMs of n x n float32 for `seconds`; `during()` is called once halfway, while the device works
+    (what NVML says of it under load); returns a record and its checks."""
     a_host, b_host = cases.host_inputs((n, n, n), "float32", seed=7)
     rows = numpy.random.default_rng(8).choice(n, size=min(n, 16), replace=False)
     reference = a_host[rows].astype(numpy.float64) @ b_host.astype(numpy.float64)
@@ -28,9 +29,11 @@ def stress(device: Any, seconds: float, n: int, drift_limit: float) -> tuple[dic
         first_on_device = xp.matmul(a, b)
         first = device.to_host(first_on_device)
         rates, changed, wrong, runs = [], 0, 0, 0
-        ends = time.perf_counter() + seconds
+        ends, halfway, readings = time.perf_counter() + seconds, time.perf_counter() + seconds / 2, None
         result: list = []
         while time.perf_counter() < ends or runs < 3:
+            if during is not None and readings is None and time.perf_counter() >= halfway:
+                readings = during()
             result.clear()
             elapsed = clock.time(lambda: result.append(xp.matmul(a, b)))
             runs += 1
@@ -42,7 +45,9 @@ def stress(device: Any, seconds: float, n: int, drift_limit: float) -> tuple[dic
                 wrong += bool(error > tolerance)
             else:  # compared on the device: one boolean crosses to the host
                 changed += bool(xp.any(result[0] != first_on_device))
-    return _verdict(device.name, n, rates, changed, wrong, runs, drift_limit)
+    record, checks = _verdict(device.name, n, rates, changed, wrong, runs, drift_limit)
+    record["under_load"] = readings or {}
+    return record, checks
 
 
 def _verdict(
