@@ -119,6 +119,19 @@ class Findings:
         self.checks.extend(other.checks)
 
 
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _run_id() -> str:
+    import datetime
+    import uuid
+
+    return datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+
+
 @dataclass
 class Report:
     command: str
@@ -127,6 +140,8 @@ class Report:
     sections: list[Section] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     charts: list[Chart] = field(default_factory=list)
+    host: str = field(default_factory=_host)  # which node, when a fleet's reports are compared
+    run_id: str = field(default_factory=_run_id)  # UTC start time and a random part: unique per run
 
     def add(self, findings: Findings) -> None:
         self.sections.extend(findings.sections)
@@ -156,6 +171,8 @@ class Report:
             "tool": "devcheck",
             "tool_version": __version__,
             "command": self.command,
+            "host": self.host,
+            "run_id": self.run_id,
             "ok": self.ok,
             "verdict": self.verdict,
             "checks": [c.to_dict() for c in self.checks],
