@@ -121,8 +121,22 @@ def test_dropout_masks_match_across_devices():
     assert 0.6 < (a > 0).mean() < 0.8 and set(numpy.unique(a)) == {0.0, numpy.float32(1 / 0.7)}
 
 
-def test_sgd_momentum_and_weight_decay_match_the_formula():
-    p = nn.Parameter(tensor([1.0, -2.0]))
+@pytest.fixture(params=["cpu", "sim", "cuda"])
+def opt_device(request):
+    """cpu: the fused NumPy update; sim: the generic one; cuda: the fused ElementwiseKernel, over the
+    CuPy stand-in of the recorded H100 (its operation is run as written)."""
+    if request.param != "cuda":
+        yield request.param
+        return
+    from devcheck.machine import seam
+    from tests.recordings import h100
+
+    with seam.replay(h100()):
+        yield "cuda:0"
+
+
+def test_sgd_momentum_and_weight_decay_match_the_formula(opt_device):
+    p = nn.Parameter(tensor([1.0, -2.0], device=opt_device))
     opt = optim.SGD([p], lr=0.1, momentum=0.9, weight_decay=0.01)
     buf, w = numpy.zeros(2), numpy.array([1.0, -2.0])
     for _ in range(3):
@@ -135,9 +149,9 @@ def test_sgd_momentum_and_weight_decay_match_the_formula():
     numpy.testing.assert_allclose(p.numpy(), w, rtol=1e-6)
 
 
-def test_adam_matches_the_formula():
-    p = nn.Parameter(tensor([0.5, -1.5]))
-    opt = optim.Adam([p], lr=0.1)
+def test_adam_matches_the_formula(opt_device):
+    p = nn.Parameter(tensor([0.5, -1.5], device=opt_device))
+    opt = optim.Adam([p], lr=0.1, weight_decay=0.0)
     m = v = numpy.zeros(2)
     w = numpy.array([0.5, -1.5])
     for t in range(1, 4):
@@ -148,6 +162,21 @@ def test_adam_matches_the_formula():
         w = w - 0.1 * (m / (1 - 0.9**t)) / (numpy.sqrt(v / (1 - 0.999**t)) + 1e-8)
         opt.step()
     numpy.testing.assert_allclose(p.numpy(), w, rtol=1e-5)
+
+
+def test_a_fused_update_is_one_launch_per_parameter():
+    from devcheck.machine import seam, standin
+    from tests.recordings import h100
+
+    with seam.replay(h100()):
+        params = [nn.Parameter(tensor(numpy.ones((4, 3)), device="cuda:0")) for _ in range(3)]
+        for opt in (optim.SGD(params, lr=0.1, momentum=0.9), optim.Adam(params, lr=0.1)):
+            for p in params:
+                p.grad = tensor(numpy.ones((4, 3)), device="cuda:0")
+            opt.step()  # the first step also allocates the state
+            standin.COUNTS.clear()
+            opt.step()
+            assert standin.COUNTS["launches"] == len(params) and standin.COUNTS["to_host"] == 0
 
 
 @pytest.mark.parametrize("lr", [0, -1, float("nan"), float("inf"), "0.1"])

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy
 
+from devcheck.engine import fused
+
 FLOAT_DTYPES = ("float16", "float32", "float64")
 _NULL_CONTEXT = contextlib.nullcontext()
 
@@ -36,6 +38,7 @@ class Device:
     scatter_add: Callable[[Any, tuple, Any], None] | None = None  # in place: target[index] += values
     dtypes: dict[str, Any] = field(default_factory=dict)
     native: Any = None  # the library itself (numpy, cupy) for what the standard lacks, such as out=
+    fused: dict[str, Callable[..., Any]] = field(default_factory=dict)  # engine/fused.py: optimizer updates
 
     def dtype(self, name: str) -> Any:
         return self.dtypes.get(name) or getattr(self.xp, name)
@@ -58,6 +61,7 @@ def _numpy_device() -> Device:
         owns=lambda a: isinstance(a, numpy.ndarray | numpy.generic),
         scatter_add=numpy.add.at,
         native=numpy,
+        fused=fused.NUMPY_KERNELS,
     )
 
 
@@ -141,6 +145,7 @@ def _make_cuda_device(cupy: Any, index: int) -> Device:
         synchronize=gpu.synchronize,
         scatter_add=scatter_add,
         native=cupy,
+        fused=fused.cuda_kernels(cupy),
     )
 
 

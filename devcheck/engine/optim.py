@@ -81,15 +81,19 @@ class SGD(Optimizer):
 
     def update(self, p, g, state):
         lr, momentum, decay = self.hyper["lr"], self.hyper["momentum"], self.hyper["weight_decay"]
+        kernel = p.device.fused.get("sgd_momentum" if momentum else "sgd")
+        if momentum and "momentum_buffer" not in state:
+            state["momentum_buffer"] = p.device.xp.zeros_like(p.data)  # momentum * 0 + d: PyTorch's first step
+        if kernel is not None:  # one fused launch (engine/fused.py)
+            args = (g, lr, decay, momentum, p.data, state["momentum_buffer"]) if momentum else (g, lr, decay, p.data)
+            kernel(*args)
+            return
         if decay:
             g = g + decay * p.data
         if momentum:
-            if "momentum_buffer" in state:
-                buf = state["momentum_buffer"]
-                buf *= momentum
-                buf += g
-            else:
-                buf = state["momentum_buffer"] = g + 0  # a copy: g is the parameter's .grad
+            buf = state["momentum_buffer"]
+            buf *= momentum
+            buf += g
             g = buf
         p.data -= lr * g
 
@@ -108,18 +112,20 @@ class Adam(Optimizer):
         super().__init__(params, lr, beta1=betas[0], beta2=betas[1], eps=eps, weight_decay=weight_decay)
 
     def update(self, p, g, state):
-        h = self.hyper
-        xp = p.device.xp
-        if h["weight_decay"]:
-            g = g + h["weight_decay"] * p.data
+        h, xp = self.hyper, p.device.xp
         if "m" not in state:
-            state["step"], state["m"], state["v"] = 0, g * 0, g * 0
+            state["step"], state["m"], state["v"] = 0, xp.zeros_like(p.data), xp.zeros_like(p.data)
         state["step"] += 1
         m, v, t = state["m"], state["v"], state["step"]
+        step, bc2 = h["lr"] / (1 - h["beta1"] ** t), 1 - h["beta2"] ** t
+        kernel = p.device.fused.get("adam")
+        if kernel is not None:  # one fused launch (engine/fused.py)
+            kernel(g, step, h["beta1"], h["beta2"], h["eps"], bc2, h["weight_decay"], p.data, m, v)
+            return
+        if h["weight_decay"]:
+            g = g + h["weight_decay"] * p.data
         m *= h["beta1"]
         m += (1 - h["beta1"]) * g
         v *= h["beta2"]
         v += (1 - h["beta2"]) * (g * g)
-        step_size = h["lr"] / (1 - h["beta1"] ** t)
-        denom = xp.sqrt(v / (1 - h["beta2"] ** t)) + h["eps"]
-        p.data -= step_size * (m / denom)
+        p.data -= step * (m / (xp.sqrt(v / bc2) + h["eps"]))

@@ -37,7 +37,8 @@ class ElementwiseKernel:
         self.nin, self.nout, self.nargs = len(self.ins), len(self.outs), len(self.ins) + len(self.outs)
         self.operation, self.name = operation, name
         try:
-            self._code = compile(operation.replace(";", "\n").strip(), name, "exec")
+            statements = [line.strip() for line in operation.split(";") if line.strip()]
+            self._code = compile("\n".join(statements), name, "exec")
         except SyntaxError as e:
             raise NotImplementedError(
                 f"the CuPy stand-in runs only operations that are also valid Python: {e}"
