@@ -8,11 +8,7 @@ Exit codes: 0 no check failed; 1 a check failed; 2 bad usage or an internal erro
 from __future__ import annotations
 
 import json
-import os
 import platform
-import signal
-import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -20,8 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from devcheck import __version__, options
-from devcheck.errors import BadInput
-from devcheck.render import Format, emit, error_line
+from devcheck.render import Format, error_line
 
 if TYPE_CHECKING:
     from devcheck.report import Report
@@ -73,18 +68,6 @@ def main_options(
     """Does this machine compute correctly, and how fast?"""
 
 
-class Stopped(BaseException):  # like KeyboardInterrupt: no `except Exception` may swallow it
-    """SIGTERM or SIGHUP: a scheduler or a closed terminal ends devcheck; it says so and exits 128+N."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.code = 128 + signum
-
-
-def _stop(signum: int, frame: object) -> None:
-    raise Stopped(signum)
-
-
 def run_command(
     build: Callable[[Callable[..., None]], Report],
     fmt: Format,
@@ -94,76 +77,10 @@ def run_command(
     junit: Path | None = None,
     json_file: Path | None = None,
 ) -> None:
-    """Build the report (options parsed first, then a progress bar on stderr for people), render it,
-    exit with its verdict; bad input and crashes are one line and exit 2, signals 128+N."""
-    handlers = {}
-    if threading.current_thread() is threading.main_thread():
-        handlers = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        code = _run(build, Format.json if as_json else fmt, as_json, fmt, quiet, (summary, junit, json_file))
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
-    raise typer.Exit(code)
+    """Run one command (devcheck/runner.py) and exit with its code."""
+    from devcheck.runner import run
 
-
-def _run(build: Callable, fmt: Format, as_json: bool, asked: Format, quiet: bool, files: tuple) -> int:
-    summary, junit, json_file = files
-    try:
-        if as_json and asked not in (Format.table, Format.json):
-            raise BadInput(f"--json and --format {asked}: give one of them")
-        for option, path in zip(("--summary", "--junit", "--json-file"), files):
-            options.output_file(option, path)
-        options.distinct_files(dict(zip(("--summary", "--junit", "--json-file"), files)))
-        if fmt is not Format.table and sys.stdout is None:
-            raise BadInput("stdout is closed: nowhere to write the report (drop `>&-`, or use --json-file)")
-        from devcheck.render.console import progress
-
-        with progress(fmt is Format.table and not quiet) as step:
-            report = build(step)
-        emit(report, fmt, quiet=quiet, summary=summary, junit=junit, json_file=json_file)
-        return 0 if report.ok else 1
-    except BadInput as e:
-        return error_line(str(e)) or 2
-    except KeyboardInterrupt:
-        return _interrupted(build, fmt, "interrupted", 130)
-    except Stopped as stop:
-        return _interrupted(build, fmt, f"terminated by {stop}", stop.code)
-    except BrokenPipeError:  # `devcheck env | head -1`: the reader left; exit quietly, as `yes | head` does
-        _silence_stdout()
-        return 141
-    except OSError as e:  # a full disk or a closed stream: say so on whichever stream still works
-        return error_line(f"cannot write the report: {e.strerror or e}") or 2
-    except Exception as e:
-        if os.environ.get("DEVCHECK_DEBUG"):
-            raise
-        return error_line(f"internal error: {type(e).__name__}: {e} (set DEVCHECK_DEBUG=1 for the traceback)") or 2
-
-
-def _interrupted(build: Callable, fmt: Format, why: str, code: int) -> int:
-    """One line on stderr; with --json, a valid envelope on stdout too, marked interrupted."""
-    error_line(why)
-    if fmt is Format.json and sys.stdout is not None:
-        from devcheck.report import Report
-
-        command = build.__qualname__.split(".")[0]  # the command function the build closure lives in
-        report = Report(command, verdict=f"{command}: {why}")
-        try:
-            sys.stdout.write(json.dumps({**report.to_dict(), "ok": False, "interrupted": True}, indent=2) + "\n")
-            sys.stdout.flush()
-        except OSError:
-            pass
-    return code
-
-
-def _silence_stdout() -> None:
-    """After a broken pipe, Python's own flush at exit would complain: point both streams at /dev/null."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            os.dup2(devnull, stream.fileno())
-        except (OSError, AttributeError, ValueError):
-            pass
+    raise typer.Exit(run(build, fmt, as_json, quiet, summary, junit, json_file))
 
 
 @app.command()
@@ -368,6 +285,64 @@ def check(
             max_regression=options.percentage("max-regression", max_regression),
         )
         return command.run(settings, select(options.device(device)), require_gpu=require_gpu, progress=step)
+
+    run_command(build, fmt, as_json, quiet, summary, junit, json_file)
+
+
+@app.command()
+def compare(
+    reports: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="REPORT...",
+            help="`devcheck env|bench|check --json` files, folders of them, globs, or - for JSON Lines on stdin.",
+        ),
+    ] = None,
+    fail_on: Annotated[
+        str,
+        typer.Option(
+            "--fail-on",
+            metavar="WHAT",
+            help="Comma list of what fails the run (exit 1): outlier, drift, failed-check, floor; or none.",
+        ),
+    ] = "failed-check,floor",
+    thresholds: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Absolute floors too: `devcheck check`'s TOML (fractions of each peak)."),
+    ] = None,
+    prometheus: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE", help="Also write the Prometheus text format (node-exporter's textfile collector)."
+        ),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="An input that is not a devcheck report is an error (exit 2).")
+    ] = False,
+    junit: JunitOpt = None,
+    json_file: JsonFileOpt = None,
+    fmt: FormatOpt = Format.table,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    summary: SummaryOpt = None,
+) -> None:
+    """Many nodes' reports side by side: outliers against the fleet's median, drift, failed checks."""
+
+    def build(step: Callable[..., None]) -> Report:
+        from devcheck.commands import compare as command
+        from devcheck.commands.check import thresholds as floors
+
+        settings = command.Settings(
+            inputs=options.report_inputs(reports),
+            fail_on=options.fail_on(fail_on, command.CATEGORIES),
+            thresholds=floors.load(options.input_file("--thresholds", thresholds)) if thresholds else None,
+            prometheus=options.output_file("--prometheus", prometheus),
+            strict=strict,
+        )
+        options.distinct_files(
+            {"--prometheus": prometheus, "--summary": summary, "--junit": junit, "--json-file": json_file}
+        )
+        return command.run(settings, progress=step)
 
     run_command(build, fmt, as_json, quiet, summary, junit, json_file)
 

@@ -181,3 +181,19 @@ def report_records(option: str, path: Path | None, commands: tuple[str, ...]) ->
     if not isinstance(doc, dict) or doc.get("command") not in commands or "records" not in doc.get("data", {}):
         raise BadInput(f"{option} {path}: not the JSON of `devcheck {' or '.join(commands)} --json`")
     return doc["data"]["records"]
+
+
+def fail_on(text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """`--fail-on outlier,drift`: a comma list of what fails the run, or `none`."""
+    if text.strip() == "none":
+        return ()
+    return choices("--fail-on", text, allowed, ())
+
+
+def report_inputs(inputs: list[str] | None) -> tuple[str, ...]:
+    """compare's REPORT arguments: at least one (a file, folder, glob, or `-` for stdin), `-` at most once."""
+    if not inputs:
+        raise BadInput("compare: no reports given: name report files, folders or globs, or - to read stdin")
+    if inputs.count("-") > 1:
+        raise BadInput("compare: - (stdin) given more than once")
+    return tuple(inputs)

@@ -46,20 +46,27 @@ class LogSoftmax(Function):
 
 
 class CrossEntropy(Function):
-    """Mean (or summed) negative log-likelihood of integer class targets, from logits.
-    The one-hot mask is built in the logits' dtype, so a float32 model stays float32."""
+    """Mean (or summed) negative log-likelihood of integer class targets, from logits: each row's
+    target log-probability is picked with take_along_axis (no one-hot matrix), and the backward
+    subtracts at those positions with the device's scatter-add (a one-hot only on a device without)."""
 
     def forward(self, logits, target):
         xp = self.xp
-        classes = xp.arange(logits.shape[-1], dtype=target.dtype, device=getattr(logits, "device", None))
-        self.onehot = xp.astype(xp.expand_dims(target, axis=-1) == classes, logits.dtype)
-        logp = _log_softmax(xp, logits, -1)
-        self.p = xp.exp(logp)
+        self.logp, self.target = _log_softmax(xp, logits, -1), target
         self.scale = 1.0 / target.shape[0] if self.reduction == "mean" else 1.0
-        return -xp.sum(logp * self.onehot) * self.scale
+        picked = xp.take_along_axis(self.logp, xp.expand_dims(target, axis=-1), axis=-1)
+        return xp.sum(picked) * -self.scale
 
     def backward(self, gy):
-        return (self.p - self.onehot) * (gy * self.scale), None
+        xp, target = self.xp, self.target
+        weight = gy * self.scale
+        g = xp.exp(self.logp) * weight  # softmax(logits) * weight, then minus weight at each target
+        rows = xp.arange(target.shape[0], dtype=target.dtype, device=getattr(target, "device", None))
+        if self.scatter_add is not None:
+            self.scatter_add(g, (rows, target), -weight)
+            return g, None
+        classes = xp.arange(g.shape[-1], dtype=target.dtype, device=getattr(target, "device", None))
+        return g - xp.astype(xp.expand_dims(target, axis=-1) == classes, g.dtype) * weight, None
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -83,7 +90,7 @@ def cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") -> Te
         raise ValueError(f"cross_entropy needs logits (N, C) and targets (N,), got {logits.shape} and {target.shape}")
     if not target.dtype.startswith(("int", "uint")):
         raise TypeError(f"cross_entropy targets must be integer class indices, got {target.dtype}")
-    return CrossEntropy.apply(logits, target, reduction=_reduction(reduction))
+    return CrossEntropy.apply(logits, target, reduction=_reduction(reduction), scatter_add=logits.device.scatter_add)
 
 
 def mse_loss(prediction: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:

@@ -17,8 +17,11 @@ def data(sizes: list[int], batch: int, seed: int = 0) -> tuple[numpy.ndarray, nu
     return rng.standard_normal((batch, sizes[0])).astype(numpy.float32), rng.integers(0, sizes[-1], batch)
 
 
-def engine_step(sizes: list[int], x: numpy.ndarray, y: numpy.ndarray, device: str) -> tuple[Callable, list]:
-    """The engine's step; also returns the starting weights (host copies) for the raw step."""
+def engine_step(
+    sizes: list[int], x: numpy.ndarray, y: numpy.ndarray, device: str, optimizer: str = "sgd"
+) -> tuple[Callable, list]:
+    """The engine's step (SGD with momentum, or Adam); also returns the starting weights (host copies)
+    for the raw step."""
     from devcheck.engine import functional as F
     from devcheck.engine import manual_seed, nn, optim, tensor
 
@@ -27,7 +30,10 @@ def engine_step(sizes: list[int], x: numpy.ndarray, y: numpy.ndarray, device: st
     for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
         layers += [nn.Linear(a, b, device=device)] + ([nn.ReLU()] if i < len(sizes) - 2 else [])
     model = nn.Sequential(*layers)
-    opt = optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    if optimizer == "adam":
+        opt = optim.Adam(model.parameters(), lr=LR)
+    else:
+        opt = optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     xt, yt = tensor(x, device=device), tensor(y, device=device)
 
     def step() -> Any:

@@ -25,8 +25,9 @@ import types
 import numpy
 
 from devcheck.machine.recording import Recording
-from devcheck.machine.standin import arrays, cuda, names
-from devcheck.machine.standin.arrays import asnumpy, ndarray, ufunc_
+from devcheck.machine.standin import arrays, cuda, functions, names
+from devcheck.machine.standin.arrays import ndarray
+from devcheck.machine.standin.functions import asnumpy, ufunc_
 from devcheck.machine.standin.kernels import ElementwiseKernel, RawKernel
 from devcheck.machine.standin.state import COUNTS, answer, use
 
@@ -62,13 +63,13 @@ def _numpy_names(cupy: types.ModuleType) -> None:
     for name in set(names.FUNCTIONS) - NOT_OFFERED:
         fn = getattr(numpy, name)
         if name in CREATION:
-            setattr(cupy, name, arrays.creation(name))
+            setattr(cupy, name, functions.creation(name))
         elif name in HOST_INPUT:
-            setattr(cupy, name, arrays.host_input(name))
+            setattr(cupy, name, functions.host_input(name))
         elif name in PLAIN:
-            setattr(cupy, name, arrays.plain(name, fn))
+            setattr(cupy, name, functions.plain(name, fn))
         else:
-            setattr(cupy, name, arrays.function(name, fn))
+            setattr(cupy, name, functions.function(name, fn))
     for name in NUMPY_CLASSES | VALUES:
         setattr(cupy, name, getattr(numpy, name))
 
@@ -93,7 +94,7 @@ def _build() -> dict[str, types.ModuleType]:
     linalg, fft = types.ModuleType("cupy.linalg"), types.ModuleType("cupy.fft")
     for module, host, offered in ((linalg, numpy.linalg, names.LINALG), (fft, numpy.fft, names.FFT)):
         for name in offered:
-            setattr(module, name, arrays.function(name, getattr(host, name)))
+            setattr(module, name, functions.function(name, getattr(host, name)))
     cupy.linalg, cupy.fft = linalg, fft
 
     cupyx = types.ModuleType("cupyx")

@@ -1,0 +1,124 @@
+"""One training step (forward, cross-entropy, backward, optimizer), float32: what it costs a GPU in
+kernel launches and host synchronisations, beside PyTorch eager's count for the same step, and its
+time beside the same math written directly in NumPy (and, on a GPU, raw CuPy and torch eager).
+
+    python benchmarks/step.py            # launches on the CuPy stand-in (the recorded H100), CPU times
+    python benchmarks/step.py --gpu      # also CUDA-event times on a real GPU
+
+A small step on a GPU costs what its launches (5-10 us each on an H100) and synchronisations
+(~20 us) cost, so both are counted; the CuPy stand-in counts them without a GPU. PyTorch's count is
+the number of compute operators its profiler records for the same step (leaf aten ops that are not
+views or allocations: one kernel each on a GPU).
+
+Targets (issue 13): launches <= 1.2x PyTorch's; 0 synchronisations inside a step; on the CPU the
+tiny step <= 2x raw NumPy and the reference step <= 1.05x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from devcheck.commands.bench.mlp_step import data, engine_step, raw_step  # noqa: E402
+from devcheck.engine import get_device  # noqa: E402
+
+MODELS = [  # (name, layer sizes, batch): the three of issue 13
+    ("tiny 2-64-64-2 b32", [2, 64, 64, 2], 32),
+    ("reference 784-512-512-10 b256", [784, 512, 512, 10], 256),
+    ("big 784-2048-2048-10 b4096", [784, 2048, 2048, 10], 4096),
+]
+NOT_KERNELS = ("view", "reshape", "t", "transpose", "expand", "as_strided", "detach", "empty", "empty_like",
+               "zeros", "zero_", "resize_", "squeeze", "unsqueeze", "permute", "_reshape_alias", "alias",
+               "numpy_T", "select", "slice", "lift_fresh", "to", "_to_copy", "result_type", "item",
+               "_local_scalar_dense", "empty_strided", "ones_like", "fill_", "zeros_like")  # fmt: skip
+
+
+def launches_on_the_standin(sizes: list[int], batch: int, optimizer: str) -> tuple[int, int]:
+    from devcheck.machine import seam, standin
+    from tests.recordings import h100
+
+    with seam.replay(h100()):
+        x, y = data(sizes, batch)
+        step, _ = engine_step(sizes, x, y, "cuda:0", optimizer)
+        step()  # the first step allocates the optimizer's state
+        standin.COUNTS.clear()
+        step()
+        return standin.COUNTS["launches"], standin.COUNTS["to_host"] + standin.COUNTS["syncs"]
+
+
+def torch_kernels(sizes: list[int], batch: int, optimizer: str) -> int | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        layers += [torch.nn.Linear(a, b)] + ([torch.nn.ReLU()] if i < len(sizes) - 2 else [])
+    model = torch.nn.Sequential(*layers)
+    opt = (
+        torch.optim.Adam(model.parameters(), lr=0.01, foreach=False)
+        if optimizer == "adam"
+        else torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, foreach=False)
+    )
+    x, y = torch.randn(batch, sizes[0]), torch.randint(0, sizes[-1], (batch,))
+
+    def step() -> None:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    step()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        step()
+    leaf = [e for e in prof.events() if e.name.startswith("aten::") and not e.cpu_children]
+    return sum(e.name.removeprefix("aten::") not in NOT_KERNELS for e in leaf)
+
+
+def cpu_times(sizes: list[int], batch: int, repeats: int) -> tuple[float, float]:
+    x, y = data(sizes, batch)
+    engine, start = engine_step(sizes, x, y, "cpu")
+    raw = raw_step(start, x, y, get_device("cpu"))
+    for _ in range(3):
+        engine(), raw()
+    a, b = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        engine()
+        t1 = time.perf_counter()
+        raw()
+        a.append(t1 - t0)
+        b.append(time.perf_counter() - t1)
+    return statistics.median(a), statistics.median(b)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--gpu", action="store_true", help="also time on the real GPU (cuda:0)")
+    args = parser.parse_args()
+    ok = True
+    print(f"{'model':<32} {'opt':<5} {'launches':>8} {'torch':>6} {'ratio':>6} {'syncs':>5}")
+    for name, sizes, batch in MODELS:
+        for optimizer in ("sgd", "adam"):
+            launches, syncs = launches_on_the_standin(sizes, batch, optimizer)
+            reference = torch_kernels(sizes, batch, optimizer)
+            ratio = launches / reference if reference else float("nan")
+            ok &= syncs == 0 and (reference is None or ratio <= 1.2)
+            print(f"{name:<32} {optimizer:<5} {launches:>8} {reference or '-':>6} {ratio:>6.2f} {syncs:>5}")
+    print()
+    for (name, sizes, batch), target, repeats in zip(MODELS[:2], (2.0, 1.05), (2000, 40)):
+        engine, raw = cpu_times(sizes, batch, repeats)
+        ok &= engine / raw <= target
+        print(f"cpu {name:<28} engine {engine * 1e6:9.1f} us  numpy {raw * 1e6:9.1f} us  "
+              f"ratio {engine / raw:4.2f} (target <= {target})")  # fmt: skip
+    if args.gpu:
+        print("GPU timing: run benchmarks/gpu_smoke.sh on a GPU machine (CUDA events via devcheck bench)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""A comparison as a Report: sections of rows with raw numbers (the fleet's baseline per measure, the
+outliers, the drift, the nodes with something to report, the inputs skipped), one check per finding,
+and a one-line verdict naming the odd nodes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from devcheck.commands.compare.drift import describe
+from devcheck.commands.compare.model import Comparison
+from devcheck.commands.compare.outliers import MIN_GROUP, RULE, Group, direction
+from devcheck.report import Check, Status, snake
+
+
+def check_id(*parts: str) -> str:
+    return ".".join(re.sub(r"[^A-Za-z0-9_:-]+", "_", p).strip("_") or "_" for p in parts)
+
+
+def names(items: Iterable[str], limit: int = 5) -> str:
+    items = list(dict.fromkeys(items))
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def group_rows(groups: list[Group]) -> list[dict]:
+    rows = []
+    for g in groups:
+        rows.append(
+            {"kind": g.kind, "model": g.model, "measure": g.measure, "dtype": g.dtype, "shape": g.shape,
+             "unit": g.unit, "devices": len(g.values), "nodes": len(set(g.hosts)), "median": g.median, "MAD": g.mad,
+             "low": min(g.values), "high": max(g.values), "outliers": len(g.outliers()), "judged": g.judged}
+        )  # fmt: skip
+    return rows
+
+
+def outlier_rows(groups: list[Group]) -> list[dict]:
+    rows = []
+    for g in groups:
+        for i in g.outliers():
+            value, z = g.values[i], float(g.z[i])
+            rows.append(
+                {"host": g.hosts[i], "device": g.devices[i], "model": g.model, "measure": g.measure, "dtype": g.dtype,
+                 "shape": g.shape, "unit": g.unit, "value": value, "median": g.median,
+                 "% of median": 100 * value / g.median if g.median else None, "z": z}
+            )  # fmt: skip
+    return sorted(rows, key=lambda r: (r["host"], r["device"], r["measure"], r["dtype"], r["shape"]))
+
+
+def _status(category: str, fail_on: tuple[str, ...]) -> Status:
+    return Status.FAIL if category in fail_on else Status.WARN
+
+
+def finding_checks(c: Comparison, outliers: list[dict]) -> list[Check]:
+    """One check per outlier, floor breach, drifting fact and failed check of a node's own report."""
+    checks = []
+    for r in outliers:
+        what = " ".join(x for x in (r["measure"], r["dtype"], r["shape"]) if x)
+        word = direction(r["unit"], r["z"])
+        checks.append(
+            Check(
+                check_id("compare.outlier", r["host"], r["device"], snake(r["measure"]), r["dtype"], r["shape"]),
+                _status("outlier", c.fail_on),
+                f"{r['host']} {r['device']} {what}: {r['value']:,.4g} {r['unit']}, {r['% of median']:.0f}% of the "
+                f"fleet median {r['median']:,.4g} ({word}, z {r['z']:+.1f})",
+                detail=f"{r['model']}; {RULE}",
+                fix="compare this node with its peers: `devcheck env` on it, then `devcheck check --budget 5m`",
+            )
+        )
+    for r in c.floors:
+        checks.append(
+            Check(
+                check_id("compare.floor", r["host"], r["device"], r["key"]),
+                _status("floor", c.fail_on),
+                f"{r['host']} {r['device']} {r['key']}: {r['fraction_of_peak']:.0%} of its peak, under the floor "
+                f"{r['floor']:.0%} (--thresholds)",
+                detail=f"{r['model']}: {r['value']:,.4g} of {r['peak']:,.4g} {r['unit']}",
+            )
+        )
+    for row in c.drift:
+        checks.append(
+            Check(
+                check_id("compare.drift", row["fact"], *([snake(row["model"])] if row["model"] else [])),
+                _status("drift", c.fail_on),
+                describe(row),
+                fix="make the nodes alike (the same driver, packages and GPU settings), or compare them apart",
+            )
+        )
+    for host, node in c.hosts.items():
+        for failed, summary in node.failed.items():
+            checks.append(
+                Check(check_id("compare.failed", host, failed), _status("failed-check", c.fail_on),
+                      f"{host}: {failed} failed: {summary}", detail=f"from {node.where}")
+            )  # fmt: skip
+    return checks
+
+
+def quiet_checks(c: Comparison, outliers: list[dict]) -> list[Check]:
+    """An ok check for each kind of finding there was none of; what was set aside, said."""
+    judged = [g for g in c.groups if g.judged]
+    checks = []
+    if not outliers:
+        checks.append(Check("compare.outliers", Status.OK, f"no outlier among {len(judged)} judged measure groups"))
+    if not c.drift:
+        checks.append(
+            Check("compare.drift", Status.OK, f"no drift: the facts compared are equal on {len(c.hosts)} nodes")
+        )
+    if not any(node.failed for node in c.hosts.values()):
+        checks.append(Check("compare.failed_checks", Status.OK, "no node's own report has a failed check"))
+    small = [g for g in c.groups if not g.judged]
+    if small:
+        checks.append(
+            Check(
+                "compare.small_groups",
+                Status.SKIP,
+                f"{len(small)} measure group(s) of fewer than {MIN_GROUP} devices shown, not judged",
+                detail="; ".join(f"{g.model} {g.label()} ({len(g.values)})" for g in small[:10]),
+            )
+        )
+    return checks
+
+
+def input_checks(c: Comparison) -> list[Check]:
+    checks = [
+        Check(check_id("compare.input", bad.where), Status.WARN, f"{bad.where}: skipped: {bad.why}",
+              fix="--strict makes this an error")
+        for bad in c.bad
+    ]  # fmt: skip
+    if c.superseded:
+        checks.append(
+            Check(
+                "compare.superseded",
+                Status.SKIP,
+                f"{len(c.superseded)} earlier report(s) of a host and command set aside for its latest",
+                detail=names((f"{n.host} {n.command} ({n.where})" for n in c.superseded), 10),
+            )
+        )
+    if c.noise:
+        checks.append(Check("compare.noise", Status.SKIP, f"{c.noise} line(s) of other text between reports not read"))
+    return checks

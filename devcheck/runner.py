@@ -1,0 +1,111 @@
+"""How one command runs at the command line: its options checked, its report built (with a
+progress bar for people), rendered, and an exit code for every outcome: 0 or 1 from the report,
+2 for bad input, an output that cannot be written or an internal error, 128+N for a signal, and a
+quiet 141 when the reader of the output went away."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from devcheck import options
+from devcheck.errors import BadInput
+from devcheck.render import Format, emit, error_line
+
+
+class Stopped(BaseException):  # like KeyboardInterrupt: no `except Exception` may swallow it
+    """SIGTERM or SIGHUP: a scheduler or a closed terminal ends devcheck; it says so and exits 128+N."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.code = 128 + signum
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stopped(signum)
+
+
+def run(
+    build: Callable,
+    fmt: Format,
+    as_json: bool,
+    quiet: bool,
+    summary: Path | None,
+    junit: Path | None = None,
+    json_file: Path | None = None,
+) -> int:
+    """Build the report (options parsed first, then a progress bar on stderr for people), render it;
+    the exit code of the outcome."""
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        handlers = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        code = _run(build, Format.json if as_json else fmt, as_json, fmt, quiet, (summary, junit, json_file))
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    return code
+
+
+def _run(build: Callable, fmt: Format, as_json: bool, asked: Format, quiet: bool, files: tuple) -> int:
+    summary, junit, json_file = files
+    try:
+        if as_json and asked not in (Format.table, Format.json):
+            raise BadInput(f"--json and --format {asked}: give one of them")
+        for option, path in zip(("--summary", "--junit", "--json-file"), files):
+            options.output_file(option, path)
+        options.distinct_files(dict(zip(("--summary", "--junit", "--json-file"), files)))
+        if fmt is not Format.table and sys.stdout is None:
+            raise BadInput("stdout is closed: nowhere to write the report (drop `>&-`, or use --json-file)")
+        from devcheck.render.console import progress
+
+        with progress(fmt is Format.table and not quiet) as step:
+            report = build(step)
+        emit(report, fmt, quiet=quiet, summary=summary, junit=junit, json_file=json_file)
+        return 0 if report.ok else 1
+    except BadInput as e:
+        return error_line(str(e)) or 2
+    except KeyboardInterrupt:
+        return _interrupted(build, fmt, "interrupted", 130)
+    except Stopped as stop:
+        return _interrupted(build, fmt, f"terminated by {stop}", stop.code)
+    except BrokenPipeError:  # `devcheck env | head -1`: the reader left; exit quietly, as `yes | head` does
+        _silence_stdout()
+        return 141
+    except OSError as e:  # a full disk or a closed stream: say so on whichever stream still works
+        return error_line(f"cannot write the report: {e.strerror or e}") or 2
+    except Exception as e:
+        if os.environ.get("DEVCHECK_DEBUG"):
+            raise
+        return error_line(f"internal error: {type(e).__name__}: {e} (set DEVCHECK_DEBUG=1 for the traceback)") or 2
+
+
+def _interrupted(build: Callable, fmt: Format, why: str, code: int) -> int:
+    """One line on stderr; with --json, a valid envelope on stdout too, marked interrupted."""
+    error_line(why)
+    if fmt is Format.json and sys.stdout is not None:
+        from devcheck.report import Report
+
+        command = build.__qualname__.split(".")[0]  # the command function the build closure lives in
+        report = Report(command, verdict=f"{command}: {why}")
+        try:
+            sys.stdout.write(json.dumps({**report.to_dict(), "ok": False, "interrupted": True}, indent=2) + "\n")
+            sys.stdout.flush()
+        except OSError:
+            pass
+    return code
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, Python's own flush at exit would complain: point both streams at /dev/null."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, AttributeError, ValueError):
+            pass
