@@ -7,7 +7,6 @@ Exit codes: 0 no check failed; 1 a check failed; 2 bad usage or an internal erro
 
 from __future__ import annotations
 
-import json
 import platform
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from devcheck import __version__, options
+from devcheck import __version__
 from devcheck.render import Format, error_line
 
 if TYPE_CHECKING:
@@ -104,6 +103,7 @@ def env(
     """What is installed and what is wrong with it: Python, CPU, NumPy/BLAS, CuPy, CUDA, every GPU; with fixes."""
 
     def build(step: Callable[..., None]) -> Report:
+        from devcheck import options
         from devcheck.commands.env import collect
 
         path = options.output_file("--record", record)
@@ -155,6 +155,7 @@ def bench(
     """How fast is this machine, and is the GPU really faster? Matmul, bandwidth, copies, an autograd step."""
 
     def build(step: Callable[..., None]) -> Report:
+        from devcheck import options
         from devcheck.commands import bench as command
         from devcheck.machine.devices import select
 
@@ -188,6 +189,7 @@ def grad(
     """Does autograd give the right gradients on every device? The classic a**2*x+b*x+c, then every op."""
 
     def build(step: Callable[..., None]) -> Report:
+        from devcheck import options
         from devcheck.commands import grad as command
         from devcheck.machine.devices import select
 
@@ -223,6 +225,7 @@ def train(
     """Does a small network really learn on every device, and do the devices tell the same story?"""
 
     def build(step: Callable[..., None]) -> Report:
+        from devcheck import options
         from devcheck.commands import train as command
         from devcheck.machine.devices import select
 
@@ -273,6 +276,7 @@ def check(
     """Is this machine fit to compute? Health, correctness, speed and a stress window, in a time budget."""
 
     def build(step: Callable[..., None]) -> Report:
+        from devcheck import options
         from devcheck.commands import check as command
         from devcheck.commands.check import thresholds as floors
         from devcheck.machine.devices import select
@@ -329,6 +333,7 @@ def compare(
     """Many nodes' reports side by side: outliers against the fleet's median, drift, failed checks."""
 
     def build(step: Callable[..., None]) -> Report:
+        from devcheck import options
         from devcheck.commands import compare as command
         from devcheck.commands.check import thresholds as floors
 
@@ -349,9 +354,12 @@ def compare(
 
 @app.command()
 def schema(
-    command: Annotated[str | None, typer.Argument(help="env, bench, grad, train or check (default: all).")] = None,
+    command: Annotated[
+        str | None, typer.Argument(help="env, bench, grad, train, check or compare (default: all).")
+    ] = None,
 ) -> None:
     """The JSON Schema of every command's --json output (draft 2020-12), to validate reports with."""
+    import json
     from importlib.resources import files
 
     doc = json.loads(files("devcheck.schema").joinpath("report.schema.json").read_text(encoding="utf-8"))

@@ -120,16 +120,16 @@ class Findings:
 
 
 def _host() -> str:
-    import socket
+    import os
 
-    return socket.gethostname()
+    return os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")
 
 
 def _run_id() -> str:
-    import datetime
-    import uuid
+    import os
+    import time
 
-    return datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+    return time.strftime("%Y%m%dT%H%M%SZ-", time.gmtime()) + os.urandom(4).hex()
 
 
 @dataclass

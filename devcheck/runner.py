@@ -62,10 +62,13 @@ def _run(build: Callable, fmt: Format, as_json: bool, asked: Format, quiet: bool
         options.distinct_files(dict(zip(("--summary", "--junit", "--json-file"), files)))
         if fmt is not Format.table and sys.stdout is None:
             raise BadInput("stdout is closed: nowhere to write the report (drop `>&-`, or use --json-file)")
-        from devcheck.render.console import progress
+        if fmt is Format.table and not quiet:
+            from devcheck.render.console import progress  # Rich costs ~30 ms: only when people watch
 
-        with progress(fmt is Format.table and not quiet) as step:
-            report = build(step)
+            with progress(True) as step:
+                report = build(step)
+        else:
+            report = build(lambda *a, **k: None)
         emit(report, fmt, quiet=quiet, summary=summary, junit=junit, json_file=json_file)
         return 0 if report.ok else 1
     except BadInput as e:

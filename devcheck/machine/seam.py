@@ -19,10 +19,12 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devcheck.errors import BadInput
-from devcheck.machine.recording import Recording, RecordingError
+
+if TYPE_CHECKING:
+    from devcheck.machine.recording import Recording
 
 REPLAY_VARIABLE = "DEVCHECK_REPLAY"
 TIMEOUT_VARIABLE = "DEVCHECK_PROBE_TIMEOUT"  # seconds NVML or CuPy may take to answer one question (30)
@@ -77,6 +79,8 @@ def configure() -> None:
     _seam.configured = True
     path = os.environ.get(REPLAY_VARIABLE)
     if path:
+        from devcheck.machine.recording import Recording, RecordingError
+
         try:
             _start_replay(Recording.load(path))
             _seam.source = f"{REPLAY_VARIABLE}={path}"
@@ -255,6 +259,7 @@ def record(path: Path, installed: dict[str, str]) -> Iterator[Recording]:
     """Write down every NVML and CuPy question asked inside the block, then save to `path` atomically.
     Under replay it records the replay: that rewrites an old recording in today's format."""
     from devcheck.machine.packages import cupy_dists
+    from devcheck.machine.recording import Recording
 
     configure()
     recording = Recording(about=_about(installed))
