@@ -80,17 +80,25 @@ def cuda_facts(index: int) -> DeviceFacts:
     )
 
 
-def _nvml_facts(bus_id: str) -> dict:
+def _nvml_gpu(bus_id: str) -> tuple[Any, Any, Any] | None:
+    """NVML's module, a reader and the handle of the GPU on `bus_id` (CUDA's and NVML's numbering differ)."""
     from devcheck.machine import nvml, seam
 
     driver = nvml.read_driver()
-    if not driver.loaded:
-        return {}
-    module = seam.nvml()
-    gpu = next((g for g in driver.gpus if g.bus_id == nvml.normalize_bus_id(bus_id)), None)
+    gpu = next((g for g in driver.gpus if g.bus_id == nvml.normalize_bus_id(bus_id)), None) if driver.loaded else None
     if gpu is None or gpu.lost:
+        return None
+    module = seam.nvml()
+    return module, nvml.Reader(module), gpu.handle
+
+
+def _nvml_facts(bus_id: str) -> dict:
+    from devcheck.machine import nvml
+
+    found = _nvml_gpu(bus_id)
+    if found is None:
         return {}
-    read, h = nvml.Reader(module), gpu.handle
+    module, read, h = found
     values = {
         "sm_mhz": read("nvmlDeviceGetMaxClockInfo", h, module.NVML_CLOCK_SM).value,
         "mem_mhz": read("nvmlDeviceGetMaxClockInfo", h, module.NVML_CLOCK_MEM).value,
@@ -107,13 +115,10 @@ def under_load(index: int) -> dict:
     and the named reasons it is held back ({} when NVML cannot say)."""
     from devcheck.machine import nvml, seam
 
-    bus_id = seam.cupy().cuda.Device(index).pci_bus_id
-    driver = nvml.read_driver()
-    gpu = next((g for g in driver.gpus if g.bus_id == nvml.normalize_bus_id(bus_id)), None) if driver.loaded else None
-    if gpu is None or gpu.lost:
+    found = _nvml_gpu(seam.cupy().cuda.Device(index).pci_bus_id)
+    if found is None:
         return {}
-    module = seam.nvml()
-    read, h = nvml.Reader(module), gpu.handle
+    module, read, h = found
     values = {
         "sm_mhz": read("nvmlDeviceGetClockInfo", h, module.NVML_CLOCK_SM).value,
         "sm_max_mhz": read("nvmlDeviceGetMaxClockInfo", h, module.NVML_CLOCK_SM).value,
