@@ -285,7 +285,7 @@ BENCH_ROWS = [  # moved from tests/test_bench.py, then more
         "bench-cases-fft",
         ["bench", "--cases", "fft"],
         2,
-        "--cases 'fft': fft unknown; choose from matmul, e2e, bandwidth, copy, autograd",
+        "--cases 'fft': fft unknown; choose from matmul, e2e, bandwidth, copy, autograd, crossover",
     ),
     row(
         "bench-cases-empty-entry",

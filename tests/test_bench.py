@@ -311,3 +311,41 @@ def test_an_explicit_float16_size_that_cannot_fit_on_a_gpu_is_bad_input():
         result = invoke("bench", "--device", "cuda", "--dtype", "float16", "--size", "400", "--cases", "matmul")
     assert result.exit_code == 2
     assert "--size/--shape 400x40 @ 40x80 float16: needs 0.0 GiB, cuda:0 has 0.0 GiB free" in result.stderr
+
+
+# --- crossover: from which size the GPU pays --------------------------------------------------------------
+
+
+def test_crossover_names_the_first_size_the_gpu_wins_and_none_when_it_never_does():
+    from devcheck.commands.bench.crossover import _summary
+
+    rows = [
+        {"size": 64, "cpu_s": 1e-5, "gpu_kernel_s": 3e-5, "gpu_with_copies_s": 9e-5},
+        {"size": 512, "cpu_s": 4e-4, "gpu_kernel_s": 3e-5, "gpu_with_copies_s": 5e-4},
+        {"size": 4096, "cpu_s": 9e-2, "gpu_kernel_s": 2e-4, "gpu_with_copies_s": 3e-3},
+    ]
+    s = _summary("cuda:0", "matmul", rows)
+    assert (s["kernel_from"], s["with_copies_from"]) == (512, 4096)
+    never = _summary("cuda:0", "matmul", [dict(r, gpu_kernel_s=1.0, gpu_with_copies_s=1.0) for r in rows])
+    assert (never["kernel_from"], never["with_copies_from"]) == (None, None)
+
+
+def test_crossover_runs_on_each_gpu_against_the_cpu_and_is_skipped_without_the_cpu(gpu):
+    result = invoke("bench", "--json", "--cases", "crossover", *SMALL)
+    assert result.exit_code == 0, result.stdout
+    doc = json.loads(result.stdout)
+    rows = doc["data"]["crossover"]
+    assert [(r["device"], r["workload"].split()[0]) for r in rows] == [("cuda:0", "matmul"), ("cuda:0", "training")]
+    for r in rows:
+        assert [s["size"] for s in r["sizes"]] == sorted(s["size"] for s in r["sizes"])
+        first = next((s["size"] for s in r["sizes"] if s["gpu_kernel_s"] < s["cpu_s"]), None)
+        assert r["kernel_from"] == first and all(s["cpu_s"] > 0 and s["gpu_with_copies_s"] > 0 for s in r["sizes"])
+    alone = json.loads(invoke("bench", "--json", "--device", "cuda", "--cases", "crossover", *SMALL).stdout)
+    assert alone["data"]["skipped"] == [
+        {
+            "case": "crossover",
+            "device": "cuda:0",
+            "dtype": "float32",
+            "reason": "needs the CPU in --device to compare with",
+        }
+    ]

@@ -25,7 +25,7 @@ from devcheck.machine.facts import DeviceFacts, facts_for
 from devcheck.options import MatmulShape
 from devcheck.report import Check, Report, Status
 
-CASES = ("matmul", "e2e", "bandwidth", "copy", "autograd")
+CASES = ("matmul", "e2e", "bandwidth", "copy", "autograd", "crossover")
 DTYPES = ("float32", "float64", "float16")
 COPY_BYTES = 64 * 2**20
 Progress = Callable[..., None]
@@ -50,6 +50,8 @@ def run(
     report = Report("bench")
     report.checks += selection_checks(selection, require_gpu)
     records, skipped, crashed = _execute(plan, settings, progress)
+    crossovers = [r for r in records if r["case"] == "crossover"]
+    records = [r for r in records if r["case"] != "crossover"]
     report.checks += crashed
     report.checks += [
         Check(f"bench.facts.{f.name}", Status.WARN, f.problem, detail="peaks cannot be computed for this device")
@@ -58,7 +60,9 @@ def run(
     ]
     if settings.baseline is not None:
         report.checks.append(compare(records, settings.baseline, settings.max_regression))
-    tables.add_results(report, records, skipped, [f for _, f in devices], settings.shape)  # last: reads every check
+    tables.add_results(
+        report, records, skipped, [f for _, f in devices], settings.shape, crossovers
+    )  # last: reads every check
     return report
 
 
@@ -76,6 +80,7 @@ class Planned(NamedTuple):
 def _plan(devices: list, settings: Settings) -> list[Planned]:
     """Every case to run on every device, or why it is skipped; a chosen size that cannot fit is an error."""
     plan, chosen = [], settings.cases
+    cpu = next((d for d, _ in devices if d.name == "cpu"), None)
     m, k, n = settings.shape.mkn
     for device, facts in devices:
         gpu = device.name != "cpu"
@@ -108,6 +113,10 @@ def _plan(devices: list, settings: Settings) -> list[Planned]:
             )
         if "autograd" in chosen:
             plan.append(Planned("autograd", device, facts))
+        if "crossover" in chosen and gpu:
+            plan.append(
+                Planned("crossover", device, facts, why="" if cpu else "needs the CPU in --device to compare with")
+            )
     return plan
 
 
@@ -170,4 +179,13 @@ def _run_case(p: Planned, mkn: tuple[int, int, int], budget: Budget, inputs: Any
         return [cases.bandwidth(p.device, p.facts, budget, p.size)]
     if p.case == "copy":
         return cases.copies(p.device, p.facts, budget, p.size)
+    if p.case == "crossover":
+        from devcheck.commands.bench import crossover
+        from devcheck.engine import get_device
+
+        cpu = get_device("cpu")
+        return [
+            {"case": "crossover", **crossover.matmul(cpu, p.device)},
+            {"case": "crossover", **crossover.training_step(cpu, p.device)},
+        ]
     return [cases.training_step(p.device, budget)]

@@ -128,7 +128,12 @@ def _charts(records: list[dict], ups: list[dict]) -> list[Chart]:
 
 
 def add_results(
-    report: Report, records: list[dict], skipped: list[Any], facts: list[DeviceFacts], shape: MatmulShape
+    report: Report,
+    records: list[dict],
+    skipped: list[Any],
+    facts: list[DeviceFacts],
+    shape: MatmulShape,
+    crossovers: list[dict] = (),
 ) -> None:
     ups = speedups(records)
     report.sections += _sections(records, facts, shape, ups)
@@ -136,6 +141,19 @@ def add_results(
     report.data.update(
         records=records, speedups=[{snake(k): v for k, v in u.items()} for u in ups], skipped=skipped_rows
     )
+    if crossovers:
+        report.data["crossover"] = list(crossovers)
+        rows = [
+            {
+                "device": c["device"],
+                "workload": c["workload"],
+                "GPU faster from (kernel)": c["kernel_from"],
+                "GPU faster from (with copies)": c["with_copies_from"],
+            }
+            for c in crossovers
+        ]
+        caption = "—: not faster at any size measured; sizes and times per size are in --json (data.crossover)"
+        report.sections.append(Section("crossover", "where the GPU starts to pay", rows=rows, caption=caption))
     report.charts += _charts(records, ups)
     report.checks += _checks(records, skipped)
     fastest = max((r for r in records if r["case"] == "matmul"), key=lambda r: r["rate"], default=None)

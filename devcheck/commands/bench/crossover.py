@@ -1,0 +1,58 @@
+"""Where the GPU starts to pay: for the classic matmul and for a training step, the smallest size at
+which the GPU beats the CPU, for the kernel alone and with the copies a person moving the work pays
+too. A tiny model is slower on a GPU (the H100 ran train's default network at 0.178 s per epoch, the
+CPU at 0.028): the crossover says so, and from which size on it is not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from devcheck.commands.bench import cases, mlp_step
+from devcheck.commands.bench.timing import measure
+
+MATMUL_SIZES = (64, 128, 256, 512, 1024, 2048, 4096)  # N of the classic N x N/10 @ N/10 x N/5
+BATCHES = (8, 32, 128, 512, 2048)  # of the reference MLP's training step
+
+
+def _median(fn: Any, device: Any) -> float:
+    with device.context():
+        _, stats = measure(fn, cases.clock_for(device), 3, 0.2)
+    return stats.median
+
+
+def matmul(cpu: Any, gpu: Any) -> dict:
+    rows = []
+    for n in MATMUL_SIZES:
+        a, b = cases.host_inputs((n, max(n // 10, 1), max(n // 5, 1)), "float32")
+        on_cpu = _median(lambda a=a, b=b: cpu.xp.matmul(a, b), cpu)
+        da, db = gpu.from_host(a), gpu.from_host(b)
+        kernel = _median(lambda da=da, db=db: gpu.xp.matmul(da, db), gpu)
+        copies = _median(lambda a=a, b=b: gpu.to_host(gpu.xp.matmul(gpu.from_host(a), gpu.from_host(b))), gpu)
+        rows.append({"size": n, "cpu_s": on_cpu, "gpu_kernel_s": kernel, "gpu_with_copies_s": copies})
+    return _summary(gpu.name, "matmul N x N/10 @ N/10 x N/5 (N)", rows)
+
+
+def training_step(cpu: Any, gpu: Any) -> dict:
+    sizes, rows = mlp_step.REFERENCE[0], []
+    for batch in BATCHES:
+        x, y = mlp_step.data(sizes, batch)
+        step_cpu, _ = mlp_step.engine_step(sizes, x, y, cpu.name)
+        step_gpu, _ = mlp_step.engine_step(sizes, x, y, gpu.name)
+        on_cpu, on_gpu = _median(step_cpu, cpu), _median(step_gpu, gpu)
+        # with copies: the batch crosses to the GPU each step, as from a host DataLoader
+        with_copies = on_gpu + _median(lambda x=x, y=y: (gpu.from_host(x), gpu.from_host(y)), gpu)
+        rows.append({"size": batch, "cpu_s": on_cpu, "gpu_kernel_s": on_gpu, "gpu_with_copies_s": with_copies})
+    return _summary(gpu.name, "training step, MLP 784-512-512-10 (batch)", rows)
+
+
+def _summary(device: str, workload: str, rows: list[dict]) -> dict:
+    def first(key: str) -> int | None:
+        return next((r["size"] for r in rows if r[key] < r["cpu_s"]), None)
+
+    return {
+        "device": device,
+        "workload": workload,
+        "kernel_from": first("gpu_kernel_s"),
+        "with_copies_from": first("gpu_with_copies_s"),
+        "sizes": rows,
+    }
