@@ -135,7 +135,11 @@ def bench(
     repeat: Annotated[int, typer.Option(help="Samples per case at most.")] = 10,
     max_time: Annotated[float, typer.Option(help="Seconds for the whole run, shared among the cases.")] = 60.0,
     cases: Annotated[
-        str | None, typer.Option(help="Comma-separated: matmul, e2e, bandwidth, copy, autograd, crossover (GPUs against the CPU over sizes). Default: all.")
+        str | None,
+        typer.Option(
+            help="Comma-separated: matmul, e2e, bandwidth, copy, autograd, crossover (GPU against CPU by size). "
+            "Default: all."
+        ),
     ] = None,
     baseline: Annotated[Path | None, typer.Option(metavar="PATH", help="An earlier `bench --json` to compare.")] = None,
     max_regression: Annotated[

@@ -42,7 +42,7 @@ def spread(base: dict, gpus: int = 8) -> dict:
         _value(fields, "pci_bus_id", f"0000:{k:02x}:06.0")
         data["gpus"].append(fields)
     data["driver"]["gpus"]["value"] = gpus
-    for key in ("records", "stress"):
+    for key in ("records", "stress") if "records" in data else ():  # a check report's; env has none
         rows = [r for r in data[key] if r["device"] != "cuda:0"]
         for k in range(gpus):
             rows += [{**r, "device": f"cuda:{k}"} for r in data[key] if r["device"] == "cuda:0"]

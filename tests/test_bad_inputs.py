@@ -406,9 +406,9 @@ BENCH_ROWS = [  # moved from tests/test_bench.py, then more
     ),
     row(
         "bench-baseline-itself-passes",
-        ["bench", *BENCH, "--json", "--baseline", "{fx}/base.json"],
-        0,
-        "within 10.0% of the baseline, after the measured spread",
+        ["bench", *BENCH, "--json", "--baseline", "{fx}/base.json", "--max-regression", "60"],
+        0,  # 60%: the same machine minutes apart, on a shared CI runner; 10x slower fails below
+        "within 60.0% of the baseline, after the measured spread",
     ),
     row(
         "bench-baseline-10x-slower-fails",

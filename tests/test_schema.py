@@ -71,3 +71,30 @@ def test_env_on_every_public_dump_validates(dump):
 
     with seam.replay(Recording.load(FOLDER / "public" / f"{dump}.json")):
         jsonschema.validate(collect(environ={}).to_dict(), schema())
+
+
+def test_compare_output_validates(tmp_path):
+    """compare's real output over real reports (the recorded H100's env and bench as four nodes, one with
+    a lower power limit and another driver, one with a failed check, plus a truncated report), with a
+    --thresholds floor every replayed rate is under: every section of its data is filled."""
+    env, bench = report(["env"], h100()), report(RUNS["bench"], h100())
+    for i in range(4):
+        node_env, node_bench = json.loads(json.dumps(env)), {**bench, "host": f"node-{i}"}
+        node_env["host"] = f"node-{i}"
+        if i == 1:
+            node_env["data"]["gpus"][0]["power_limit_w"]["value"] = 500.0
+            node_env["data"]["driver"]["driver"]["value"] = "550.127.05"  # a public dump's driver
+        if i == 2:
+            node_env["checks"][0]["status"] = "fail"
+        (tmp_path / f"node-{i}-env.json").write_text(json.dumps(node_env))
+        (tmp_path / f"node-{i}-bench.json").write_text(json.dumps(node_bench))
+    (tmp_path / "cut.json").write_text(json.dumps(env)[:1000])
+    floors = tmp_path / "floors.toml"
+    floors.write_text("[default]\nmatmul_float32 = 1.0\n")
+    result = runner.invoke(app, ["compare", "--json", "--thresholds", str(floors), str(tmp_path)])
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 1 and all(
+        doc["data"][k] for k in ("outliers", "drift", "below_floor", "nodes", "skipped")
+    )
+    jsonschema.validate(doc, schema())
+    jsonschema.validate(doc, schema("compare"))

@@ -11,6 +11,7 @@ person (a rolling driver upgrade drifts on purpose), shown as a warning unless a
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,8 @@ def gather(inputs: tuple[str, ...]) -> tuple[list[summary.Node], list[load.Bad],
 
 
 def compare(settings: Settings, progress: Progress = lambda *a, **k: None) -> Comparison:
+    if "-" in settings.inputs and (sys.stdin is None or sys.stdin.isatty()):
+        raise BadInput("compare -: stdin is " + ("closed" if sys.stdin is None else "a terminal") + "; pipe reports in")
     progress("reading reports")
     nodes, bad, noise = gather(settings.inputs)
     if bad and settings.strict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from devcheck.report import SCHEMA_VERSION
 
 GLOB_CHARS = set("*?[")
 FOLDER_PATTERNS = ("*.json", "*.jsonl")
+CHUNK = 1 << 20
+NEXT_REPORT = re.compile(r'\{\s*"schema_version"')  # how every devcheck report begins (--json, jq -c)
 
 
 @dataclass(frozen=True)
@@ -71,9 +74,9 @@ def _paths(text: str) -> Iterator[Path | str | Bad]:
 
 
 def documents(source: str, noise: Noise) -> Iterator[tuple[str, dict] | Bad]:
-    """(where, report) for each document of one source, or Bad; `-` reads stdin line by line."""
+    """(where, report) for each document of one source, or Bad; `-` reads stdin a megabyte at a time."""
     if source == "-":
-        yield from _stream("<stdin>", sys.stdin, noise)
+        yield from _stream("<stdin>", iter(lambda: sys.stdin.read(CHUNK), ""), noise)
         return
     try:
         text = Path(source).read_text(encoding="utf-8")
@@ -83,48 +86,73 @@ def documents(source: str, noise: Noise) -> Iterator[tuple[str, dict] | Bad]:
     try:
         doc = json.loads(text)
     except ValueError:
-        yield from _stream(source, text.splitlines(keepends=True), noise)
+        yield from _stream(source, iter([text]), noise)
         return
     yield from (_checked(source, d) for d in (doc if isinstance(doc, list) else [doc]))
 
 
-def _stream(name: str, lines: Iterable[str], noise: Noise) -> Iterator[tuple[str, dict] | Bad]:
-    """Documents of a stream, each from a line starting with `{` to the next such line, a line that is
-    just `}` (the end of an indented report) or the end; a stream with nothing in it is Bad."""
-    buffer: list[str] = []
-    start, found = 0, 0
-    for number, line in enumerate(lines, 1):
-        if line.startswith("{"):
-            if buffer:
-                found += 1
-                yield _decoded(name, start, "".join(buffer))
-            buffer, start = [line], number
-        elif buffer:
-            buffer.append(line)
-            if line.rstrip("\r\n") == "}":
-                found += 1
-                yield _decoded(name, start, "".join(buffer))
-                buffer = []
-        elif line.strip():
-            noise.lines += 1
-    if buffer:
-        found += 1
-        yield _decoded(name, start, "".join(buffer))
+def _stream(name: str, chunks: Iterator[str], noise: Noise) -> Iterator[tuple[str, dict] | Bad]:
+    """The documents of a stream: each runs from a line starting with `{` to the next such line (found
+    by the regex engine, not a Python loop over lines); text before the first is counted as noise; a
+    stream with no document is Bad."""
+    buffer, line, found = "", 1, 0
+    for chunk in _with_end(chunks):
+        buffer += chunk or ""
+        starts = _starts(buffer)
+        cut = starts[0] if starts else len(buffer) if chunk is None else buffer.rfind("\n") + 1
+        if cut:  # only before the first document: later text between documents ends the one before
+            noise.lines += _lines(buffer[:cut])
+            line += buffer.count("\n", 0, cut)
+            buffer, starts = buffer[cut:], [p - cut for p in starts]
+        ends = starts[1:] + ([len(buffer)] if chunk is None and starts else [])
+        for begin, stop in zip(starts, ends):
+            found += 1
+            text = buffer[begin:stop]
+            yield from _decoded(name, line, text, noise)
+            line += text.count("\n")
+        if ends:
+            buffer = buffer[ends[-1] :]
     if not found:
         yield Bad(name, "no JSON report in it" + (f" ({noise.lines} lines of other text)" if noise.lines else ""))
 
 
-def _decoded(name: str, line: int, text: str) -> tuple[str, dict] | Bad:
-    where = f"{name}:{line}"
+def _starts(text: str) -> list[int]:
+    """Where lines starting with `{` start (str.find: ten times a multiline regex's speed)."""
+    found = [0] if text.startswith("{") else []
+    at = text.find("\n{")
+    while at >= 0:
+        found.append(at + 1)
+        at = text.find("\n{", at + 2)
+    return found
+
+
+def _with_end(chunks: Iterator[str]) -> Iterator[str | None]:
+    yield from chunks
+    yield None
+
+
+def _lines(text: str) -> int:
+    return sum(1 for part in text.splitlines() if part.strip())
+
+
+def _decoded(name: str, line: int, text: str, noise: Noise) -> Iterator[tuple[str, dict] | Bad]:
+    """One document (and text after it, counted as noise), or why not. A report cut short with the next
+    one on its last line (a node killed mid-write) is split where the next report starts."""
+    where = f"{name}:{line}" if line > 1 or name == "<stdin>" else name
     try:
         doc, end = json.JSONDecoder().raw_decode(text)
     except ValueError as e:
-        at_end = getattr(e, "pos", 0) >= len(text.rstrip())
-        why = "truncated: the JSON ends before the report does" if at_end else f"not JSON ({e})"
-        return Bad(where, why)
-    if text[end:].strip():
-        return Bad(where, "text after the report on the same document (two reports' lines mixed?)")
-    return _checked(where, doc)
+        nested = NEXT_REPORT.search(text, 1)
+        if nested is not None:
+            yield Bad(where, "truncated: the next report starts before this one ends")
+            yield from _decoded(name, line + text.count("\n", 0, nested.start()), text[nested.start() :], noise)
+            return
+        # cut short: it ends inside a string (no closing quote anywhere after it) or where more was expected
+        at_end = str(e).startswith("Unterminated string") or getattr(e, "pos", 0) >= len(text.rstrip())
+        yield Bad(where, "truncated: the JSON ends before the report does" if at_end else f"not JSON ({e})")
+        return
+    noise.lines += _lines(text[end:])
+    yield _checked(where, doc)
 
 
 def _checked(where: str, doc: object) -> tuple[str, dict] | Bad:

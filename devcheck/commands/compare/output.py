@@ -9,12 +9,12 @@ from collections.abc import Iterable
 
 from devcheck.commands.compare.drift import describe
 from devcheck.commands.compare.model import Comparison
-from devcheck.commands.compare.outliers import MIN_GROUP, RULE, Group, direction
+from devcheck.commands.compare.outliers import MIN_GROUP, Z_LIMIT, Group, direction
 from devcheck.report import Check, Status, snake
 
 
 def check_id(*parts: str) -> str:
-    return ".".join(re.sub(r"[^A-Za-z0-9_:-]+", "_", p).strip("_") or "_" for p in parts)
+    return ".".join(re.sub(r"[^A-Za-z0-9_.:-]+", "_", p).strip("_") or "_" for p in parts)
 
 
 def names(items: Iterable[str], limit: int = 5) -> str:
@@ -27,7 +27,7 @@ def group_rows(groups: list[Group]) -> list[dict]:
     rows = []
     for g in groups:
         rows.append(
-            {"kind": g.kind, "model": g.model, "measure": g.measure, "dtype": g.dtype, "shape": g.shape,
+            {"model": g.model, "measure": g.measure, "dtype": g.dtype, "shape": g.shape,
              "unit": g.unit, "devices": len(g.values), "nodes": len(set(g.hosts)), "median": g.median, "MAD": g.mad,
              "low": min(g.values), "high": max(g.values), "outliers": len(g.outliers()), "judged": g.judged}
         )  # fmt: skip
@@ -63,7 +63,7 @@ def finding_checks(c: Comparison, outliers: list[dict]) -> list[Check]:
                 _status("outlier", c.fail_on),
                 f"{r['host']} {r['device']} {what}: {r['value']:,.4g} {r['unit']}, {r['% of median']:.0f}% of the "
                 f"fleet median {r['median']:,.4g} ({word}, z {r['z']:+.1f})",
-                detail=f"{r['model']}; {RULE}",
+                detail=f"{r['model']}; flagged when |z| > {Z_LIMIT} (median and MAD of comparable devices)",
                 fix="compare this node with its peers: `devcheck env` on it, then `devcheck check --budget 5m`",
             )
         )
@@ -123,7 +123,7 @@ def quiet_checks(c: Comparison, outliers: list[dict]) -> list[Check]:
 def input_checks(c: Comparison) -> list[Check]:
     checks = [
         Check(check_id("compare.input", bad.where), Status.WARN, f"{bad.where}: skipped: {bad.why}",
-              fix="--strict makes this an error")
+              fix="run devcheck on that node again (or leave the file out); --strict makes this an error")
         for bad in c.bad
     ]  # fmt: skip
     if c.superseded:

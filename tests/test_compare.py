@@ -1,0 +1,342 @@
+"""devcheck compare: fleets built from real reports (the replayed H100's `check --json`, this machine's
+`env` and `bench`), with named odd nodes (tests/fleet.py); compare must name exactly those."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from devcheck.cli import app
+from devcheck.machine import seam
+from tests import fleet as fleets
+from tests.recordings import h100
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="session")
+def h100_check() -> dict:
+    """A real `devcheck check --json` of the replayed H100 (made once per session, ~3 s)."""
+    with seam.replay(h100()):
+        result = runner.invoke(app, ["check", "--budget", "10s", "--device", "cuda", "--json"])
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="session")
+def h100_env() -> dict:
+    with seam.replay(h100()):
+        result = runner.invoke(app, ["env", "--json"])
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="session")
+def cpu_reports() -> dict:
+    """This machine's real `env --json` and a small `bench --json` on its CPU."""
+    env = runner.invoke(app, ["env", "--json"])
+    bench = runner.invoke(
+        app,
+        [
+            "bench",
+            "--device",
+            "cpu",
+            "--cases",
+            "matmul",
+            "--size",
+            "100",
+            "--repeat",
+            "3",
+            "--max-time",
+            "2",
+            "--json",
+        ],
+    )
+    assert env.exit_code == 0 and bench.exit_code in (0, 1), (env.stderr, bench.stderr)
+    return {"env": json.loads(env.stdout), "bench": json.loads(bench.stdout)}
+
+
+def write(folder: Path, texts: dict[str, str]) -> Path:
+    folder.mkdir(exist_ok=True)
+    for host, text in texts.items():
+        (folder / f"{host}.json").write_text(text)
+    return folder
+
+
+def compare(*args: str, stdin: str | None = None) -> tuple[int, dict, str]:
+    result = runner.invoke(app, ["compare", "--json", *args], input=stdin)
+    doc = json.loads(result.stdout) if result.stdout.strip() else {}
+    return result.exit_code, doc, result.stderr
+
+
+def named(doc: dict) -> dict[str, set]:
+    """What a comparison names: outlier hosts (and devices), drift (fact, host, device), skipped inputs,
+    failed checks, and every check that is not ok or skip."""
+    data = doc["data"]
+    return {
+        "outliers": {(r["host"], r["device"]) for r in data["outliers"]},
+        "drift": {(row["fact"], d["host"], d["device"]) for row in data["drift"] for d in row["differing"]},
+        "skipped": {Path(r["input"]).name for r in data["skipped"]},
+        "nodes": {r["host"] for r in data["nodes"]},
+        "failed": {c["id"] for c in doc["checks"] if c["id"].startswith("compare.failed.")},
+    }
+
+
+def expected(odd: dict[str, str]) -> dict[str, set]:
+    who = {kind: host for host, kind in odd.items()}
+    out = {"outliers": set(), "drift": set(), "skipped": set(), "nodes": set(), "failed": set()}
+    if "slow_gemm" in who:
+        out["outliers"].add((who["slow_gemm"], "cuda:3"))
+    if "pcie_x8" in who:
+        out["drift"].add(("pcie_width", who["pcie_x8"], "cuda:5"))
+    if "driver" in who:
+        out["drift"].add(("driver", who["driver"], ""))
+    if "gpu_missing" in who:
+        out["drift"].add(("gpu_count", who["gpu_missing"], ""))
+    if "truncated" in who:
+        out["skipped"].add(f"{who['truncated']}.json")
+    out["nodes"] = {host for host, kind in odd.items() if kind != "truncated"}
+    return out
+
+
+@pytest.mark.parametrize(
+    "size", [32, pytest.param(1000, marks=pytest.mark.slow)]
+)  # 1,000 nodes: ~150 MB of reports written, then compared
+def test_a_fleet_names_exactly_its_odd_nodes(h100_check, tmp_path, size):
+    folder = write(tmp_path / "reports", fleets.fleet(h100_check, size))
+    code, doc, _ = compare(str(folder))
+    assert code == 0  # outliers and drift are warnings by default; no node's own check failed
+    assert named(doc) == expected(fleets.odd_hosts(size))
+    assert doc["data"]["nodes_compared"] == size - 1  # the truncated report is skipped, named
+    slow = [c for c in doc["checks"] if c["id"].startswith("compare.outlier.")]
+    assert slow and all(re.search(r"\b(69|70|71)% of the fleet median", c["summary"]) for c in slow)
+    assert all("slower" in c["summary"] for c in slow)
+
+
+@pytest.mark.parametrize("kind", fleets.KINDS)
+def test_a_fleet_of_4_names_its_one_odd_node(h100_check, tmp_path, kind):
+    folder = write(tmp_path / "reports", fleets.fleet(h100_check, 4, kinds=(kind,)))
+    code, doc, _ = compare(str(folder))
+    assert code == 0 and named(doc) == expected(fleets.odd_hosts(4, (kind,)))
+
+
+def test_a_healthy_fleet_is_alike(h100_check, tmp_path):
+    code, doc, stderr = compare(str(write(tmp_path / "r", fleets.fleet(h100_check, 8, kinds=()))))
+    assert code == 0 and doc["verdict"].startswith("compare: 8 node(s), 64 GPU(s) alike")
+    assert {c["status"] for c in doc["checks"]} == {"ok"}
+    assert all(g["judged"] and g["outliers"] == 0 for g in doc["data"]["groups"])
+
+
+def test_stdin_json_lines_and_printed_reports_with_other_text(h100_check):
+    texts = fleets.fleet(h100_check, 6, kinds=("slow_gemm", "truncated"))
+    odd = fleets.odd_hosts(6, ("slow_gemm", "truncated"))
+    whole = {h: t for h, t in texts.items() if odd.get(h) != "truncated"}
+    lines = "".join(json.dumps(json.loads(t)) + "\n" for t in whole.values())
+    code, doc, _ = compare("-", stdin=lines)
+    assert code == 0 and doc["data"]["nodes_compared"] == 5 and not doc["data"]["skipped"]
+    assert {h for h, _ in named(doc)["outliers"]} == {h for h, k in odd.items() if k == "slow_gemm"}
+    # `kubectl logs` of many pods: pip's lines, then each pod's indented report, one truncated mid-line
+    logs = "Collecting devcheck\nSuccessfully installed devcheck-0.1.0\n" + "".join(texts.values())
+    code, doc, _ = compare("-", stdin=logs)
+    assert doc["data"]["nodes_compared"] == 5 and len(doc["data"]["skipped"]) == 1
+    assert "truncated" in doc["data"]["skipped"][0]["why"] and doc["data"]["skipped"][0]["input"].startswith("<stdin>:")
+    assert "2 line(s) of other text" in next(c["summary"] for c in doc["checks"] if c["id"] == "compare.noise")
+
+
+def test_folder_glob_and_file_inputs(h100_check, tmp_path):
+    folder = write(tmp_path / "reports", fleets.fleet(h100_check, 12, kinds=()))
+    code, doc, _ = compare(str(folder / "node-000*.json"))  # a glob devcheck expands (quoted in a shell)
+    assert code == 0 and doc["data"]["nodes_compared"] == 10
+    files = sorted(folder.glob("*.json"))
+    code, doc, _ = compare(str(files[0]), str(files[1]), str(folder))  # a file named twice is read once
+    assert doc["data"]["nodes_compared"] == 12 and not doc["data"]["skipped"]
+
+
+def test_bad_inputs_are_named_and_skipped_strict_makes_them_errors(h100_check, tmp_path):
+    folder = write(tmp_path / "reports", fleets.fleet(h100_check, 4, kinds=()))
+    newer = {**json.loads((folder / "node-0000.json").read_text()), "schema_version": 2, "host": "newer"}
+    bad = {
+        "other.json": json.dumps({"name": "not devcheck"}),
+        "newer.json": json.dumps(newer),
+        "cut.json": (folder / "node-0001.json").read_text()[:5000],
+        "shapeless.json": json.dumps({**newer, "schema_version": 1, "host": "x", "data": {"records": [{"rate": 1}]}}),
+    }
+    for name, text in bad.items():
+        (tmp_path / name).write_text(text)
+    missing = str(tmp_path / "missing.json")
+    code, doc, _ = compare(str(folder), *(str(tmp_path / n) for n in bad), missing)
+    assert code == 0 and doc["data"]["nodes_compared"] == 4
+    why = {Path(r["input"]).name: r["why"] for r in doc["data"]["skipped"]}
+    assert set(why) == {*bad, "missing.json"}
+    assert "not a devcheck report" in why["other.json"] and "schema_version 2 is newer" in why["newer.json"]
+    assert why["cut.json"].startswith("truncated") and "no such file" in why["missing.json"]
+    assert "not as devcheck writes it" in why["shapeless.json"]
+    assert sum(c["status"] == "warn" and c["id"].startswith("compare.input.") for c in doc["checks"]) == 5
+    result = runner.invoke(app, ["compare", "--strict", str(folder), str(tmp_path / "cut.json")])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "cut.json: truncated" in result.stderr and "--strict" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ([], "no reports given"),
+        (["--fail-on", "slow", "x.json"], "--fail-on 'slow': slow unknown"),
+        (["--fail-on", "none,drift", "x.json"], "--fail-on 'none,drift'"),
+        (["--thresholds", "/nonexistent/floors.toml", "x.json"], "--thresholds /nonexistent/floors.toml: no such file"),
+        (["--prometheus", "/nonexistent/dir/x.prom", "x.json"], "--prometheus /nonexistent/dir/x.prom"),
+        (["-", "-"], "- (stdin) given more than once"),
+        (["/nonexistent/reports"], "no devcheck report to compare: 1 input(s) skipped"),
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(args, words):
+    result = runner.invoke(app, ["compare", *args], input="")
+    assert result.exit_code == 2 and words in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_empty_stdin_is_one_line_and_exit_2():
+    result = runner.invoke(app, ["compare", "-"], input="just text\n")
+    assert result.exit_code == 2 and "<stdin>: no JSON report in it" in result.stderr
+
+
+def test_fail_on_picks_what_fails(h100_check, tmp_path):
+    texts = fleets.fleet(h100_check, 6, kinds=("slow_gemm", "driver"))
+    folder = write(tmp_path / "reports", texts)
+    assert compare(str(folder))[0] == 0
+    assert compare("--fail-on", "outlier", str(folder))[0] == 1
+    assert compare("--fail-on", "drift", str(folder))[0] == 1
+    assert compare("--fail-on", "none", str(folder))[0] == 0
+    # one node's own report failed a check (its named check's status changed to fail)
+    healthy = (
+        next(h for h, k in fleets.odd_hosts(6, ("slow_gemm", "driver")).items() if False) if False else "node-0000"
+    )
+    doc = json.loads((folder / f"{healthy}.json").read_text())
+    for c in doc["checks"]:
+        if c["id"] == "check.stress.cuda:0":
+            c["status"] = "fail"
+    (folder / f"{healthy}.json").write_text(json.dumps(doc))
+    code, out, _ = compare(str(folder))
+    assert code == 1 and f"compare.failed.{healthy}.check.stress.cuda:0" in {c["id"] for c in out["checks"]}
+    assert compare("--fail-on", "outlier,drift", str(folder))[0] == 1  # the outlier and the drift still fail it
+    assert compare("--fail-on", "none", str(folder))[0] == 0
+
+
+def test_thresholds_set_absolute_floors(h100_check, tmp_path):
+    texts = fleets.fleet(h100_check, 4, kinds=("slow_gemm",))
+    slow = next(h for h, k in fleets.odd_hosts(4, ("slow_gemm",)).items() if k == "slow_gemm")
+    doc = json.loads(next(iter(texts.values())))
+    record = next(r for r in doc["data"]["records"] if r["case"] == "matmul" and r["dtype"] == "float32")
+    floor = 0.85 * record["rate"] / record["peak"]["value"]  # between the slow GPU (70%) and the rest (99-101%)
+    floors = tmp_path / "floors.toml"
+    floors.write_text(f'["NVIDIA H100 80GB HBM3"]\nmatmul_float32 = {floor}\n')
+    code, out, _ = compare("--thresholds", str(floors), str(write(tmp_path / "r", texts)))
+    assert code == 1 and [(r["host"], r["device"], r["key"]) for r in out["data"]["below_floor"]] == [
+        (slow, "cuda:3", "matmul_float32")
+    ]
+
+
+def test_small_groups_are_shown_not_judged(h100_check, tmp_path):
+    base = json.dumps(fleets.spread(h100_check, gpus=1))
+    rng = fleets.random.Random(0)
+    docs = {h: fleets.node(base, h, rng) for h in ("node-a", "node-b")}
+    fleets.slow_gemm(docs["node-b"], "cuda:0")
+    code, doc, _ = compare(str(write(tmp_path / "r", {h: json.dumps(d) for h, d in docs.items()})))
+    assert code == 0 and not doc["data"]["outliers"]
+    assert all(not g["judged"] and g["devices"] == 2 for g in doc["data"]["groups"])
+    assert next(c for c in doc["checks"] if c["id"] == "compare.small_groups")["status"] == "skip"
+
+
+def test_both_directions_and_identical_values(h100_check, tmp_path):
+    texts = fleets.fleet(h100_check, 5, kinds=())
+    docs = {h: json.loads(t) for h, t in texts.items()}
+    for r in docs["node-0001"]["data"]["records"]:
+        if r["device"] == "cuda:0" and r["case"] == "matmul":
+            r["rate"] *= 1.3  # a GPU much faster than its peers
+    gpus = docs["node-0002"]["data"]["gpus"]
+    gpus[1]["power_limit_w"]["value"] = 600.0  # every other power limit is the recorded 700 W
+    gpus[2]["power_limit_w"]["value"] = 695.0  # within 1% of the median: not flagged (MAD floor)
+    code, doc, _ = compare(str(write(tmp_path / "r", {h: json.dumps(d) for h, d in docs.items()})))
+    flagged = {(r["host"], r["device"], r["measure"]) for r in doc["data"]["outliers"]}
+    assert flagged == {
+        ("node-0001", "cuda:0", "matmul"),
+        ("node-0002", "cuda:1", "power_limit_w"),
+    }
+    summaries = [c["summary"] for c in doc["checks"] if c["id"].startswith("compare.outlier.")]
+    assert any("faster" in s for s in summaries) and any("600 W" in s for s in summaries)
+
+
+def test_later_report_of_a_host_wins_and_env_adds_to_check(h100_check, h100_env, tmp_path):
+    texts = fleets.fleet(h100_check, 4, kinds=())
+    old = json.loads(texts["node-0000"])
+    old["run_id"] = "20201128T000000Z-00000000"  # an earlier run of the same node, with another driver
+    old["data"]["driver"]["driver"]["value"] = fleets.OTHER_DRIVER
+    texts["node-0000-old"] = json.dumps(old)
+    env = {**fleets.spread(h100_env), "host": "node-0001"}  # the node's env report beside its check report
+    texts["node-0001-env"] = json.dumps(env)
+    code, doc, _ = compare(str(write(tmp_path / "r", texts)))
+    assert code == 0 and not doc["data"]["drift"] and doc["data"]["nodes_compared"] == 4
+    assert "1 earlier report(s)" in next(c["summary"] for c in doc["checks"] if c["id"] == "compare.superseded")
+    assert doc["data"]["nodes"] == []
+    env["data"]["cupy"]["version"]["value"] = "13.6.0"  # env facts count where two nodes say them
+    texts["node-0002-env"] = json.dumps({**env, "host": "node-0002"})
+    code, doc, _ = compare(str(write(tmp_path / "r2", texts)))
+    assert [(r["fact"], r["tie"]) for r in doc["data"]["drift"]] == [("cupy", True)]
+
+
+def test_a_cpu_fleet_from_this_machine(cpu_reports, tmp_path):
+    """Six nodes of this machine's env and bench reports; one with another NumPy, one whose matmul is slow."""
+    texts = {}
+    for i in range(6):
+        env, bench = (json.loads(json.dumps(cpu_reports[k])) for k in ("env", "bench"))
+        env["host"] = bench["host"] = f"cpu-{i}"
+        for r in bench["data"]["records"]:
+            r["rate"] *= 1 + 0.004 * (i - 3)
+        if i == 2:
+            env["data"]["numpy"]["numpy"]["value"] = "1.26.4"
+        if i == 4:
+            for r in bench["data"]["records"]:
+                r["rate"] *= 0.7
+        texts[f"cpu-{i}-env"], texts[f"cpu-{i}-bench"] = json.dumps(env), json.dumps(bench)
+    code, doc, _ = compare(str(write(tmp_path / "r", texts)))
+    assert named(doc)["drift"] == {("numpy", "cpu-2", "")}
+    assert {h for h, _ in named(doc)["outliers"]} == {"cpu-4"} and named(doc)["nodes"] == {"cpu-2", "cpu-4"}
+
+
+# The text exposition format, line by line (https://prometheus.io/docs/instrumenting/exposition_formats/).
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+LABEL_VALUE = r'"(?:[^"\\\n]|\\[\\"n])*"'
+SAMPLE = re.compile(
+    rf"^{NAME}(?:\{{(?:[a-zA-Z_][a-zA-Z0-9_]*={LABEL_VALUE})(?:,[a-zA-Z_][a-zA-Z0-9_]*={LABEL_VALUE})*\}})? "
+    r"(?:[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+|Inf)|NaN)$"
+)
+COMMENT = re.compile(rf"^# (?:HELP {NAME} .*|TYPE {NAME} (?:counter|gauge|histogram|summary|untyped))$")
+
+
+def test_prometheus_file_parses(h100_check, tmp_path):
+    texts = fleets.fleet(h100_check, 6)
+    docs = {h: t for h, t in texts.items()}
+    odd = json.loads(docs["node-0000"])
+    odd["host"] = 'node "0"\\a\nb'  # a label value with a quote, a backslash and a newline, escaped
+    docs["node-0000"] = json.dumps(odd)
+    path = tmp_path / "devcheck.prom"
+    code, doc, _ = compare("--prometheus", str(path), str(write(tmp_path / "r", docs)))
+    lines = path.read_text().splitlines()
+    assert path.read_text().endswith("\n") and lines
+    bad = [line for line in lines if not (SAMPLE.match(line) or COMMENT.match(line))]
+    assert not bad, bad[:3]
+    families = [line.split()[2] for line in lines if line.startswith("# TYPE")]
+    assert len(families) == len(set(families))  # each family once, its samples together
+    assert 'host="node \\"0\\"\\\\a\\nb"' in path.read_text()
+    slow = next(h for h, k in fleets.odd_hosts(6).items() if k == "slow_gemm")
+    assert any(
+        line.startswith("devcheck_outlier{") and f'host="{slow}"' in line and line.endswith(" 1") for line in lines
+    )
+    assert sum(line.startswith("devcheck_outlier{") and line.endswith(" 1") for line in lines) == len(
+        doc["data"]["outliers"]
+    )
+    assert "devcheck_compare_inputs_skipped 1" in lines
