@@ -1,9 +1,10 @@
 """One training step (forward, cross-entropy, backward, optimizer), float32: what it costs a GPU in
 kernel launches and host synchronisations, beside PyTorch eager's count for the same step, and its
-time beside the same math written directly in NumPy (and, on a GPU, raw CuPy and torch eager).
+time beside the same math written directly in NumPy.
 
     python benchmarks/step.py            # launches on the CuPy stand-in (the recorded H100), CPU times
-    python benchmarks/step.py --gpu      # also CUDA-event times on a real GPU
+
+GPU times come from benchmarks/gpu_smoke.sh (CUDA events through `devcheck bench`), not from here.
 
 A small step on a GPU costs what its launches (5-10 us each on an H100) and synchronisations
 (~20 us) cost, so both are counted; the CuPy stand-in counts them without a GPU. PyTorch's count is
@@ -97,9 +98,7 @@ def cpu_times(sizes: list[int], batch: int, repeats: int) -> tuple[float, float]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--gpu", action="store_true", help="also time on the real GPU (cuda:0)")
-    args = parser.parse_args()
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     ok = True
     print(f"{'model':<32} {'opt':<5} {'launches':>8} {'torch':>6} {'ratio':>6} {'syncs':>5}")
     for name, sizes, batch in MODELS:
@@ -115,8 +114,6 @@ def main() -> int:
         ok &= engine / raw <= target
         print(f"cpu {name:<28} engine {engine * 1e6:9.1f} us  numpy {raw * 1e6:9.1f} us  "
               f"ratio {engine / raw:4.2f} (target <= {target})")  # fmt: skip
-    if args.gpu:
-        print("GPU timing: run benchmarks/gpu_smoke.sh on a GPU machine (CUDA events via devcheck bench)")
     return 0 if ok else 1
 
 

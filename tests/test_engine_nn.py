@@ -149,15 +149,28 @@ def test_sgd_momentum_and_weight_decay_match_the_formula(opt_device):
     numpy.testing.assert_allclose(p.numpy(), w, rtol=1e-6)
 
 
-def test_adam_matches_the_formula(opt_device):
+def test_plain_sgd_matches_the_formula(opt_device):
+    p = nn.Parameter(tensor([1.0, -2.0], device=opt_device))
+    opt = optim.SGD([p], lr=0.1, momentum=0.0, weight_decay=0.01)
+    w = numpy.array([1.0, -2.0])
+    for _ in range(3):
+        opt.zero_grad()
+        (p * p).sum().backward()
+        w = w - 0.1 * (2 * w + 0.01 * w)
+        opt.step()
+    numpy.testing.assert_allclose(p.numpy(), w, rtol=1e-6)
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.05])
+def test_adam_matches_the_formula(opt_device, decay):
     p = nn.Parameter(tensor([0.5, -1.5], device=opt_device))
-    opt = optim.Adam([p], lr=0.1, weight_decay=0.0)
+    opt = optim.Adam([p], lr=0.1, weight_decay=decay)
     m = v = numpy.zeros(2)
     w = numpy.array([0.5, -1.5])
     for t in range(1, 4):
         opt.zero_grad()
         (p**3).sum().backward()
-        g = 3 * w**2
+        g = 3 * w**2 + decay * w
         m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
         w = w - 0.1 * (m / (1 - 0.9**t)) / (numpy.sqrt(v / (1 - 0.999**t)) + 1e-8)
         opt.step()
@@ -314,3 +327,19 @@ def test_gradcheck_catches_a_broken_backward(device):
     assert not result.ok and "gradient differs" in result.message
     assert not gradcheck(lambda x: TanhOffBy1Percent.apply(x).sum(), [x], fast=True)
     assert gradcheck(lambda x: x.tanh().sum(), [x])
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), lambda ps: optim.Adam(ps, lr=0.1)])
+def test_the_optimizer_updates_a_parameter_on_its_own_gpu_not_the_current_one(make):
+    """cuda:1 while cuda:0 is current: CuPy refuses an array of another device without peer access."""
+    from devcheck.machine import seam
+    from tests.recordings import h100, two_gpus
+
+    with seam.replay(two_gpus(h100())):
+        p = nn.Parameter(tensor(numpy.ones(3), device="cuda:1"))
+        opt = make([p])
+        for _ in range(2):
+            p.grad = tensor(numpy.ones(3), device="cuda:1")
+            opt.step()
+        assert all(v.device.id == 1 for v in opt.state[p].values() if hasattr(v, "shape"))
+        assert p.data.device.id == 1 and (p.numpy() < 1).all()

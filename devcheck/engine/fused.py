@@ -2,8 +2,9 @@
 
 Each update is written once, as an operation that is both CUDA C and Python, and becomes a CuPy
 ElementwiseKernel on a GPU (one launch; `p`, `buf`, `m`, `v` are updated in place); on the CPU the
-same math runs with NumPy's `out=`, in place, so no parameter-sized temporary is made for it. A
-device without either (the test-suite's simulated device) keeps the optimizers' generic code.
+same math updates the arrays in place with NumPy's `out=` (fewer temporaries than the generic code,
+not none). A device without either (the test-suite's simulated device) keeps the optimizers'
+generic code.
 """
 
 from __future__ import annotations

@@ -34,7 +34,8 @@ class Optimizer:
                     for name, value in state.items():  # follow a model moved with .to(device)
                         if hasattr(value, "shape") and not p.device.owns(value):
                             state[name] = p.device.from_host(numpy.asarray(_host(value)))
-                    self.update(p, p.grad.data, state)
+                    with p.device.context():  # new state and the kernel on the parameter's GPU, not the current one
+                        self.update(p, p.grad.data, state)
 
     def update(self, p: Parameter, g: Any, state: dict[str, Any]) -> None:
         raise NotImplementedError

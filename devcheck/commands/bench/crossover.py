@@ -42,7 +42,7 @@ def training_step(cpu: Any, gpu: Any) -> dict:
         # with copies: the batch crosses to the GPU each step, as from a host DataLoader
         with_copies = on_gpu + _median(lambda x=x, y=y: (gpu.from_host(x), gpu.from_host(y)), gpu)
         rows.append({"size": batch, "cpu_s": on_cpu, "gpu_kernel_s": on_gpu, "gpu_with_copies_s": with_copies})
-    return _summary(gpu.name, "training step, MLP 784-512-512-10 (batch)", rows)
+    return _summary(gpu.name, f"training step, MLP {'-'.join(map(str, sizes))} (batch)", rows)
 
 
 def _summary(device: str, workload: str, rows: list[dict]) -> dict:
