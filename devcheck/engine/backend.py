@@ -49,7 +49,7 @@ class Device:
 
 def _numpy_device() -> Device:
     # The same standard layer as CuPy's below, so both devices spell every function alike. Measured
-    # against plain NumPy (benchmarks/engine_step.py, interleaved): +0-1% on the 784-512-512-10 step,
+    # against plain NumPy (benchmarks/step.py, interleaved): +0-1% on the 784-512-512-10 step,
     # +3-4% on the 2-16-16-2 one.
     import array_api_compat.numpy as xp
 
