@@ -83,12 +83,13 @@ def named(doc: dict) -> dict[str, set]:
         "skipped": {Path(r["input"]).name for r in data["skipped"]},
         "nodes": {r["host"] for r in data["nodes"]},
         "failed": {c["id"] for c in doc["checks"] if c["id"].startswith("compare.failed.")},
+        "skipped_hosts": {Path(r["input"]).stem for r in data["skipped"]},
     }
 
 
 def expected(odd: dict[str, str]) -> dict[str, set]:
     who = {kind: host for host, kind in odd.items()}
-    out = {"outliers": set(), "drift": set(), "skipped": set(), "nodes": set(), "failed": set()}
+    out = {"outliers": set(), "drift": set(), "skipped": set(), "nodes": set(), "failed": set(), "skipped_hosts": set()}
     if "slow_gemm" in who:
         out["outliers"].add((who["slow_gemm"], "cuda:3"))
     if "pcie_x8" in who:
@@ -99,6 +100,7 @@ def expected(odd: dict[str, str]) -> dict[str, set]:
         out["drift"].add(("gpu_count", who["gpu_missing"], ""))
     if "truncated" in who:
         out["skipped"].add(f"{who['truncated']}.json")
+        out["skipped_hosts"].add(who["truncated"])
     out["nodes"] = {host for host, kind in odd.items() if kind != "truncated"}
     return out
 
@@ -115,6 +117,13 @@ def test_a_fleet_names_exactly_its_odd_nodes(h100_check, tmp_path, size):
     slow = [c for c in doc["checks"] if c["id"].startswith("compare.outlier.")]
     assert slow and all(re.search(r"\b(69|70|71)% of the fleet median", c["summary"]) for c in slow)
     assert all("slower" in c["summary"] for c in slow)
+    grid = {r["host"]: r for r in doc["data"]["grid"]}  # every node up to 64, else the odd ones only
+    gemm = next(h for h, kind in fleets.odd_hosts(size).items() if kind == "slow_gemm")
+    every = {f"node-{i:04d}" for i in range(size)} - named(doc)["skipped_hosts"]
+    assert set(grid) == ({gemm} if size > 64 else every)
+    assert grid[gemm]["odd"] == ["matmul_float32", "matmul_float64", "stress_sustained_float32"]
+    assert 69 < grid[gemm]["matmul_float32"] < 71
+    assert all(r["odd"] == [] and 98.5 < r["matmul_float32"] < 101.5 for h, r in grid.items() if h != gemm)
 
 
 @pytest.mark.parametrize("kind", fleets.KINDS)

@@ -90,7 +90,10 @@ def build(c: Comparison) -> Report:
     report = Report("compare")
     report.checks = [*output.input_checks(c), *output.finding_checks(c, outliers), *output.quiet_checks(c, outliers)]
     nodes = _node_rows(c, outliers)
+    grid, grid_caption = output.grid_rows(c.groups)
     sections = [
+        Section("grid", "Nodes x measures, % of the fleet median (odd: an outlier there)", rows=grid,
+                caption=grid_caption),
         Section("groups", "Fleet baseline per measure (median of comparable devices)", rows=output.group_rows(c.groups),
                 caption=RULE),
         Section("outliers", "Outliers", rows=outliers),

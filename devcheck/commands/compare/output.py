@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from devcheck.commands.compare.drift import describe
 from devcheck.commands.compare.model import Comparison
-from devcheck.commands.compare.outliers import MIN_GROUP, Z_LIMIT, Group, direction
+from devcheck.commands.compare.outliers import MIN_GROUP, RATES, Z_LIMIT, Group, direction
 from devcheck.report import Check, Status, snake
 
 
@@ -32,6 +32,36 @@ def group_rows(groups: list[Group]) -> list[dict]:
              "low": min(g.values), "high": max(g.values), "outliers": len(g.outliers()), "judged": g.judged}
         )  # fmt: skip
     return rows
+
+
+GRID_ALL_NODES = 64  # a larger fleet's grid shows only the nodes with an outlier
+
+
+def grid_rows(groups: list[Group]) -> tuple[list[dict], str]:
+    """Nodes x rate measures: each cell the node's device farthest from the fleet median (largest |z|),
+    in % of that median; `odd` names (by JSON key) the columns where the node has an outlier."""
+    rated = [g for g in groups if g.judged and g.unit in RATES]
+    models = {g.model for g in rated}
+    short = [" ".join(p for p in (g.measure, g.dtype) if p) for g in rated]
+    columns = [
+        (f"{g.model} " if len(models) > 1 else "") + (s if short.count(s) == 1 else g.label())
+        for g, s in zip(rated, short)
+    ]
+    cells: dict[str, dict] = {}
+    odd: dict[str, list[str]] = {}
+    for g, column in zip(rated, columns):
+        farthest: dict[str, int] = {}
+        for i, host in enumerate(g.hosts):
+            if host not in farthest or abs(g.z[i]) > abs(g.z[farthest[host]]):
+                farthest[host] = i
+        for host, i in farthest.items():
+            cells.setdefault(host, {})[column] = 100 * g.values[i] / g.median if g.median else None
+            if abs(g.z[i]) > Z_LIMIT:
+                odd.setdefault(host, []).append(snake(column))  # the column's JSON key
+    hosts = sorted(cells) if len(cells) <= GRID_ALL_NODES else sorted(odd)
+    rows = [{"host": h, **{c: cells[h].get(c) for c in columns}, "odd": odd.get(h, [])} for h in hosts]
+    shown = "" if len(hosts) == len(cells) else f"; {len(hosts)} of {len(cells)} nodes shown: those with an outlier"
+    return rows, f"each cell: the node's device farthest from the fleet median, in % of it (100 = the median){shown}"
 
 
 def outlier_rows(groups: list[Group]) -> list[dict]:
