@@ -62,6 +62,9 @@ def test_real_sections_are_filled_from_this_machine():
     assert data["cpu"]["usable_cpus"]["value"] >= 1
     assert data["numpy"]["numpy"]["value"].startswith("2.")
     assert data["numpy"]["blas_loaded"]["source"] == "threadpoolctl"
+    import platform
+
+    assert data["python"]["platform"]["value"] == platform.platform()  # built without its `uname -p`
 
 
 def test_the_no_driver_recording_replays_as_it_was_recorded():
