@@ -11,6 +11,10 @@ from pathlib import Path
 
 def write_atomic(path: Path, text: str) -> None:
     path = Path(path)
+    if path.exists() and not path.is_file():  # a device or a pipe (/dev/null, a FIFO): written to, never replaced
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         umask = os.umask(0)

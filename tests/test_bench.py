@@ -349,3 +349,15 @@ def test_crossover_runs_on_each_gpu_against_the_cpu_and_is_skipped_without_the_c
             "reason": "needs the CPU in --device to compare with",
         }
     ]
+
+
+def test_crossover_without_a_gpu_says_why():
+    doc = json.loads(invoke("bench", "--json", "--device", "cpu", "--cases", "crossover", *SMALL).stdout)
+    assert doc["data"]["skipped"] == [
+        {
+            "case": "crossover",
+            "device": "cpu",
+            "dtype": "float32",
+            "reason": "compares each GPU with the CPU: no GPU selected",
+        }
+    ]

@@ -190,6 +190,47 @@ def test_bad_inputs_are_named_and_skipped_strict_makes_them_errors(h100_check, t
     assert "cut.json: truncated" in result.stderr and "--strict" in result.stderr
 
 
+def test_hostile_inputs_are_skipped_not_crashes(h100_check, tmp_path):
+    """Found by a bad-input campaign: each once crashed the whole comparison, hung or ran out of memory."""
+    import os
+
+    folder = write(tmp_path / "reports", fleets.fleet(h100_check, 4, kinds=()))
+    base = json.loads((folder / "node-0000.json").read_text())
+    huge = json.loads(json.dumps(base))
+    huge["host"], huge["data"]["records"][0]["shape"] = "huge", [1e400, 1]  # int(inf): OverflowError
+    (tmp_path / "huge.json").write_text(json.dumps(huge).replace("Infinity", "1e400"))
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)  # RecursionError in the decoder
+    (tmp_path / "bom.json").write_text("\ufeff" + json.dumps({**base, "host": "bom"}), encoding="utf-8")
+    os.mkfifo(tmp_path / "fifo.json")  # no writer: reading it would wait forever
+    odd = {**base, "host": "fast"}
+    odd["data"] = json.loads(json.dumps(base["data"]))
+    odd["data"]["records"][0]["rate"] = 1e308  # its ratio to the median overflows to infinity
+    (tmp_path / "fast.json").write_text(json.dumps(odd))
+    inputs = [str(folder), *(str(tmp_path / n) for n in ("huge.json", "deep.json", "bom.json", "fifo.json"))]
+    code, doc, _ = compare(*inputs, str(tmp_path / "fast.json"))
+    assert code == 0 and doc["data"]["nodes_compared"] == 6  # the 4, bom, fast
+    why = {Path(r["input"]).name: r["why"] for r in doc["data"]["skipped"]}
+    assert "OverflowError" in why["huge.json"] and "nested too deep" in why["deep.json"]
+    assert "not a regular file" in why["fifo.json"]
+    result = runner.invoke(app, ["compare", "--json", *inputs, str(tmp_path / "fast.json")])
+    assert "Infinity" not in result.stdout and "NaN" not in result.stdout  # strict JSON: null instead
+
+
+def test_a_device_given_as_an_output_is_written_to_not_replaced(h100_check, tmp_path):
+    import os
+    import stat
+
+    null = tmp_path / "null"  # a copy of /dev/null (the real one must not be risked)
+    try:
+        os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("making a device file needs root")
+    folder = write(tmp_path / "reports", fleets.fleet(h100_check, 3, kinds=()))
+    for option in ("--prometheus", "--json-file", "--junit"):
+        result = runner.invoke(app, ["compare", "-q", str(folder), option, str(null)])
+        assert result.exit_code == 0 and stat.S_ISCHR(os.stat(null).st_mode), option
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [

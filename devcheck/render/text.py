@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from devcheck.render.values import field_text, show
 from devcheck.report import Report, Status
@@ -11,7 +12,19 @@ _MARK = {Status.OK: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.ERR
 
 
 def to_json(report: Report) -> str:
-    return json.dumps(report.to_dict(), indent=2, default=str) + "\n"
+    return json.dumps(_finite(report.to_dict()), indent=2, default=str, allow_nan=False) + "\n"
+
+
+def _finite(value: object) -> object:
+    """Infinity and NaN as null: JSON has neither, and jq or a strict parser refuse Python's spelling
+    (a fleet member's absurd rate gives an infinite ratio)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _text(text: str) -> str:

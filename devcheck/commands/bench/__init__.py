@@ -113,6 +113,8 @@ def _plan(devices: list, settings: Settings) -> list[Planned]:
             )
         if "autograd" in chosen:
             plan.append(Planned("autograd", device, facts))
+        if "crossover" in chosen and not gpu and all(d.name == "cpu" for d, _ in devices):
+            plan.append(Planned("crossover", device, facts, why="compares each GPU with the CPU: no GPU selected"))
         if "crossover" in chosen and gpu:
             plan.append(
                 Planned("crossover", device, facts, why="" if cpu else "needs the CPU in --device to compare with")

@@ -52,7 +52,7 @@ def gather(inputs: tuple[str, ...]) -> tuple[list[summary.Node], list[load.Bad],
             where, doc = item
             try:
                 nodes.append(summary.read(where, doc))
-            except (KeyError, TypeError, ValueError, AttributeError) as e:
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:  # int(1e400) too
                 bad.append(load.Bad(where, f"its data is not as devcheck writes it ({type(e).__name__}: {e})"))
     return nodes, bad, noise.lines
 

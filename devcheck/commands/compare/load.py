@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import re
+import stat
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from devcheck.report import SCHEMA_VERSION
 GLOB_CHARS = set("*?[")
 FOLDER_PATTERNS = ("*.json", "*.jsonl")
 CHUNK = 1 << 20
+MAX_FILE = 4 << 30  # one file of reports; 1,000 nodes' check reports are 150 MB
 NEXT_REPORT = re.compile(r'\{\s*"schema_version"')  # how every devcheck report begins (--json, jq -c)
 
 
@@ -61,10 +64,19 @@ def _paths(text: str) -> Iterator[Path | str | Bad]:
         yield "-"
         return
     path = Path(text)
-    if path.is_dir():
-        found = sorted({p for pattern in FOLDER_PATTERNS for p in path.glob(pattern) if p.is_file()})
-        yield from found or [Bad(text, "a folder with no *.json or *.jsonl file in it")]
-    elif path.exists():
+    try:
+        if path.is_dir():
+            found = sorted({p for pattern in FOLDER_PATTERNS for p in path.glob(pattern) if p.is_file()})
+            if not found and not os.access(path, os.R_OK | os.X_OK):
+                yield Bad(text, "cannot read this folder (permission denied)")
+                return
+            yield from found or [Bad(text, "a folder with no *.json or *.jsonl file in it")]
+            return
+        exists = path.exists()
+    except OSError as e:  # a path under a folder this user cannot enter
+        yield Bad(text, f"cannot read it ({e.strerror or e})")
+        return
+    if exists:
         yield path
     elif GLOB_CHARS & set(text):
         found = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
@@ -79,12 +91,24 @@ def documents(source: str, noise: Noise) -> Iterator[tuple[str, dict] | Bad]:
         yield from _stream("<stdin>", iter(lambda: sys.stdin.read(CHUNK), ""), noise)
         return
     try:
-        text = Path(source).read_text(encoding="utf-8")
+        info = os.stat(source)
+        if not stat.S_ISREG(info.st_mode):  # a FIFO with no writer would hang, /dev/zero never ends
+            yield Bad(source, "not a regular file (a pipe or a device): use `-` to read a stream")
+            return
+        if info.st_size > MAX_FILE:
+            yield Bad(
+                source, f"{info.st_size / 2**20:,.0f} MiB: larger than any devcheck report set ({MAX_FILE >> 20} MiB)"
+            )
+            return
+        text = Path(source).read_text(encoding="utf-8-sig")  # -sig: a BOM, as Windows tools write
     except (OSError, UnicodeDecodeError) as e:
         yield Bad(source, f"cannot read it ({getattr(e, 'strerror', None) or e})")
         return
     try:
         doc = json.loads(text)
+    except RecursionError:
+        yield Bad(source, "not a devcheck report (JSON nested too deep)")
+        return
     except ValueError:
         yield from _stream(source, iter([text]), noise)
         return
@@ -141,6 +165,9 @@ def _decoded(name: str, line: int, text: str, noise: Noise) -> Iterator[tuple[st
     where = f"{name}:{line}" if line > 1 or name == "<stdin>" else name
     try:
         doc, end = json.JSONDecoder().raw_decode(text)
+    except RecursionError:
+        yield Bad(where, "not a devcheck report (JSON nested too deep)")
+        return
     except ValueError as e:
         nested = NEXT_REPORT.search(text, 1)
         if nested is not None:
