@@ -206,12 +206,14 @@ def test_hostile_inputs_are_skipped_not_crashes(h100_check, tmp_path):
     odd["data"] = json.loads(json.dumps(base["data"]))
     odd["data"]["records"][0]["rate"] = 1e308  # its ratio to the median overflows to infinity
     (tmp_path / "fast.json").write_text(json.dumps(odd))
-    inputs = [str(folder), *(str(tmp_path / n) for n in ("huge.json", "deep.json", "bom.json", "fifo.json"))]
+    (tmp_path / "escape.json").write_text(json.dumps({**base, "host": "evil\x1b[31mred"}))
+    names = ("huge.json", "deep.json", "bom.json", "fifo.json", "escape.json")
+    inputs = [str(folder), *(str(tmp_path / n) for n in names)]
     code, doc, _ = compare(*inputs, str(tmp_path / "fast.json"))
     assert code == 0 and doc["data"]["nodes_compared"] == 6  # the 4, bom, fast
     why = {Path(r["input"]).name: r["why"] for r in doc["data"]["skipped"]}
     assert "OverflowError" in why["huge.json"] and "nested too deep" in why["deep.json"]
-    assert "not a regular file" in why["fifo.json"]
+    assert "not a regular file" in why["fifo.json"] and "control characters" in why["escape.json"]
     result = runner.invoke(app, ["compare", "--json", *inputs, str(tmp_path / "fast.json")])
     assert "Infinity" not in result.stdout and "NaN" not in result.stdout  # strict JSON: null instead
 
@@ -371,7 +373,7 @@ def test_prometheus_file_parses(h100_check, tmp_path):
     texts = fleets.fleet(h100_check, 6)
     docs = {h: t for h, t in texts.items()}
     odd = json.loads(docs["node-0000"])
-    odd["host"] = 'node "0"\\a\nb'  # a label value with a quote, a backslash and a newline, escaped
+    odd["host"] = 'node "0"\\ab'  # a label value with a quote and a backslash, escaped (a newline is refused)
     docs["node-0000"] = json.dumps(odd)
     path = tmp_path / "devcheck.prom"
     code, doc, _ = compare("--prometheus", str(path), str(write(tmp_path / "r", docs)))
@@ -381,7 +383,7 @@ def test_prometheus_file_parses(h100_check, tmp_path):
     assert not bad, bad[:3]
     families = [line.split()[2] for line in lines if line.startswith("# TYPE")]
     assert len(families) == len(set(families))  # each family once, its samples together
-    assert 'host="node \\"0\\"\\\\a\\nb"' in path.read_text()
+    assert 'host="node \\"0\\"\\\\ab"' in path.read_text()
     slow = next(h for h, k in fleets.odd_hosts(6).items() if k == "slow_gemm")
     assert any(
         line.startswith("devcheck_outlier{") and f'host="{slow}"' in line and line.endswith(" 1") for line in lines

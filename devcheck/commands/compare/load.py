@@ -195,6 +195,8 @@ def _checked(where: str, doc: object) -> tuple[str, dict] | Bad:
         return Bad(where, "a compare report, not one node's report")
     if not isinstance(doc.get("host"), str) or not doc["host"]:
         return Bad(where, "no host in the report (made by an older devcheck): run it again with this one")
+    if not doc["host"].isprintable():  # terminal escapes or newlines would reach tables and metrics
+        return Bad(where, f"its host {doc['host']!r} has control characters: not a host name")
     if not isinstance(doc.get("data"), dict) or not isinstance(doc.get("checks"), list):
         return Bad(where, "no data or checks: not a whole devcheck report")
     return where, doc
