@@ -166,6 +166,10 @@ def test_baseline_verdicts_allow_for_each_figures_measured_spread():
     assert slow.status is Status.FAIL and "regression(s) beyond 10" in slow.summary
     assert compare([_record(6.4, n=1)], [_record(10, n=1)], 10).status is Status.OK  # -36%, one sample each
     assert compare([_record(10 / 3, n=1)], [_record(10, n=1)], 10).status is Status.FAIL
+    # a run so noisy its quartiles span 100x (a busy machine) still fails a 100x slowdown: a spread excuses 2x
+    wild = {"q1_s": 0.001, "median_s": 1.0, "q3_s": 100.0, "n": 10}
+    assert compare([{**_record(0.1), "stats": wild}], [{**_record(10), "stats": wild}], 10).status is Status.FAIL
+    assert compare([{**_record(8), "stats": wild}], [{**_record(10), "stats": wild}], 10).status is Status.OK
 
 
 def test_baseline_rows_not_compared_are_named():

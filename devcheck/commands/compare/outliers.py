@@ -99,7 +99,8 @@ def _judge(group: Group) -> None:
     group.mad = float(numpy.median(numpy.abs(x - group.median)))
     group.scale = MAD_SCALE * max(group.mad, MAD_FLOOR * abs(group.median))
     if group.scale > 0:
-        group.z = (x - group.median) / group.scale
+        with numpy.errstate(over="ignore"):  # a value of 1e308 is infinitely odd, and says so
+            group.z = (x - group.median) / group.scale
     else:  # every value 0, or a median of 0 with half the values at it: only a non-zero one is odd
         group.z = numpy.where(x == group.median, 0.0, numpy.copysign(numpy.inf, x - group.median))
 
