@@ -334,10 +334,20 @@ def test_later_report_of_a_host_wins_and_env_adds_to_check(h100_check, h100_env,
     assert code == 0 and not doc["data"]["drift"] and doc["data"]["nodes_compared"] == 4
     assert "1 earlier report(s)" in next(c["summary"] for c in doc["checks"] if c["id"] == "compare.superseded")
     assert doc["data"]["nodes"] == []
-    env["data"]["cupy"]["version"]["value"] = "13.6.0"  # env facts count where two nodes say them
+    env["data"]["cupy"]["version"]["value"] = "13.6.0"  # a node's env report adds to (and wins over) its check
     texts["node-0002-env"] = json.dumps({**env, "host": "node-0002"})
     code, doc, _ = compare(str(write(tmp_path / "r2", texts)))
-    assert [(r["fact"], r["tie"]) for r in doc["data"]["drift"]] == [("cupy", True)]
+    drift = doc["data"]["drift"]  # every check report carries CuPy's version too: 3 nodes against 1
+    assert [(r["fact"], r["tie"], r["majority"]) for r in drift] == [("cupy", False, "14.2.0")]
+    assert [d["host"] for d in drift[0]["differing"]] == ["node-0002"]
+    checks_only = fleets.fleet(h100_check, 4, kinds=())  # check reports alone carry NumPy's version too
+    odd = json.loads(checks_only["node-0003"])
+    odd["data"]["numpy"]["numpy"]["value"] = "1.26.4"
+    checks_only["node-0003"] = json.dumps(odd)
+    code, doc, _ = compare(str(write(tmp_path / "r3", checks_only)))
+    assert [(r["fact"], [d["host"] for d in r["differing"]]) for r in doc["data"]["drift"]] == [
+        ("numpy", ["node-0003"])
+    ]
 
 
 def test_a_cpu_fleet_from_this_machine(cpu_reports, tmp_path):

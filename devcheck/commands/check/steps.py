@@ -44,13 +44,17 @@ class Work:
 # --- 1. health: env's verdict, and what NVML says of each GPU ----------------------------------------
 
 
+SHARED_SECTIONS = ("driver", "numpy", "cupy", "visible")
+
+
 def health(work: Work) -> None:
     from devcheck.commands.env import collect
 
     env = collect()
     work.report.checks += [c for c in env.checks if c.id != "machine.replay" or not work.report.check(c.id)]
     work.report.checks += health_checks.health_checks(env, work.settings.thresholds, work.settings.strict)
-    work.report.sections += [s for s in env.sections if s.group == "gpus" or s.key == "driver"]
+    # what a fleet's reports must agree on (devcheck compare's drift): driver, GPUs, NumPy/BLAS, CuPy/CUDA
+    work.report.sections += [s for s in env.sections if s.group == "gpus" or s.key in SHARED_SECTIONS]
     work.report.data["env_verdict"] = env.verdict
 
 
