@@ -80,7 +80,6 @@ class Planned(NamedTuple):
 def _plan(devices: list, settings: Settings) -> list[Planned]:
     """Every case to run on every device, or why it is skipped; a chosen size that cannot fit is an error."""
     plan, chosen = [], settings.cases
-    cpu = next((d for d, _ in devices if d.name == "cpu"), None)
     m, k, n = settings.shape.mkn
     for device, facts in devices:
         gpu = device.name != "cpu"
@@ -113,13 +112,18 @@ def _plan(devices: list, settings: Settings) -> list[Planned]:
             )
         if "autograd" in chosen:
             plan.append(Planned("autograd", device, facts))
-        if "crossover" in chosen and not gpu and all(d.name == "cpu" for d, _ in devices):
-            plan.append(Planned("crossover", device, facts, why="compares each GPU with the CPU: no GPU selected"))
-        if "crossover" in chosen and gpu:
-            plan.append(
-                Planned("crossover", device, facts, why="" if cpu else "needs the CPU in --device to compare with")
-            )
-    return plan
+    return plan + (_crossover_plan(devices) if "crossover" in chosen else [])
+
+
+def _crossover_plan(devices: list) -> list[Planned]:
+    """Each GPU against the CPU, so both must be selected."""
+    gpus = [(d, f) for d, f in devices if d.name != "cpu"]
+    if not gpus:
+        return [
+            Planned("crossover", *pair, why="compares each GPU with the CPU: no GPU selected") for pair in devices[:1]
+        ]
+    cpu = any(d.name == "cpu" for d, _ in devices)
+    return [Planned("crossover", d, f, why="" if cpu else "needs the CPU in --device to compare with") for d, f in gpus]
 
 
 def _stream_bytes(cache_bytes: int) -> int:
