@@ -123,8 +123,8 @@ def test_dropout_masks_match_across_devices():
 
 @pytest.fixture(params=["cpu", "sim", "cuda"])
 def opt_device(request):
-    """cpu: the fused NumPy update; sim: the generic one; cuda: the fused ElementwiseKernel, over the
-    CuPy stand-in of the recorded H100 (its operation is run as written)."""
+    """cpu: NumPy (Adam's in-place version, SGD's generic code); sim: the generic code; cuda: the fused
+    ElementwiseKernel, over the CuPy stand-in of the recorded H100 (its operation is run as written)."""
     if request.param != "cuda":
         yield request.param
         return

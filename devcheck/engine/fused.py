@@ -1,10 +1,10 @@
 """Fused optimizer updates: one kernel launch per parameter instead of six or seven.
 
 Each update is written once, as an operation that is both CUDA C and Python, and becomes a CuPy
-ElementwiseKernel on a GPU (one launch; `p`, `buf`, `m`, `v` are updated in place); on the CPU the
-same math updates the arrays in place with NumPy's `out=` (fewer temporaries than the generic code,
-not none). A device without either (the test-suite's simulated device) keeps the optimizers'
-generic code.
+ElementwiseKernel on a GPU (one launch; `p`, `buf`, `m`, `v` are updated in place). On the CPU only
+Adam has its own version (its denominator built in place with NumPy's `out=`); SGD's generic code is
+already in place there. A device with neither (the test-suite's simulated device) keeps the
+optimizers' generic code.
 """
 
 from __future__ import annotations
@@ -39,22 +39,8 @@ def cuda_kernels(cupy: Any) -> dict[str, Callable[..., Any]]:
     }
 
 
-def _decayed(g: numpy.ndarray, p: numpy.ndarray, decay: float) -> numpy.ndarray:
-    return g if not decay else g + decay * p
-
-
-def _sgd(g, lr, decay, p):
-    p -= lr * _decayed(g, p, decay)
-
-
-def _sgd_momentum(g, lr, decay, momentum, p, buf):
-    buf *= momentum
-    buf += _decayed(g, p, decay)
-    p -= lr * buf
-
-
 def _adam(g, step, b1, b2, eps, bc2, decay, p, m, v):
-    d = _decayed(g, p, decay)
+    d = g if not decay else g + decay * p
     m *= b1
     m += (1 - b1) * d
     v *= b2
@@ -66,4 +52,4 @@ def _adam(g, step, b1, b2, eps, bc2, decay, p, m, v):
     p -= denom
 
 
-NUMPY_KERNELS: dict[str, Callable[..., Any]] = {"sgd": _sgd, "sgd_momentum": _sgd_momentum, "adam": _adam}
+NUMPY_KERNELS: dict[str, Callable[..., Any]] = {"adam": _adam}
