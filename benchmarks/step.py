@@ -80,7 +80,9 @@ def torch_kernels(sizes: list[int], batch: int, optimizer: str) -> int | None:
     return sum(e.name.removeprefix("aten::") not in NOT_KERNELS for e in leaf)
 
 
-def cpu_times(sizes: list[int], batch: int, repeats: int) -> tuple[float, float]:
+def cpu_times(sizes: list[int], batch: int, repeats: int) -> tuple[float, float, float]:
+    """Engine and raw steps interleaved, so a busy neighbour slows both alike: their medians, and the
+    median of the paired ratios (the figure held to the target; steadier than a ratio of medians)."""
     x, y = data(sizes, batch)
     engine, start = engine_step(sizes, x, y, "cpu")
     raw = raw_step(start, x, y, get_device("cpu"))
@@ -94,7 +96,7 @@ def cpu_times(sizes: list[int], batch: int, repeats: int) -> tuple[float, float]
         raw()
         a.append(t1 - t0)
         b.append(time.perf_counter() - t1)
-    return statistics.median(a), statistics.median(b)
+    return statistics.median(a), statistics.median(b), statistics.median(x / y for x, y in zip(a, b))
 
 
 def main() -> int:
@@ -109,11 +111,11 @@ def main() -> int:
             ok &= syncs == 0 and (reference is None or ratio <= 1.2)
             print(f"{name:<32} {optimizer:<5} {launches:>8} {reference or '-':>6} {ratio:>6.2f} {syncs:>5}")
     print()
-    for (name, sizes, batch), target, repeats in zip(MODELS[:2], (2.0, 1.05), (2000, 40)):
-        engine, raw = cpu_times(sizes, batch, repeats)
-        ok &= engine / raw <= target
+    for (name, sizes, batch), target, repeats in zip(MODELS[:2], (2.0, 1.05), (3000, 200)):
+        engine, raw, ratio = cpu_times(sizes, batch, repeats)
+        ok &= ratio <= target
         print(f"cpu {name:<28} engine {engine * 1e6:9.1f} us  numpy {raw * 1e6:9.1f} us  "
-              f"ratio {engine / raw:4.2f} (target <= {target})")  # fmt: skip
+              f"ratio {ratio:4.2f} (target <= {target})")  # fmt: skip
     return 0 if ok else 1
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import itertools
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
@@ -23,22 +24,27 @@ import numpy
 
 from devcheck.engine.backend import Device
 
-_state = threading.local()
+
+class _GradMode(threading.local):
+    enabled = True  # per thread, as in PyTorch
+
+
+_grad_mode = _GradMode()
 
 
 def is_grad_enabled() -> bool:
-    return getattr(_state, "grad_enabled", True)
+    return _grad_mode.enabled
 
 
 @contextlib.contextmanager
 def no_grad() -> Iterator[None]:
     """Run ops without recording a graph (evaluation, optimizer steps)."""
-    previous = is_grad_enabled()
-    _state.grad_enabled = False
+    previous = _grad_mode.enabled
+    _grad_mode.enabled = False
     try:
         yield
     finally:
-        _state.grad_enabled = previous
+        _grad_mode.enabled = previous
 
 
 class Tensor:
@@ -160,22 +166,38 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs: Any, **params: Any) -> Tensor:
-        """Run forward on raw arrays; record the graph when some input requires grad."""
+        """Run forward on raw arrays; record the graph when some input requires grad. One pass over
+        the inputs: this runs for every op, and on a small model its cost is the step's cost."""
         fn = cls.__new__(cls)
-        fn.__dict__.update(params)
-        device = _common_device(inputs)
+        if params:
+            fn.__dict__.update(params)
+        device, arrays, record, generation = None, [], False, 0
+        for x in inputs:
+            if isinstance(x, Tensor):
+                if device is None:
+                    device = x.device
+                elif x.device is not device:
+                    raise RuntimeError(
+                        f"expected all tensors on one device, got {device.name} and {x.device.name}: "
+                        "move one with .to(device)"
+                    )
+                arrays.append(x.data)
+                if x.requires_grad:
+                    record, generation = True, max(generation, x.generation)
+            else:
+                arrays.append(x)
+        if device is None:
+            raise TypeError("an op needs at least one Tensor input")
         fn.xp = device.xp  # one way for every device: never from the arrays (CuPy's have no __array_namespace__)
-        arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
         with device.context():
             data = fn.forward(*arrays)
         if isinstance(data, numpy.generic):  # NumPy's 0-d reductions return scalars, not arrays
             data = numpy.asarray(data)
-        tensors = [x for x in inputs if isinstance(x, Tensor)]
-        if not (is_grad_enabled() and any(t.requires_grad for t in tensors)):
+        if not (record and _grad_mode.enabled):
             return Tensor(data, device)
         fn.inputs = inputs
         fn.needs_grad = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
-        fn.generation = max(t.generation for t in tensors)
+        fn.generation = generation
         fn.freed = False
         out = Tensor(data, device, requires_grad=True, creator=fn)
         fn.output = weakref.ref(out)
@@ -183,22 +205,6 @@ class Function:
 
     def __repr__(self) -> str:
         return type(self).__name__
-
-
-def _common_device(inputs: Sequence[Any]) -> Device:
-    device = None
-    for x in inputs:
-        if isinstance(x, Tensor):
-            if device is None:
-                device = x.device
-            elif x.device is not device:
-                raise RuntimeError(
-                    f"expected all tensors on one device, got {device.name} and {x.device.name}: "
-                    "move one with .to(device)"
-                )
-    if device is None:
-        raise TypeError("an op needs at least one Tensor input")
-    return device
 
 
 def run_backward(
@@ -209,20 +215,20 @@ def run_backward(
     Returns {id(tensor): (tensor, gradient array)} for every leaf requiring grad (or every wanted
     tensor that was reached).
     """
-    grads: dict[int, Any] = {}
-    holders: dict[int, Tensor] = {}
-    heap: list[tuple[int, int, Function]] = []
-    seen: set[int] = set()
+    pending: dict[int, list] = {}  # id(tensor) -> [tensor, its gradient so far]
+    heap: list[tuple[int, int, Function]] = []  # a function enters when its output gets a first gradient
+    order = itertools.count()  # ties in generation: first reached, first run
     wanted = {id(t) for t in want} if want is not None else None
     result: dict[int, tuple[Tensor, Any]] = {}
 
     def accumulate(tensor: Tensor, g: Any) -> None:
-        key = id(tensor)
-        grads[key] = g if key not in grads else grads[key] + g  # out of place: g may be shared
-        holders[key] = tensor
-        if tensor.creator is not None and id(tensor.creator) not in seen:
-            seen.add(id(tensor.creator))
-            heapq.heappush(heap, (-tensor.creator.generation, len(seen), tensor.creator))
+        entry = pending.get(id(tensor))
+        if entry is not None:
+            entry[1] = entry[1] + g  # out of place: g may be shared
+            return
+        pending[id(tensor)] = [tensor, g]
+        if tensor.creator is not None:
+            heapq.heappush(heap, (-tensor.creator.generation, next(order), tensor.creator))
 
     for out, seed in zip(outputs, seeds, strict=True):
         accumulate(out, seed)
@@ -234,14 +240,13 @@ def run_backward(
                 "backward; pass retain_graph=True to the first call if you need to"
             )
         out = fn.output()
-        gy = grads.pop(id(out), None) if out is not None else None
-        holders.pop(id(out), None)
-        if gy is None:
+        entry = pending.pop(id(out), None) if out is not None else None
+        if entry is None:
             continue
+        gy = entry.pop()
         if wanted is not None and id(out) in wanted:
             result[id(out)] = (out, gy)
-        device = out.device
-        with device.context():
+        with out.device.context():
             gxs = fn.backward(gy)
         del gy
         for x, gx, needed in zip(fn.inputs, gxs, fn.needs_grad, strict=True):
@@ -251,9 +256,9 @@ def run_backward(
         del gxs
         if not retain_graph:  # release saved arrays now, so the rest of backward can reuse their memory
             _free(fn)
-    for key, tensor in holders.items():
+    for key, (tensor, g) in pending.items():
         if (wanted is None and tensor.is_leaf and tensor.requires_grad) or (wanted is not None and key in wanted):
-            result[key] = (tensor, grads[key])
+            result[key] = (tensor, g)
     return result
 
 
@@ -265,7 +270,8 @@ def _free(fn: Function) -> None:
 
 def _check_grad(fn: Function, x: Tensor, gx: Any) -> None:
     """Chainer's safety net: a gradient must look exactly like the input it belongs to."""
-    if tuple(gx.shape) != x.shape or gx.dtype != x.data.dtype or not x.device.owns(gx):
+    data = x.data
+    if gx.shape != data.shape or gx.dtype != data.dtype or not x.device.owns(gx):
         raise RuntimeError(
             f"{fn!r}.backward returned a gradient of shape {tuple(gx.shape)}, dtype {dtype_name(gx.dtype)} "
             f"for an input of shape {x.shape}, dtype {x.dtype} on {x.device.name}: the op has a bug"
