@@ -210,6 +210,10 @@ def test_optimizer_state_follows_the_model_to_another_device():
     opt.step()
     assert all(p.device.name == "sim" for p in model.parameters())
     assert all(p.device.owns(opt.state[p]["momentum_buffer"]) for p in model.parameters())
+    model.to("cpu")  # and back: the state follows again
+    F.cross_entropy(model(x.to("cpu")), y.to("cpu")).backward()
+    opt.step()
+    assert all(isinstance(opt.state[p]["momentum_buffer"], numpy.ndarray) for p in model.parameters())
 
 
 def test_dataloader_batches_shuffle_drop_last_and_workers(device):
