@@ -5,8 +5,6 @@ and turns the outcome into an exit code. No numpy, cupy or pynvml is imported at
 Exit codes: 0 no check failed; 1 a check failed; 2 bad usage or an internal error; 130 Ctrl-C.
 """
 
-from __future__ import annotations
-
 import platform
 from collections.abc import Callable
 from pathlib import Path
@@ -68,7 +66,7 @@ def main_options(
 
 
 def run_command(
-    build: Callable[[Callable[..., None]], Report],
+    build: Callable[[Callable[..., None]], "Report"],
     fmt: Format,
     as_json: bool,
     quiet: bool,
@@ -102,7 +100,7 @@ def env(
 ) -> None:
     """What is installed and what is wrong with it: Python, CPU, NumPy/BLAS, CuPy, CUDA, every GPU; with fixes."""
 
-    def build(step: Callable[..., None]) -> Report:
+    def build(step: Callable[..., None]) -> "Report":
         from devcheck import options
         from devcheck.commands.env import collect
 
@@ -158,7 +156,7 @@ def bench(
 ) -> None:
     """How fast is this machine, and is the GPU really faster? Matmul, bandwidth, copies, an autograd step."""
 
-    def build(step: Callable[..., None]) -> Report:
+    def build(step: Callable[..., None]) -> "Report":
         from devcheck import options
         from devcheck.commands import bench as command
         from devcheck.machine.devices import select
@@ -192,7 +190,7 @@ def grad(
 ) -> None:
     """Does autograd give the right gradients on every device? The classic a**2*x+b*x+c, then every op."""
 
-    def build(step: Callable[..., None]) -> Report:
+    def build(step: Callable[..., None]) -> "Report":
         from devcheck import options
         from devcheck.commands import grad as command
         from devcheck.machine.devices import select
@@ -228,7 +226,7 @@ def train(
 ) -> None:
     """Does a small network really learn on every device, and do the devices tell the same story?"""
 
-    def build(step: Callable[..., None]) -> Report:
+    def build(step: Callable[..., None]) -> "Report":
         from devcheck import options
         from devcheck.commands import train as command
         from devcheck.machine.devices import select
@@ -279,7 +277,7 @@ def check(
 ) -> None:
     """Is this machine fit to compute? Health, correctness, speed and a stress window, in a time budget."""
 
-    def build(step: Callable[..., None]) -> Report:
+    def build(step: Callable[..., None]) -> "Report":
         from devcheck import options
         from devcheck.commands import check as command
         from devcheck.commands.check import thresholds as floors
@@ -336,7 +334,7 @@ def compare(
 ) -> None:
     """Many nodes' reports side by side: outliers against the fleet's median, drift, failed checks."""
 
-    def build(step: Callable[..., None]) -> Report:
+    def build(step: Callable[..., None]) -> "Report":
         from devcheck import options
         from devcheck.commands import compare as command
         from devcheck.commands.check import thresholds as floors

@@ -35,6 +35,7 @@ def collect(*, require_gpu: bool = False, environ: Mapping[str, str] | None = No
 
     environ = os.environ if environ is None else environ
     dists = seam.packages(packages.installed())
+    toolkit_probe = toolkit.start(environ)
     report = Report("env")
     report.checks += seam.replay_checks()
     report.add(guarded("python", python.probe))
@@ -53,7 +54,7 @@ def collect(*, require_gpu: bool = False, environ: Mapping[str, str] | None = No
         for gpu in driver.gpus:
             index = visible.cuda_index_of(gpu.nvml_index, driver.gpus, selection, state.bus_ids)
             report.add(guarded(f"gpu{gpu.nvml_index}", lambda g=gpu, i=index: nvml.gpu_findings(module, g, i)))
-    report.add(guarded("toolkit", lambda: toolkit.probe(environ, state.runtime_major)))
+    report.add(guarded("toolkit", lambda: toolkit_probe(state.runtime_major)))
     report.add(guarded("envvars", lambda: envvars.probe(environ)))
 
     report.verdict = verdict(report, state)

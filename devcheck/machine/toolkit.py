@@ -7,7 +7,8 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 
 from devcheck.report import Check, Field, Findings, Section, Status, na
 
@@ -29,14 +30,29 @@ def nvcc_version(nvcc: str) -> str | None:
     return match.group(1) if match else None
 
 
-def probe(environ: Mapping[str, str], runtime_major: int | None) -> Findings:
+def start(environ: Mapping[str, str]) -> Callable[[int | None], Findings]:
+    """Find nvcc and run `nvcc --version` in a thread from now on, so its milliseconds pass beside
+    the other probes; the returned function finishes the probe once CuPy's CUDA major is known."""
     nvcc = find_nvcc(environ)
+    answer: list[str | None] = []
+    thread = threading.Thread(target=lambda: answer.append(nvcc_version(nvcc)), daemon=True) if nvcc else None
+    if thread:
+        thread.start()
+
+    def finish(runtime_major: int | None) -> Findings:
+        if thread:
+            thread.join()
+        return probe(environ, nvcc, answer[0] if answer else None, runtime_major)
+
+    return finish
+
+
+def probe(environ: Mapping[str, str], nvcc: str | None, version: str | None, runtime_major: int | None) -> Findings:
     home = environ.get("CUDA_HOME") or environ.get("CUDA_PATH")
     fields = {"CUDA_HOME": Field(home, "os.environ") if home else na("os.environ", "unset")}
     if not nvcc:
         fields["nvcc"] = na("PATH", "no CUDA toolkit on PATH (not needed to run CuPy wheels)")
         return Findings([Section("toolkit", "CUDA toolkit (for building, not for running)", fields)])
-    version = nvcc_version(nvcc)
     fields["nvcc"] = Field(nvcc, "CUDA_HOME / PATH")
     fields["nvcc version"] = (
         Field(version, "nvcc --version") if version else Field(None, "nvcc --version", Status.ERROR, "could not run it")
