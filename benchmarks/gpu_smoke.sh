@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything GPU-side, on a fresh GPU machine, in under 5 minutes, with no network: the real-GPU
-# tests (`pytest -m gpu`), then the four commands with --json, a recording of the machine, and the
-# versions, all kept in one folder ($OUT on the device tool, else ./gpu-smoke or the first argument).
+# tests (`pytest -m gpu`), then the four commands with --json, a recording of the machine, the
+# versions, the engine's step and the copies against torch (step.py, copies.py), all kept in one
+# folder ($OUT on the device tool, else ./gpu-smoke or the first argument).
 #
 #   bash benchmarks/gpu_smoke.sh [FOLDER]
 #
@@ -60,5 +61,8 @@ for r in json.load(open(f"{out}/bench.json"))["data"]["records"]:
     print(f"  {r['case']:<24} {r['device']:<7} {r['dtype']:<8} {r['stats']['median_s']*1e3:9.3f} ms {r['rate']:12.1f} {r['unit']:<9}"
           + (f" {pct:5.1f}% of {r['peak']['value']:.0f}" if pct else ""))
 PY
+# issue 13's GPU figures: the engine's step against torch eager, and the copy paths against torch's
+python3 benchmarks/step.py 2>&1 | grep -v "^USDT" | tee "$out/step.txt"
+python3 benchmarks/copies.py 2>&1 | tee "$out/copies.txt"
 echo "gpu_smoke: $SECONDS s, status $status, output in $out"
 exit $status

@@ -4,7 +4,8 @@ time beside the same math written directly in NumPy.
 
     python benchmarks/step.py            # launches on the CuPy stand-in (the recorded H100), CPU times
 
-GPU times come from benchmarks/gpu_smoke.sh (CUDA events through `devcheck bench`), not from here.
+On a machine with a GPU, CuPy and a CUDA build of torch it also times the engine's step against
+torch eager's on the same GPU (CUDA events, steps back to back).
 
 A small step on a GPU costs what its launches (5-10 us each on an H100) and synchronisations
 (~20 us) cost, so both are counted; the CuPy stand-in counts them without a GPU. PyTorch's count is
@@ -52,32 +53,66 @@ def launches_on_the_standin(sizes: list[int], batch: int, optimizer: str) -> tup
         return standin.COUNTS["launches"], standin.COUNTS["to_host"] + standin.COUNTS["syncs"]
 
 
-def torch_kernels(sizes: list[int], batch: int, optimizer: str) -> int | None:
-    try:
-        import torch
-    except ImportError:
-        return None
+def torch_step(torch, sizes: list[int], batch: int, optimizer: str, device: str, foreach: bool | None = None):
+    """PyTorch eager's step for the same model (its default optimizer code unless `foreach` says)."""
     layers = []
     for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
         layers += [torch.nn.Linear(a, b)] + ([torch.nn.ReLU()] if i < len(sizes) - 2 else [])
-    model = torch.nn.Sequential(*layers)
+    model = torch.nn.Sequential(*layers).to(device)
     opt = (
-        torch.optim.Adam(model.parameters(), lr=0.01, foreach=False)
+        torch.optim.Adam(model.parameters(), lr=0.01, foreach=foreach)
         if optimizer == "adam"
-        else torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, foreach=False)
+        else torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, foreach=foreach)
     )
-    x, y = torch.randn(batch, sizes[0]), torch.randint(0, sizes[-1], (batch,))
+    x = torch.randn(batch, sizes[0], device=device)
+    y = torch.randint(0, sizes[-1], (batch,), device=device)
 
     def step() -> None:
         opt.zero_grad()
         torch.nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
 
+    return step
+
+
+def torch_kernels(sizes: list[int], batch: int, optimizer: str) -> int | None:
+    """Compute operators per step, one optimizer update per parameter (foreach=False), as the engine."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    step = torch_step(torch, sizes, batch, optimizer, "cpu", foreach=False)
     step()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         step()
     leaf = [e for e in prof.events() if e.name.startswith("aten::") and not e.cpu_children]
     return sum(e.name.removeprefix("aten::") not in NOT_KERNELS for e in leaf)
+
+
+def have_gpu() -> bool:
+    """A GPU through CuPy, and a CUDA build of torch to compare with."""
+    try:
+        import cupy
+        import torch
+
+        return bool(cupy.cuda.runtime.getDeviceCount()) and torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+def gpu_times(sizes: list[int], batch: int, optimizer: str) -> tuple[float, float]:
+    """The engine on cuda:0 and torch eager (its defaults) on the same GPU: CUDA events around steps
+    run back to back, as devcheck bench times them."""
+    import cupy
+    import torch
+
+    from devcheck.commands.bench.timing import CudaEventClock, measure
+
+    x, y = data(sizes, batch)
+    engine, _ = engine_step(sizes, x, y, "cuda:0", optimizer)
+    reference = torch_step(torch, sizes, batch, optimizer, "cuda")
+    clock = CudaEventClock(cupy, cupy.cuda.Device(0))
+    return measure(engine, clock, 20, 5.0, warmup=3)[1].median, measure(reference, clock, 20, 5.0, warmup=3)[1].median
 
 
 def cpu_times(sizes: list[int], batch: int, repeats: int) -> tuple[float, float, float]:
@@ -110,6 +145,16 @@ def main() -> int:
             ratio = launches / reference if reference else float("nan")
             ok &= syncs == 0 and (reference is None or ratio <= 1.2)
             print(f"{name:<32} {optimizer:<5} {launches:>8} {reference or '-':>6} {ratio:>6.2f} {syncs:>5}")
+    print()
+    gpu = have_gpu()
+    for (name, sizes, batch), target in zip(MODELS, (1.2, 1.0, 1.0)) if gpu else ():
+        for optimizer in ("sgd", "adam"):
+            engine, torch_eager = gpu_times(sizes, batch, optimizer)
+            ok &= engine / torch_eager <= target
+            print(f"gpu {name:<28} {optimizer:<5} engine {engine * 1e6:8.1f} us  torch {torch_eager * 1e6:8.1f} us  "
+                  f"ratio {engine / torch_eager:4.2f} (target <= {target})")  # fmt: skip
+    if not gpu:
+        print("gpu: no GPU with CuPy and a CUDA build of torch here: step times on a GPU not measured")
     print()
     for (name, sizes, batch), target, repeats in zip(MODELS[:2], (2.0, 1.05), (3000, 200)):
         engine, raw, ratio = cpu_times(sizes, batch, repeats)

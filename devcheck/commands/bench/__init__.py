@@ -27,7 +27,6 @@ from devcheck.report import Check, Report, Status
 
 CASES = ("matmul", "e2e", "bandwidth", "copy", "autograd", "crossover")
 DTYPES = ("float32", "float64", "float16")
-COPY_BYTES = 64 * 2**20
 Progress = Callable[..., None]
 
 
@@ -101,15 +100,13 @@ def _plan(devices: list, settings: Settings) -> list[Planned]:
             plan.append(Planned("matmul", device, facts, dt, why=why))
             if gpu and "e2e" in chosen:
                 plan.append(Planned("e2e", device, facts, dt, why=why))
-        elements = _stream_bytes(facts.cache_bytes) // 4
+        stream = _stream_bytes(facts.cache_bytes)  # every array of these cases: their passes go to memory
         if "bandwidth" in chosen:
             plan.append(
-                Planned("bandwidth", device, facts, size=elements, why=_does_not_fit(3 * 4 * elements, device, facts))
+                Planned("bandwidth", device, facts, size=stream // 4, why=_does_not_fit(3 * stream, device, facts))
             )
         if "copy" in chosen and gpu:
-            plan.append(
-                Planned("copy", device, facts, size=COPY_BYTES, why=_does_not_fit(3 * COPY_BYTES, device, facts))
-            )
+            plan.append(Planned("copy", device, facts, size=stream, why=_does_not_fit(3 * stream, device, facts)))
         if "autograd" in chosen:
             plan.append(Planned("autograd", device, facts))
     return plan + (_crossover_plan(devices) if "crossover" in chosen else [])
