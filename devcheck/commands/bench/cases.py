@@ -167,7 +167,13 @@ def bandwidth(device: Device, facts: DeviceFacts, budget: Budget, elements: int)
 
 
 def copies(device: Device, facts: DeviceFacts, budget: Budget, nbytes: int) -> list[dict]:
-    """Host->device and device->host, pageable and pinned, and device->device (counted twice: read + write)."""
+    """Host->device and device->host, pageable and pinned, and device->device (counted twice: read + write).
+
+    Each the way PyTorch copies (CuPy v14.2 source): `dst.set(host)` and `src.get(out=host)` are one
+    cudaMemcpyAsync, pageable memory staged by the driver, as torch's `.to()` / `.cpu()`; not
+    `cupy.asarray(host)`, which first copies the array into a pinned buffer with one host thread.
+    `cupy.copyto` of contiguous arrays is one cudaMemcpyAsync, as torch's `clone()`; `src.copy()`
+    would launch CuPy's elementwise copy kernel instead."""
     clock, n = clock_for(device), nbytes // 4
     pageable = numpy.random.default_rng(3).standard_normal(n, dtype=numpy.float32)
     records = []
