@@ -105,14 +105,15 @@ def gpu_times(sizes: list[int], batch: int, optimizer: str) -> tuple[float, floa
     run back to back, as devcheck bench times them."""
     import cupy
     import torch
+    from copies import Events  # each library's own events, on its own current stream
 
     from devcheck.commands.bench.timing import CudaEventClock, measure
 
     x, y = data(sizes, batch)
     engine, _ = engine_step(sizes, x, y, "cuda:0", optimizer)
     reference = torch_step(torch, sizes, batch, optimizer, "cuda")
-    clock = CudaEventClock(cupy, cupy.cuda.Device(0))
-    return measure(engine, clock, 20, 5.0, warmup=3)[1].median, measure(reference, clock, 20, 5.0, warmup=3)[1].median
+    engine_s = measure(engine, CudaEventClock(cupy, cupy.cuda.Device(0)), 20, 5.0, warmup=3)[1].median
+    return engine_s, measure(reference, Events.torch(torch), 20, 5.0, warmup=3)[1].median
 
 
 def cpu_times(sizes: list[int], batch: int, repeats: int) -> tuple[float, float, float]:
@@ -131,7 +132,7 @@ def cpu_times(sizes: list[int], batch: int, repeats: int) -> tuple[float, float,
         raw()
         a.append(t1 - t0)
         b.append(time.perf_counter() - t1)
-    return statistics.median(a), statistics.median(b), statistics.median(x / y for x, y in zip(a, b))
+    return statistics.median(a), statistics.median(b), statistics.median(e / r for e, r in zip(a, b))
 
 
 def main() -> int:

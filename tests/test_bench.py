@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from devcheck.cli import app
 from devcheck.commands.bench import cases
 from devcheck.commands.bench.baseline import compare
-from devcheck.commands.bench.timing import MAX_CALLS, MIN_WINDOW_S, CudaEventClock, HostClock, measure, summarize
+from devcheck.commands.bench.timing import MAX_CALLS, CudaEventClock, HostClock, measure, summarize
 from devcheck.engine import get_device
 from devcheck.machine import facts as hardware
 from devcheck.machine import peaks as peak
@@ -50,27 +50,27 @@ def test_summary_statistics_and_instability():
     noisy = summarize([1.0, 1.5, 0.7, 1.2, 2.0], host_timer=False)
     assert "spread (IQR)" in noisy.unstable
     assert "only 2 sample(s)" in summarize([1.0, 1.0], host_timer=False).unstable
-    assert "under 1 ms" in summarize([1e-5] * 5, host_timer=True).unstable
+    assert "under 0.5 ms" in summarize([1e-5] * 5, host_timer=True).unstable
 
 
 def test_measure_keeps_the_first_call_apart_and_respects_repeat():
     calls = []
     first, stats = measure(lambda: calls.append(1), HostClock(), repeat=5, budget_s=10, warmup=2)
-    assert len(calls) == 1 + 2 + 5 * stats.calls and stats.n == 5 and first >= 0
+    sizing = len(calls) - 1 - 2 - 5 * stats.calls  # the first call, warm-up, samples; the rest sized them
+    assert stats.n == 5 and first >= 0 and 0 < sizing < 2 * stats.calls
     assert stats.calls == MAX_CALLS  # a call far under MIN_WINDOW_S: samples of many calls back to back
 
 
-def test_a_sample_of_short_calls_fills_the_window_and_reports_time_per_call():
-    def call():  # about 0.2 ms each
+def test_a_sample_of_short_calls_is_many_calls_and_reports_time_per_call():
+    def call():  # at least 0.2 ms each
         end = time.perf_counter() + 2e-4
         while time.perf_counter() < end:
             pass
 
     _, stats = measure(call, HostClock(), repeat=3, budget_s=10)
-    assert stats.calls * 2e-4 >= MIN_WINDOW_S and 2e-4 <= stats.median < 2e-4 * 1.5
-    assert stats.to_dict()["calls_per_sample"] == stats.calls and not stats.unstable.count("under 1 ms")
+    assert stats.calls > 1 and stats.median >= 2e-4 and stats.to_dict()["calls_per_sample"] == stats.calls
     _, slow = measure(lambda: time.sleep(2e-3), HostClock(), repeat=3, budget_s=10)
-    assert slow.calls == 1  # a call longer than the window is timed alone
+    assert slow.calls == 1 and slow.median >= 2e-3  # a call longer than the window is timed alone
 
 
 def test_cuda_event_clock_times_with_events_on_the_device(gpu):

@@ -210,6 +210,11 @@ def test_optimizer_state_follows_the_model_to_another_device():
     opt.step()
     assert all(p.device.name == "sim" for p in model.parameters())
     assert all(p.device.owns(opt.state[p]["momentum_buffer"]) for p in model.parameters())
+    for p in model.parameters():  # state set by hand, from host arrays: placed at the next step
+        opt.state[p] = {"momentum_buffer": numpy.zeros(p.shape, "float32")}
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+    assert all(p.device.owns(opt.state[p]["momentum_buffer"]) for p in model.parameters())
     model.to("cpu")  # and back: the state follows again
     F.cross_entropy(model(x.to("cpu")), y.to("cpu")).backward()
     opt.step()

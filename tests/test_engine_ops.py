@@ -159,13 +159,28 @@ def test_softmax_family_is_stable_for_huge_logits(device):
     assert F.softmax(logits).numpy() == pytest.approx(numpy.array([[1.0, 0.0, 0.0]]))
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int64"])
+def test_cross_entropy_of_narrow_integer_targets_past_their_range(device, dtype):
+    """300 rows: row numbers in a uint8 or int8 would wrap and pick other rows' targets."""
+    rng = numpy.random.default_rng(5)
+    z, t = rng.standard_normal((300, 5)), rng.integers(0, 5, 300)
+    logits = tensor(z.astype("float32"), device=device, requires_grad=True)
+    loss = F.cross_entropy(logits, tensor(t.astype(dtype), device=device))
+    loss.backward()
+    logp = z - z.max(axis=1, keepdims=True)
+    logp -= numpy.log(numpy.exp(logp).sum(axis=1, keepdims=True))
+    softmax_minus_onehot = (numpy.exp(logp) - numpy.eye(5)[t]) / 300
+    assert loss.item() == pytest.approx(-logp[numpy.arange(300), t].mean(), rel=1e-5)
+    assert logits.grad.numpy() == pytest.approx(softmax_minus_onehot, abs=1e-6)
+
+
 def test_bad_loss_inputs():
     with pytest.raises(TypeError, match="integer class indices"):
         F.cross_entropy(tensor([[1.0, 2.0]]), tensor([0.0]))
     with pytest.raises(ValueError, match="reduction='none'"):
         F.cross_entropy(tensor([[1.0, 2.0]]), tensor([0]), reduction="none")
     with pytest.raises(IndexError, match=r"targets must be in \[0, 2\), got -1"):
-        F.cross_entropy(tensor([[1.0, 2.0]]), tensor([-1]))  # take_along_axis would read it as the last class
+        F.cross_entropy(tensor([[1.0, 2.0]]), tensor([-1]))  # indexing would read it as the last class
     with pytest.raises(IndexError, match="out of bounds"):
         F.cross_entropy(tensor([[1.0, 2.0]]), tensor([2]))
     assert F.cross_entropy(tensor([[1.0, 2.0]]), tensor([1])).item() > 0

@@ -470,6 +470,15 @@ def test_toolkit_major_differs_from_cupy_runtime(tmp_path):
     assert status(report, "toolkit.major") is Status.WARN
 
 
+def test_an_nvcc_that_prints_bytes_not_text_still_gives_a_report(tmp_path):
+    nvcc = tmp_path / "bin" / "nvcc"
+    nvcc.parent.mkdir()
+    nvcc.write_bytes(b"#!/bin/sh\nprintf 'release 12.4 \\377\\n'\n")
+    nvcc.chmod(0o755)
+    report = run(environ={"CUDA_HOME": str(tmp_path)})
+    assert report.to_dict()["data"]["toolkit"]["nvcc_version"]["value"] == "12.4"
+
+
 def test_bus_id_normalization():
     assert nvml.normalize_bus_id("00000000:3B:00.0") == nvml.normalize_bus_id("0000:3b:00.0") == "0000:3b:00.0"
 

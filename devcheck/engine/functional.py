@@ -64,7 +64,8 @@ class CrossEntropy(Function):
         shifted = logits - xp.max(logits, axis=-1, keepdims=True)
         self.e = xp.exp(shifted)
         self.s = xp.sum(self.e, axis=-1, keepdims=True)
-        self.rows = xp.arange(target.shape[0], dtype=target.dtype, device=getattr(target, "device", None))
+        # row numbers in the default index dtype: in the target's (uint8, say) they would wrap past 255
+        self.rows = xp.arange(target.shape[0], device=getattr(target, "device", None))
         self.target, self.scale = target, 1.0 / target.shape[0] if self.reduction == "mean" else 1.0
         picked = shifted[self.rows, target] - xp.log(self.s[:, 0])  # the targets' log-probabilities
         return xp.sum(picked) * -self.scale
@@ -76,7 +77,7 @@ class CrossEntropy(Function):
         if self.scatter_add is not None:
             self.scatter_add(g, (self.rows, target), -weight, unique=True)  # one position per row
             return g, None
-        classes = xp.arange(g.shape[-1], dtype=target.dtype, device=getattr(target, "device", None))
+        classes = xp.arange(g.shape[-1], device=getattr(target, "device", None))
         return g - xp.astype(xp.expand_dims(target, axis=-1) == classes, g.dtype) * weight, None
 
 
@@ -101,7 +102,7 @@ def cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") -> Te
         raise ValueError(f"cross_entropy needs logits (N, C) and targets (N,), got {logits.shape} and {target.shape}")
     if not target.dtype.startswith(("int", "uint")):
         raise TypeError(f"cross_entropy targets must be integer class indices, got {target.dtype}")
-    # indexing refuses a target >= C but reads -1 as the last class; a negative one is caught
+    # NumPy's indexing refuses a target >= C but reads -1 as the last class; a negative one is caught
     # here on the CPU (on a GPU the check would cost a synchronisation every step)
     if isinstance(target.data, numpy.ndarray) and target.shape[0] and target.data.min() < 0:
         raise IndexError(f"cross_entropy targets must be in [0, {logits.shape[1]}), got {target.data.min()}")

@@ -21,7 +21,7 @@ class Optimizer:
             raise ValueError(f"learning rate lr={lr!r}: expected a positive finite number")
         self.hyper = {"lr": float(lr), **hyper}
         self.state: dict[Parameter, dict[str, Any]] = {p: {} for p in self.params}
-        self._placed: dict[Parameter, Any] = {}  # the device each parameter's state was last checked on
+        self._placed: dict[Parameter, tuple] = {}  # (device, id(state dict)) when a parameter's state was last placed
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -32,7 +32,7 @@ class Optimizer:
             for p in self.params:
                 if p.grad is not None:
                     state = self.state[p]
-                    if self._placed.get(p) is not p.device:  # new, loaded, or the model moved with .to(device)
+                    if self._placed.get(p) != (p.device, id(state)):  # new or replaced state, or a moved model
                         self._follow(p, state)
                     with p.device.context():  # new state and the kernel on the parameter's GPU, not the current one
                         self.update(p, p.grad.data, state)
@@ -41,7 +41,7 @@ class Optimizer:
         for name, value in state.items():
             if hasattr(value, "shape") and not p.device.owns(value):
                 state[name] = p.device.from_host(numpy.asarray(_host(value)))
-        self._placed[p] = p.device
+        self._placed[p] = (p.device, id(state))
 
     def update(self, p: Parameter, g: Any, state: dict[str, Any]) -> None:
         raise NotImplementedError

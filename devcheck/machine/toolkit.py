@@ -23,7 +23,7 @@ def find_nvcc(environ: Mapping[str, str]) -> str | None:
 
 def nvcc_version(nvcc: str) -> str | None:
     try:
-        out = subprocess.run([nvcc, "--version"], capture_output=True, text=True, timeout=10).stdout
+        out = subprocess.run([nvcc, "--version"], capture_output=True, text=True, errors="replace", timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     match = re.search(r"release (\d+\.\d+)", out)
@@ -34,14 +34,23 @@ def start(environ: Mapping[str, str]) -> Callable[[int | None], Findings]:
     """Find nvcc and run `nvcc --version` in a thread from now on, so its milliseconds pass beside
     the other probes; the returned function finishes the probe once CuPy's CUDA major is known."""
     nvcc = find_nvcc(environ)
-    answer: list[str | None] = []
-    thread = threading.Thread(target=lambda: answer.append(nvcc_version(nvcc)), daemon=True) if nvcc else None
+    answer: list = []
+
+    def run() -> None:
+        try:
+            answer.append(nvcc_version(nvcc))
+        except Exception as e:  # raised again in finish(), where env's guard turns it into a check
+            answer.append(e)
+
+    thread = threading.Thread(target=run, daemon=True) if nvcc else None
     if thread:
         thread.start()
 
     def finish(runtime_major: int | None) -> Findings:
         if thread:
             thread.join()
+        if answer and isinstance(answer[0], Exception):
+            raise answer[0]
         return probe(environ, nvcc, answer[0] if answer else None, runtime_major)
 
     return finish

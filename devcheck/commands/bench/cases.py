@@ -169,7 +169,7 @@ def bandwidth(device: Device, facts: DeviceFacts, budget: Budget, elements: int)
 def copies(device: Device, facts: DeviceFacts, budget: Budget, nbytes: int) -> list[dict]:
     """Host->device and device->host, pageable and pinned, and device->device (counted twice: read + write).
 
-    Each the way PyTorch copies (CuPy v14.2 source): `dst.set(host)` and `src.get(out=host)` are one
+    Each done the way PyTorch copies (CuPy v14.2 source): `dst.set(host)` and `src.get(out=host)` are one
     cudaMemcpyAsync, pageable memory staged by the driver, as torch's `.to()` / `.cpu()`; not
     `cupy.asarray(host)`, which first copies the array into a pinned buffer with one host thread.
     `cupy.copyto` of contiguous arrays is one cudaMemcpyAsync, as torch's `clone()`; `src.copy()`
@@ -188,7 +188,8 @@ def _copy_fns(device: Device, pageable: numpy.ndarray, facts: DeviceFacts) -> li
     if device.native is not None and device.name.startswith("cuda:"):
         cupy = device.native
         with device.context():
-            src, dst = cupy.asarray(pageable), cupy.empty_like(cupy.asarray(pageable))
+            src = cupy.asarray(pageable)
+            dst = cupy.empty_like(src)
         memory = cupy.cuda.alloc_pinned_memory(nbytes)
         pinned = numpy.frombuffer(memory, numpy.float32, pageable.size)
         pinned[...] = pageable

@@ -9,11 +9,12 @@ autorange), then divides. One short call between two events is not what it seems
 the start event at once, then idles while Python prepares the call (10-20 us for a CuPy copy or
 matmul), and that idle time is counted; for a 64 MiB device copy (~45 us on an H100) it is a third
 of the figure. With calls back to back, the host runs ahead of the GPU and the idle gap is paid once.
+A call that takes the GPU less time than Python takes to issue it is then timed at its issue rate,
+which is what a program of such calls gets.
 """
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from collections.abc import Callable
@@ -103,21 +104,22 @@ def summarize(samples: list[float], host_timer: bool, calls: int = 1) -> Stats:
         reasons.append(f"only {len(ordered)} sample(s) fit the time budget")
     if median and (q3 - q1) / median > UNSTABLE_SPREAD:
         reasons.append(f"spread (IQR) is {(q3 - q1) / median:.0%} of the median, over {UNSTABLE_SPREAD:.0%}")
-    if host_timer and ordered[0] * calls < 1e-3:
-        reasons.append("samples under 1 ms are dominated by timer and call overhead")
+    if host_timer and median * calls < MIN_WINDOW_S / 2:
+        reasons.append("samples under 0.5 ms are dominated by timer and call overhead")
     return Stats(median, q1, q3, ordered[0], ordered[-1], len(ordered), "; ".join(reasons), calls)
 
 
 def measure(fn: Callable[[], Any], clock: Any, repeat: int, budget_s: float, warmup: int = 1) -> tuple[float, Stats]:
     """The first call on its own (context creation, library handles, kernel compilation land there),
-    then `warmup` calls (the last one timed, to size the samples), then up to `repeat` samples within
-    `budget_s` (at least three), each of as many calls back to back as fill MIN_WINDOW_S."""
+    then `warmup` calls and the sizing of a sample, then up to `repeat` samples within `budget_s` (at
+    least three), each of as many calls back to back as fill MIN_WINDOW_S."""
     started = time.perf_counter()
     first = clock.time(fn)
-    for _ in range(warmup - 1):
+    for _ in range(warmup):
         fn()
-    one = clock.time(fn) if warmup else first
-    calls = max(1, min(MAX_CALLS, math.ceil(MIN_WINDOW_S / one))) if one > 0 else MAX_CALLS
+    calls = 1  # doubled until one sample fills the window (a single slow call cannot size them all)
+    while calls < MAX_CALLS and clock.time(fn, calls) * calls < MIN_WINDOW_S:
+        calls = min(2 * calls, MAX_CALLS)
     samples: list[float] = []
     while len(samples) < repeat and (len(samples) < MIN_SAMPLES or time.perf_counter() - started < budget_s):
         samples.append(clock.time(fn, calls))
