@@ -338,6 +338,7 @@ def compare(
         from devcheck import options
         from devcheck.commands import compare as command
         from devcheck.commands.check import thresholds as floors
+        from devcheck.commands.compare import load
 
         settings = command.Settings(
             inputs=options.report_inputs(reports),
@@ -346,9 +347,8 @@ def compare(
             prometheus=options.output_file("--prometheus", prometheus),
             strict=strict,
         )
-        options.distinct_files(
-            {"--prometheus": prometheus, "--summary": summary, "--junit": junit, "--json-file": json_file}
-        )
+        outputs = {"--prometheus": prometheus, "--summary": summary, "--junit": junit, "--json-file": json_file}
+        load.refuse_overwriting(settings.inputs, options.distinct_files(outputs))
         return command.run(settings, progress=step)
 
     run_command(build, fmt, as_json, quiet, summary, junit, json_file)

@@ -251,6 +251,16 @@ def test_bad_usage_is_one_line_and_exit_2(args, words):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("option", ["--json-file", "--junit", "--prometheus", "--summary"])
+def test_an_output_that_is_one_of_the_reports_is_refused_and_left_alone(h100_check, tmp_path, option):
+    folder = write(tmp_path / "fleet", {"a": json.dumps(h100_check), "b": json.dumps(h100_check)})
+    before = (folder / "a.json").read_text()
+    for inputs in (["fleet/a.json", "fleet/b.json"], ["fleet"], ["fleet/*.json"]):
+        result = runner.invoke(app, ["compare", *[str(tmp_path / i) for i in inputs], option, str(folder / "a.json")])
+        assert result.exit_code == 2 and "is one of the reports being compared" in result.stderr, result.stderr
+        assert (folder / "a.json").read_text() == before
+
+
 def test_empty_stdin_is_one_line_and_exit_2():
     result = runner.invoke(app, ["compare", "-"], input="just text\n")
     assert result.exit_code == 2 and "<stdin>: no JSON report in it" in result.stderr

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from devcheck.errors import BadInput
 from devcheck.report import SCHEMA_VERSION
 
 GLOB_CHARS = set("*?[")
@@ -57,6 +58,15 @@ def expand(inputs: Iterable[str]) -> Iterator[str | Bad]:
                 yield str(item)
             else:
                 yield item
+
+
+def refuse_overwriting(inputs: Iterable[str], outputs: dict[str, Path | None]) -> None:
+    """An output that is also one of the reports would be replaced by (or appended with) the
+    comparison it is read into: refused before anything is read or written."""
+    read = {Path(item).resolve() for item in expand(inputs) if isinstance(item, str) and item != "-"}
+    for option, path in outputs.items():
+        if path is not None and path.resolve() in read:
+            raise BadInput(f"{option} {path}: it is one of the reports being compared; write the result elsewhere")
 
 
 def _paths(text: str) -> Iterator[Path | str | Bad]:
