@@ -140,6 +140,19 @@ def test_a_healthy_fleet_is_alike(h100_check, tmp_path):
     assert all(g["judged"] and g["outliers"] == 0 for g in doc["data"]["groups"])
 
 
+def test_a_gpu_idling_at_pcie_gen_1_is_not_drift_but_a_lower_maximum_is(h100_check, tmp_path):
+    reports = {host: json.loads(text) for host, text in fleets.fleet(h100_check, 4, kinds=()).items()}
+    gpu = reports["node-0001"]["data"]["gpus"][2]
+    gpu["pcie_generation"] = {**gpu["pcie_generation"], "value": 1}  # idle at P8, as the public dumps show
+    code, doc, _ = compare(str(write(tmp_path / "r", {h: json.dumps(d) for h, d in reports.items()})))
+    assert code == 0 and doc["data"]["drift"] == []
+    gpu["pcie_generation_max"] = {**gpu["pcie_generation_max"], "value": 4}  # a Gen4 slot: that is drift
+    code, doc, _ = compare(str(write(tmp_path / "s", {h: json.dumps(d) for h, d in reports.items()})))
+    assert [(r["fact"], [d["host"] for d in r["differing"]]) for r in doc["data"]["drift"]] == [
+        ("pcie_generation_max", ["node-0001"])
+    ]
+
+
 def test_stdin_json_lines_and_printed_reports_with_other_text(h100_check):
     texts = fleets.fleet(h100_check, 6, kinds=("slow_gemm", "truncated"))
     odd = fleets.odd_hosts(6, ("slow_gemm", "truncated"))

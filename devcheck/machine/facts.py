@@ -124,6 +124,8 @@ def under_load(index: int) -> dict:
         "sm_max_mhz": read("nvmlDeviceGetMaxClockInfo", h, module.NVML_CLOCK_SM).value,
         "pcie_gen": read("nvmlDeviceGetCurrPcieLinkGeneration", h).value,
         "pcie_gen_max": read("nvmlDeviceGetMaxPcieLinkGeneration", h).value,
+        "pcie_width": read("nvmlDeviceGetCurrPcieLinkWidth", h).value,
+        "pcie_width_max": read("nvmlDeviceGetMaxPcieLinkWidth", h).value,
         "held_back": nvml.slowdowns(read, h).value,
     }
     return {k: v for k, v in values.items() if v is not None}
