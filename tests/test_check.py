@@ -10,10 +10,12 @@ from typer.testing import CliRunner
 from devcheck.cli import app
 from devcheck.commands.check.health import health_checks
 from devcheck.commands.check.thresholds import Thresholds
-from devcheck.commands.check.verdicts import speed_check
+from devcheck.commands.check.verdicts import gpu_busy, speed_check
 from devcheck.commands.env import collect
 from devcheck.machine import seam
-from tests.recordings import GPU0, h100, nvml_error
+from devcheck.machine.facts import other_compute_processes
+from devcheck.machine.recording import Recording
+from tests.recordings import FOLDER, GPU0, h100, nvml_error
 
 runner = CliRunner()
 # Speed floors are judged in their own tests; here a loaded 2-core runner must not fail a healthy run.
@@ -131,6 +133,21 @@ def test_a_busy_cpu_is_not_judged_slow_but_a_fast_one_still_passes():
     slow, fast = {**H100_FP32, "rate": 1_000.0}, {**H100_FP32, "rate": 44_770.0}
     busy = "the CPUs are 90% busy with other work"
     assert speed_check("x", slow, 0.5, replaying=False, busy=busy).status == "warn"
+    assert speed_check("x", fast, 0.5, replaying=False, busy=busy).status == "ok"
+
+
+def test_another_job_on_a_gpu_is_named_and_excuses_a_slow_gemm_there():
+    """The public T4 dump shows a python job computing on the card (type C; Xorg's G is not compute)."""
+    with seam.replay(Recording.load(FOLDER / "public" / "t4.xml.json")):
+        others = other_compute_processes("00000000:00:1E.0")
+    assert others == [(5762, 1005 * 2**20)]
+    with seam.replay(h100()):
+        assert other_compute_processes("00000000:00:06.0") == []  # the recorded H100: nothing else on it
+    busy = gpu_busy(others)
+    assert busy == "1 other process(es) compute on this GPU (pid 5762 with 1,005 MiB)" and gpu_busy([]) == ""
+    slow, fast = {**H100_FP32, "rate": 1_000.0}, {**H100_FP32, "rate": 44_770.0}
+    assert speed_check("x", slow, 0.5, replaying=False, busy=busy).status == "warn"
+    assert speed_check("x", slow, 0.5, replaying=False).status == "fail"
     assert speed_check("x", fast, 0.5, replaying=False, busy=busy).status == "ok"
 
 

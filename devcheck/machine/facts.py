@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -129,6 +130,19 @@ def under_load(index: int) -> dict:
         "held_back": nvml.slowdowns(read, h).value,
     }
     return {k: v for k, v in values.items() if v is not None}
+
+
+def other_compute_processes(bus_id: str) -> list[tuple[int, int | None]] | None:
+    """(pid, bytes of GPU memory or None) of each other process computing on the GPU on `bus_id`: a
+    benchmark that shares the GPU measures the sharing. None when NVML cannot say."""
+    found = _nvml_gpu(bus_id)
+    if found is None:
+        return None
+    _, read, h = found
+    processes = read("nvmlDeviceGetComputeRunningProcesses", h).value
+    if processes is None:
+        return None
+    return [(p.pid, p.usedGpuMemory) for p in processes if p.pid != os.getpid()]
 
 
 def unknown_facts(name: str, why: str = "") -> DeviceFacts:

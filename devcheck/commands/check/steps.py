@@ -124,6 +124,15 @@ def speed_size(work: Work, device: str) -> int:
     return fits[-1] if fits else SIZES[0]
 
 
+def _gpu_shared(name: str) -> str:
+    """Read just after the GPU's matmul, while any other job on it is still there."""
+    from devcheck.commands.check.verdicts import gpu_busy
+    from devcheck.machine import seam
+    from devcheck.machine.facts import other_compute_processes
+
+    return gpu_busy(other_compute_processes(seam.cupy().cuda.Device(int(name.split(":")[1])).pci_bus_id))
+
+
 def speed(work: Work) -> None:
     from devcheck.commands.check.verdicts import cpu_busy, speed_check
 
@@ -149,9 +158,9 @@ def speed(work: Work) -> None:
             if record is not None:
                 work.records.append(record)
                 floor = work.settings.thresholds.floor(f"matmul_{dtype}", device.name, facts.label)
-                on_cpu = busy if device.name == "cpu" else ""
+                shared = busy if device.name == "cpu" else _gpu_shared(device.name)
                 work.check(
-                    speed_check(f"check.speed.{device.name}.matmul_{dtype}", record, floor, work.replaying, on_cpu)
+                    speed_check(f"check.speed.{device.name}.matmul_{dtype}", record, floor, work.replaying, shared)
                 )
         if device.name != "cpu":
             copies = (

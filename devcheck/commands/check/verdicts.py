@@ -43,3 +43,12 @@ def cpu_busy() -> str:
 
     busy = busy_fraction()
     return f"the CPUs are {busy:.0%} busy with other work" if busy is not None and busy > 0.25 else ""
+
+
+def gpu_busy(processes: list[tuple[int, int | None]] | None) -> str:
+    """Other processes computing on a GPU make a slow matmul there no sign of a slow GPU."""
+    if not processes:
+        return ""
+    shown = ", ".join(f"pid {pid}" + (f" with {used / 2**20:,.0f} MiB" if used else "") for pid, used in processes[:3])
+    more = f" and {len(processes) - 3} more" if len(processes) > 3 else ""
+    return f"{len(processes)} other process(es) compute on this GPU ({shown}{more})"
