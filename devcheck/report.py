@@ -120,9 +120,11 @@ class Findings:
 
 
 def _host() -> str:
+    """DEVCHECK_HOST when set (a pod's node name, from Kubernetes' downward API), else this machine's."""
     import os
 
-    return os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")
+    named = os.environ.get("DEVCHECK_HOST", "").strip()
+    return named or (os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", ""))
 
 
 def _run_id() -> str:

@@ -37,6 +37,16 @@ def test_json_envelope_on_stdout_only():
     assert result.stderr == ""
 
 
+@pytest.mark.parametrize(("value", "expected"), [("gpu-node-07", "gpu-node-07"), ("  ", None), ("", None)])
+def test_devcheck_host_names_the_node_in_reports(monkeypatch, value, expected):
+    """In a Kubernetes pod, the downward API's node name instead of the pod's host name."""
+    import os
+
+    monkeypatch.setenv("DEVCHECK_HOST", value)
+    doc = json.loads(invoke("env", "--json").stdout)
+    assert doc["host"] == (expected or os.uname().nodename)
+
+
 def test_table_goes_to_stderr_and_stdout_stays_empty():
     result = invoke("env")
     assert result.exit_code == 0
