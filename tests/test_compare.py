@@ -203,6 +203,15 @@ def test_bad_inputs_are_named_and_skipped_strict_makes_them_errors(h100_check, t
     assert "cut.json: truncated" in result.stderr and "--strict" in result.stderr
 
 
+def test_a_json_array_names_each_of_its_documents(h100_check, tmp_path):
+    (tmp_path / "many.json").write_text(json.dumps([{"a": 1}, h100_check, {"b": 2}]))
+    code, doc, _ = compare(str(tmp_path / "many.json"))
+    assert code == 0 and doc["data"]["nodes_compared"] == 1
+    assert [Path(r["input"]).name for r in doc["data"]["skipped"]] == ["many.json[0]", "many.json[2]"]
+    ids = [c["id"] for c in doc["checks"]]
+    assert len(ids) == len(set(ids))  # one JUnit test case each
+
+
 def test_hostile_inputs_are_skipped_not_crashes(h100_check, tmp_path):
     """Found by a bad-input campaign: each once crashed the whole comparison, hung or ran out of memory."""
     import os

@@ -122,7 +122,10 @@ def documents(source: str, noise: Noise) -> Iterator[tuple[str, dict] | Bad]:
     except ValueError:
         yield from _stream(source, iter([text]), noise)
         return
-    yield from (_checked(source, d) for d in (doc if isinstance(doc, list) else [doc]))
+    if isinstance(doc, list):  # an array of reports: each named by its place, so two never share a name
+        yield from (_checked(f"{source}[{i}]", d) for i, d in enumerate(doc))
+    else:
+        yield _checked(source, doc)
 
 
 def _stream(name: str, chunks: Iterator[str], noise: Noise) -> Iterator[tuple[str, dict] | Bad]:
