@@ -91,6 +91,21 @@ def test_elementwise_kernels_check_their_types(cp):
         cp.RawKernel('extern "C" __global__ void k() {}', "k")((1,), (1,), ())
 
 
+def test_elementwise_kernels_refuse_an_output_on_another_device():
+    with seam.replay(two_gpus(h100())):
+        cp = seam.cupy()
+        kernel = cp.ElementwiseKernel("T x", "T y", "y = x + y", "acc")
+        with cp.cuda.Device(1):
+            y = cp.zeros(3)
+        x = cp.ones(3)  # on device 0, the current one
+        with pytest.raises(ValueError, match="different from the current device"):
+            kernel(x, y)
+        with cp.cuda.Device(1):
+            with pytest.raises(ValueError, match="different from the current device"):
+                kernel(x, y)
+            assert kernel(cp.ones(3), y).get().tolist() == [1.0, 1.0, 1.0]
+
+
 def test_devices_check_their_id_when_used_and_are_not_hashable():
     with seam.replay(two_gpus(h100())):
         cp = seam.cupy()

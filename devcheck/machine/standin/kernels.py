@@ -70,7 +70,7 @@ class ElementwiseKernel:
                 raise TypeError(f"Cannot determine the type of output {type_name!r} of {self.name!r}")
             outs.append(wrap(numpy.empty(shape, dtype)))
         scope = {"__builtins__": {}, **_MATH, **{p: a for (_, p), a in zip(self.ins, ins)}}
-        scope.update({p: o._a.copy() for (_, p), o in zip(self.outs, outs)})
+        scope.update({p: unwrap(o).copy() for (_, p), o in zip(self.outs, outs)})  # outputs too: on this device
         COUNTS["launches"] += 1
         faulty("ElementwiseKernel", None)
         exec(self._code, scope)
