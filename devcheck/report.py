@@ -144,6 +144,7 @@ class Report:
     charts: list[Chart] = field(default_factory=list)
     host: str = field(default_factory=_host)  # which node, when a fleet's reports are compared
     run_id: str = field(default_factory=_run_id)  # UTC start time and a random part: unique per run
+    interrupted: str = ""  # why the run ended early (Ctrl-C, a signal): the report holds what it got to
 
     def add(self, findings: Findings) -> None:
         self.sections.extend(findings.sections)
@@ -151,7 +152,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not any(c.status in FAILING for c in self.checks)
+        return not self.interrupted and not any(c.status in FAILING for c in self.checks)
 
     @property
     def first_failure(self) -> Check | None:
@@ -179,4 +180,4 @@ class Report:
             "verdict": self.verdict,
             "checks": [c.to_dict() for c in self.checks],
             "data": data,
-        }
+        } | ({"interrupted": True} if self.interrupted else {})

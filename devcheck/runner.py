@@ -5,7 +5,6 @@ quiet 141 when the reader of the output went away."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -73,10 +72,10 @@ def _run(build: Callable, fmt: Format, as_json: bool, asked: Format, quiet: bool
         return 0 if report.ok else 1
     except BadInput as e:
         return error_line(str(e)) or 2
-    except KeyboardInterrupt:
-        return _interrupted(build, fmt, "interrupted", 130)
+    except KeyboardInterrupt as stop:
+        return _interrupted(build, fmt, "interrupted", 130, stop, quiet, files)
     except Stopped as stop:
-        return _interrupted(build, fmt, f"terminated by {stop}", stop.code)
+        return _interrupted(build, fmt, f"terminated by {stop}", stop.code, stop, quiet, files)
     except BrokenPipeError:  # `devcheck env | head -1`: the reader left; exit quietly, as `yes | head` does
         _silence_stdout()
         return 141
@@ -88,19 +87,24 @@ def _run(build: Callable, fmt: Format, as_json: bool, asked: Format, quiet: bool
         return error_line(f"internal error: {type(e).__name__}: {e} (set DEVCHECK_DEBUG=1 for the traceback)") or 2
 
 
-def _interrupted(build: Callable, fmt: Format, why: str, code: int) -> int:
-    """One line on stderr; with --json, a valid envelope on stdout too, marked interrupted."""
-    error_line(why)
-    if fmt is Format.json and sys.stdout is not None:
-        from devcheck.report import Report
+def _interrupted(
+    build: Callable, fmt: Format, why: str, code: int, stop: BaseException, quiet: bool, files: tuple
+) -> int:
+    """One line on stderr, then the report as far as the command got (a command that stops on an
+    interrupt hands it over as `stop.report`; else an empty one), marked interrupted, to every output."""
+    from devcheck.report import Check, Report, Status
 
-        command = build.__qualname__.split(".")[0]  # the command function the build closure lives in
-        report = Report(command, verdict=f"{command}: {why}")
-        try:
-            sys.stdout.write(json.dumps({**report.to_dict(), "ok": False, "interrupted": True}, indent=2) + "\n")
-            sys.stdout.flush()
-        except OSError:
-            pass
+    error_line(why)
+    command = build.__qualname__.split(".")[0]  # the command function the build closure lives in
+    report = getattr(stop, "report", None) or Report(command)
+    report.interrupted = why
+    report.checks.append(Check(f"{command}.interrupted", Status.ERROR, f"{command} {why} before it finished"))
+    report.verdict = f"{command}: {why} before it finished"
+    summary, junit, json_file = files
+    try:
+        emit(report, fmt, quiet=quiet, summary=summary, junit=junit, json_file=json_file)
+    except (OSError, ValueError):  # a closed or broken stream: the exit code still says it all
+        pass
     return code
 
 

@@ -10,8 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import jsonschema
 import pytest
+from typer.testing import CliRunner
 
+from devcheck.cli import app
 from devcheck.commands.env import collect
 from devcheck.machine import seam
 from tests.recordings import h100
@@ -103,3 +106,24 @@ def test_signals_end_devcheck_with_one_line_and_a_json_envelope(signum, code, wo
     ]
     doc = json.loads(out)
     assert doc["interrupted"] is True and doc["ok"] is False and doc["command"] == "bench"
+    # what was measured before the signal is there; what was not is named as not run
+    assert {c["id"]: c["status"] for c in doc["checks"]}["bench.interrupted"] == "error"
+    assert any(s["reason"] == "not run: the run was interrupted" for s in doc["data"]["skipped"])
+
+
+def test_an_interrupted_check_reports_the_steps_it_finished(tmp_path):
+    process = subprocess.Popen(
+        [*DEVCHECK, "check", "--device", "cpu", "--json", "--json-file", str(tmp_path / "partial.json")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2.5)  # past health, into the GEMMs or the stress window
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=60)
+    doc = json.loads(out)
+    assert process.returncode == 143 and doc["interrupted"] is True and doc["ok"] is False
+    ran = [p["step"] for p in doc["data"]["plan"] if p["ran"]]
+    assert ran[0] == "health" and len(ran) < len(doc["data"]["plan"])
+    assert json.loads((tmp_path / "partial.json").read_text()) == doc  # every output gets the partial report
+    jsonschema.validate(doc, json.loads(CliRunner().invoke(app, ["schema", "check"]).stdout))

@@ -48,7 +48,7 @@ def run(
     plan = _plan(devices, settings)
     report = Report("bench")
     report.checks += selection_checks(selection, require_gpu)
-    records, skipped, crashed = _execute(plan, settings, progress)
+    records, skipped, crashed, stop = _execute(plan, settings, progress)
     crossovers = [r for r in records if r["case"] == "crossover"]
     records = [r for r in records if r["case"] != "crossover"]
     report.checks += crashed
@@ -62,6 +62,9 @@ def run(
     tables.add_results(
         report, records, skipped, [f for _, f in devices], settings.shape, crossovers
     )  # last: reads every check
+    if stop is not None:  # Ctrl-C or a signal: the report of what was measured goes out with it
+        stop.report = report
+        raise stop
     return report
 
 
@@ -142,8 +145,9 @@ def _does_not_fit(need: int, device: Any, facts: DeviceFacts) -> str:
 
 def _execute(
     plan: list[Planned], settings: Settings, progress: Progress
-) -> tuple[list[dict], list[Planned], list[Check]]:
-    """Run the plan; a case that raises is a failed check on that device, and the run goes on."""
+) -> tuple[list[dict], list[Planned], list[Check], BaseException | None]:
+    """Run the plan; a case that raises is a failed check on that device, and the run goes on. An
+    interrupt ends it: the cases not run are skipped, and the interrupt is returned to raise later."""
     records, skipped, inputs, crashed = [], [], {}, []
     started = time.perf_counter()
     progress("benchmarking", total=len(plan))
@@ -152,25 +156,28 @@ def _execute(
         progress(label)
         if p.why:
             skipped.append(p)
-        else:
+            continue
+        try:
             left = max(settings.max_time - (time.perf_counter() - started), 0.0)
             budget = Budget(settings.repeat, left / (len(plan) - i))
             if p.case in ("matmul", "e2e") and p.dtype not in inputs:
                 inputs[p.dtype] = cases.host_inputs(settings.shape.mkn, p.dtype)
-            try:
-                records += _run_case(p, settings.shape.mkn, budget, inputs.get(p.dtype))
-            except Exception as e:
-                where = f"{p.device.name} {p.dtype}" if p.case in ("matmul", "e2e") else p.device.name
-                crashed.append(
-                    Check(
-                        f"bench.{p.case}.{where.replace(' ', '.')}",
-                        Status.ERROR,
-                        f"{p.case} on {where} raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-                        fix="run `devcheck env` for this device",
-                    )
+            records += _run_case(p, settings.shape.mkn, budget, inputs.get(p.dtype))
+        except Exception as e:
+            where = f"{p.device.name} {p.dtype}" if p.case in ("matmul", "e2e") else p.device.name
+            crashed.append(
+                Check(
+                    f"bench.{p.case}.{where.replace(' ', '.')}",
+                    Status.ERROR,
+                    f"{p.case} on {where} raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                    fix="run `devcheck env` for this device",
                 )
+            )
+        except BaseException as stop:  # KeyboardInterrupt, or the runner's signal: no more cases
+            skipped += [q if q.why else q._replace(why="not run: the run was interrupted") for q in plan[i:]]
+            return records, skipped, crashed, stop
         progress(label, advance=1)
-    return records, skipped, crashed
+    return records, skipped, crashed, None
 
 
 def _run_case(p: Planned, mkn: tuple[int, int, int], budget: Budget, inputs: Any) -> list[dict]:

@@ -60,20 +60,32 @@ def run(
     plan: list[dict] = []
     work = steps.Work(settings, selection, report, clock)
     progress("checking", total=len(steps.ORDER))
+    stop = None
     for name, what, estimate in steps.ORDER:
         needed = estimate(work)
-        if clock.left < needed:
+        if stop is not None or clock.left < needed:
             plan.append({"step": name, "what": what, "estimate_s": needed, "ran": False, "seconds": 0.0})
             progress(f"{name}: no time left", advance=1)
             continue
         progress(f"{name}: {what}")
         began = time.perf_counter()
-        getattr(steps, name)(work)
+        try:
+            getattr(steps, name)(work)
+        except Exception:  # a bug: not an interrupt
+            raise
+        except BaseException as interrupt:  # Ctrl-C or a signal: the steps done so far still make a report
+            stop = interrupt
         plan.append(
-            {"step": name, "what": what, "estimate_s": needed, "ran": True, "seconds": time.perf_counter() - began}
+            {
+                "step": name,
+                "what": what,
+                "estimate_s": needed,
+                "ran": stop is None,
+                "seconds": time.perf_counter() - began,
+            }
         )
         progress(f"{name}: done", advance=1)
-    report.checks += _budget_checks(plan, settings)
+    report.checks += _budget_checks(plan, settings) if stop is None else []
     report.sections.append(Section("plan", f"What ran in the {settings.budget} budget", rows=plan))
     report.data.update(budget_s=settings.seconds, elapsed_s=clock.elapsed, records=work.records, stress=work.stress)
     if settings.strict:
@@ -85,6 +97,9 @@ def run(
         if failure
         else f"check: fit to compute on {names} ({clock.elapsed:.1f} s)"
     )
+    if stop is not None:  # the runner marks it interrupted and writes it out
+        stop.report = report
+        raise stop
     return report
 
 
