@@ -192,6 +192,7 @@ def system(calls: Calls, header: dict, count: int) -> None:
 def identity(calls: Calls, g: dict, i: int, h: dict) -> None:
     calls.add("nvmlDeviceGetHandleByIndex", [i], h)
     calls.add("nvmlDeviceGetName", [h], get(g, "product name", "product_name"))
+    calls.add("nvmlDeviceGetVbiosVersion", [h], get(g, "vbios version", "vbios_version"))
     calls.add("nvmlDeviceGetUUID", [h], get(g, "gpu uuid", "uuid"), lambda _: MASKED_UUID.format(i))
     pci = {"__struct__": "nvmlPciInfo_t", "busId": get(g, "pci/bus id", "pci/pci_bus_id")}
     for name, paths in {

@@ -153,6 +153,16 @@ def test_a_gpu_idling_at_pcie_gen_1_is_not_drift_but_a_lower_maximum_is(h100_che
     ]
 
 
+def test_one_node_with_another_vbios_is_drift(h100_check, tmp_path):
+    reports = {host: json.loads(text) for host, text in fleets.fleet(h100_check, 4, kinds=()).items()}
+    gpu = reports["node-0002"]["data"]["gpus"][5]
+    gpu["vbios_version"] = {**gpu["vbios_version"], "value": "96.00.74.00.01"}  # the public H100 SXM dump's
+    code, doc, _ = compare(str(write(tmp_path / "r", {h: json.dumps(d) for h, d in reports.items()})))
+    assert [
+        (r["fact"], r["majority"], [(d["host"], d["device"]) for d in r["differing"]]) for r in doc["data"]["drift"]
+    ] == [("vbios_version", "96.00.DA.00.0C", [("node-0002", "cuda:5")])]
+
+
 def test_stdin_json_lines_and_printed_reports_with_other_text(h100_check):
     texts = fleets.fleet(h100_check, 6, kinds=("slow_gemm", "truncated"))
     odd = fleets.odd_hosts(6, ("slow_gemm", "truncated"))

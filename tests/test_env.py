@@ -88,6 +88,7 @@ def test_h100_recording_replays_every_field():
         "brand": "NVIDIA",  # NVML_BRAND_NVIDIA (14), not "GeForce RTX"
         "compute_capability": "9.0",
         "architecture": "Hopper",
+        "vbios_version": "96.00.DA.00.0C",
         "memory_total_mib": 81559,
         "memory_bus_width_bits": 5120,
         "power_limit_w": 700.0,

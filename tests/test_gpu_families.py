@@ -6,6 +6,7 @@ shows. The table below was read from the dumps themselves, line by line, not fro
 what nvidia-smi printed is what devcheck must say.
 """
 
+import re
 from pathlib import Path
 
 import pynvml
@@ -117,6 +118,7 @@ def test_env_says_what_the_dump_says(dump):
     assert shown(g["mig_mode"]) == mig
     assert shown(g["ecc_mode"]) == ecc
     assert shown(g["power_limit_w"]) == power
+    assert re.fullmatch(r"[0-9A-Fa-f]{2}(\.[0-9A-Fa-f]{2}){4}", g["vbios_version"]["value"])  # as the dump prints it
     problems = {
         (c.id, c.status.value) for c in report.checks if c.status is not Status.OK and not c.id.startswith(HOST)
     }

@@ -273,16 +273,16 @@ def _gone(gpu: Gpu) -> Check:  # NVML lost it (Xid 79, "GPU is lost") or gave no
 def _gpu_fields(read: Reader, nvml: ModuleType, h: Any) -> dict[str, Field]:
     mib, watts = 1024 * 1024, 1000
     mem = read("nvmlDeviceGetMemoryInfo", h)
-    memory = {}
-    for part in ("total", "used", "free"):
-        memory[f"memory {part} MiB"] = (
-            Field(getattr(mem.value, part) // mib, mem.source) if mem.status is Status.OK else mem
-        )
+    memory = {
+        f"memory {part} MiB": Field(getattr(mem.value, part) // mib, mem.source) if mem.status is Status.OK else mem
+        for part in ("total", "used", "free")
+    }
     ecc = read("nvmlDeviceGetEccMode", h, convert=lambda m: "on" if m[0] else "off")
     fields = {
         "brand": read("nvmlDeviceGetBrand", h, convert=lambda b: brand_name(nvml, b)),
         "compute capability": read("nvmlDeviceGetCudaComputeCapability", h, convert=lambda c: f"{c[0]}.{c[1]}"),
         "architecture": read("nvmlDeviceGetArchitecture", h, convert=lambda a: ARCHITECTURES.get(a, f"unknown ({a})")),
+        "VBIOS version": read("nvmlDeviceGetVbiosVersion", h),  # one node's older VBIOS: compare's drift
         **memory,
         "memory bus width bits": read("nvmlDeviceGetMemoryBusWidth", h),
         "utilization %": read("nvmlDeviceGetUtilizationRates", h, convert=lambda u: u.gpu),
