@@ -13,9 +13,9 @@ from devcheck.commands.check.thresholds import Thresholds
 from devcheck.commands.check.verdicts import gpu_busy, speed_check
 from devcheck.commands.env import collect
 from devcheck.machine import seam
-from devcheck.machine.facts import other_compute_processes
+from devcheck.machine.facts import gpu_sharers
 from devcheck.machine.recording import Recording
-from tests.recordings import FOLDER, GPU0, h100, nvml_error
+from tests.recordings import FOLDER, GPU0, _replace, h100, nvml_error
 
 runner = CliRunner()
 # Speed floors are judged in their own tests; here a loaded 2-core runner must not fail a healthy run.
@@ -136,15 +136,30 @@ def test_a_busy_cpu_is_not_judged_slow_but_a_fast_one_still_passes():
     assert speed_check("x", fast, 0.5, replaying=False, busy=busy).status == "ok"
 
 
-def test_another_job_on_a_gpu_is_named_and_excuses_a_slow_gemm_there():
-    """The public T4 dump shows a python job computing on the card (type C; Xorg's G is not compute)."""
-    with seam.replay(Recording.load(FOLDER / "public" / "t4.xml.json")):
-        others = other_compute_processes("00000000:00:1E.0")
-    assert others == [(5762, 1005 * 2**20)]
+def listed_by(dump: str) -> Recording:
+    """The recorded H100 answering the compute-process list of a public dump (real pids and memory)."""
+    public = Recording.load(FOLDER / "public" / f"{dump}.json")
+    listed = next(c["result"] for c in public.nvml if c["fn"] == "nvmlDeviceGetComputeRunningProcesses")
+    recording = h100(why=f"the compute processes of the public {dump} dump")
+    _replace(recording.nvml, "nvmlDeviceGetComputeRunningProcesses", [GPU0], {"result": listed})
+    return recording
+
+
+def test_other_jobs_on_a_gpu_are_named_and_excuse_a_slow_gemm_there():
+    """NVML lists devcheck itself too (it holds a context on the GPU when asked); in a container it
+    lists host pids, so devcheck's own entry cannot be told apart: the count is one less."""
+    with seam.replay(listed_by("geforce-rtx2080-windows.xml")):  # 26 Windows apps with a compute context
+        sharers = gpu_sharers(0)
+    assert sharers[0] == 25 and len(sharers[1]) == 26 and not sharers[2]
+    assert gpu_busy(sharers) == (
+        "25 other process(es) compute on this GPU (pid 7724, pid 10808, pid 11556, pid 12452 and 22 more; "
+        "devcheck is one of them (in a container NVML lists host pids))"
+    )
+    busy = gpu_busy(sharers)
+    with seam.replay(listed_by("t4.xml")):  # one python job: devcheck's own entry, seen from the host
+        assert gpu_sharers(0) == (0, [(5762, 1005 * 2**20)], False) and gpu_busy(gpu_sharers(0)) == ""
     with seam.replay(h100()):
-        assert other_compute_processes("00000000:00:06.0") == []  # the recorded H100: nothing else on it
-    busy = gpu_busy(others)
-    assert busy == "1 other process(es) compute on this GPU (pid 5762 with 1,005 MiB)" and gpu_busy([]) == ""
+        assert gpu_busy(gpu_sharers(0)) == ""  # the recorded H100: an empty list
     slow, fast = {**H100_FP32, "rate": 1_000.0}, {**H100_FP32, "rate": 44_770.0}
     assert speed_check("x", slow, 0.5, replaying=False, busy=busy).status == "warn"
     assert speed_check("x", slow, 0.5, replaying=False).status == "fail"

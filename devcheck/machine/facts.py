@@ -132,17 +132,23 @@ def under_load(index: int) -> dict:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def other_compute_processes(bus_id: str) -> list[tuple[int, int | None]] | None:
-    """(pid, bytes of GPU memory or None) of each other process computing on the GPU on `bus_id`: a
-    benchmark that shares the GPU measures the sharing. None when NVML cannot say."""
-    found = _nvml_gpu(bus_id)
+def gpu_sharers(index: int) -> tuple[int, list[tuple[int, int | None]], bool] | None:
+    """Who else computes on GPU `index`, read while devcheck holds a context there (just after its
+    matmul): (how many others, NVML's (pid, bytes or None) entries, whether devcheck's own pid is
+    among them). In a container NVML lists host pids, so devcheck cannot find itself: one entry is
+    then devcheck's. None when NVML cannot say."""
+    from devcheck.machine import seam
+
+    found = _nvml_gpu(seam.cupy().cuda.Device(index).pci_bus_id)
     if found is None:
         return None
     _, read, h = found
     processes = read("nvmlDeviceGetComputeRunningProcesses", h).value
     if processes is None:
         return None
-    return [(p.pid, p.usedGpuMemory) for p in processes if p.pid != os.getpid()]
+    entries = [(p.pid, p.usedGpuMemory) for p in processes]
+    ours = any(pid == os.getpid() for pid, _ in entries)
+    return max(len(entries) - 1, 0), [e for e in entries if e[0] != os.getpid()], ours
 
 
 def unknown_facts(name: str, why: str = "") -> DeviceFacts:

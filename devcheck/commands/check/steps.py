@@ -125,12 +125,15 @@ def speed_size(work: Work, device: str) -> int:
 
 
 def _gpu_shared(name: str) -> str:
-    """Read just after the GPU's matmul, while any other job on it is still there."""
+    """Read just after the GPU's matmul, while any other job on it is still there; a GPU NVML cannot
+    read now is judged as it is (the health and stress steps say what is wrong with it)."""
     from devcheck.commands.check.verdicts import gpu_busy
-    from devcheck.machine import seam
-    from devcheck.machine.facts import other_compute_processes
+    from devcheck.machine.facts import gpu_sharers
 
-    return gpu_busy(other_compute_processes(seam.cupy().cuda.Device(int(name.split(":")[1])).pci_bus_id))
+    try:
+        return gpu_busy(gpu_sharers(int(name.split(":")[1])))
+    except Exception:
+        return ""
 
 
 def speed(work: Work) -> None:

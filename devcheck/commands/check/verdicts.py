@@ -45,10 +45,12 @@ def cpu_busy() -> str:
     return f"the CPUs are {busy:.0%} busy with other work" if busy is not None and busy > 0.25 else ""
 
 
-def gpu_busy(processes: list[tuple[int, int | None]] | None) -> str:
+def gpu_busy(sharers: tuple[int, list[tuple[int, int | None]], bool] | None) -> str:
     """Other processes computing on a GPU make a slow matmul there no sign of a slow GPU."""
-    if not processes:
+    others, entries, ours = sharers or (0, [], True)
+    if not others:
         return ""
-    shown = ", ".join(f"pid {pid}" + (f" with {used / 2**20:,.0f} MiB" if used else "") for pid, used in processes[:3])
-    more = f" and {len(processes) - 3} more" if len(processes) > 3 else ""
-    return f"{len(processes)} other process(es) compute on this GPU ({shown}{more})"
+    shown = ", ".join(f"pid {pid}" + (f" with {used / 2**20:,.0f} MiB" if used else "") for pid, used in entries[:4])
+    more = f" and {len(entries) - 4} more" if len(entries) > 4 else ""
+    among = "" if ours else "; devcheck is one of them (in a container NVML lists host pids)"
+    return f"{others} other process(es) compute on this GPU ({shown}{more}{among})"
