@@ -372,8 +372,12 @@ def schema(
             raise typer.Exit(2)
         data = "check_data" if command == "check" else command
         doc["properties"]["command"] = {"const": command}
-        doc["properties"]["data"] = {"$ref": f"#/$defs/{data}"}
-        del doc["allOf"]
+        doc["allOf"] = [
+            {
+                "if": {"not": {"$ref": "#/$defs/cut_short"}},
+                "then": {"properties": {"data": {"$ref": f"#/$defs/{data}"}}},
+            }
+        ]
     typer.echo(json.dumps(doc, indent=2))
 
 

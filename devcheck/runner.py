@@ -25,7 +25,18 @@ class Stopped(BaseException):  # like KeyboardInterrupt: no `except Exception` m
         self.code = 128 + signum
 
 
+class _Ending:
+    now = False  # the report is complete, or a first signal came: later signals wait for the report
+
+
 def _stop(signum: int, frame: object) -> None:
+    """The first signal ends the work; later ones (a second Ctrl-C, a scheduler's SIGTERM after it)
+    are ignored, so the report, partial or whole, still comes out whole and once."""
+    if _Ending.now:
+        return
+    _Ending.now = True
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise Stopped(signum)
 
 
@@ -42,12 +53,13 @@ def run(
     the exit code of the outcome."""
     handlers = {}
     if threading.current_thread() is threading.main_thread():
-        handlers = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+        handlers = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         code = _run(build, Format.json if as_json else fmt, as_json, fmt, quiet, (summary, junit, json_file))
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
+        _Ending.now = False
     return code
 
 
@@ -68,6 +80,7 @@ def _run(build: Callable, fmt: Format, as_json: bool, asked: Format, quiet: bool
                 report = build(step)
         else:
             report = build(lambda *a, **k: None)
+        _Ending.now = True
         emit(report, fmt, quiet=quiet, summary=summary, junit=junit, json_file=json_file)
         return 0 if report.ok else 1
     except BadInput as e:
@@ -101,6 +114,7 @@ def _interrupted(
     report.checks.append(Check(f"{command}.interrupted", Status.ERROR, f"{command} {why} before it finished"))
     report.verdict = f"{command}: {why} before it finished"
     summary, junit, json_file = files
+    _Ending.now = True
     try:
         emit(report, fmt, quiet=quiet, summary=summary, junit=junit, json_file=json_file)
     except (OSError, ValueError):  # a closed or broken stream: the exit code still says it all

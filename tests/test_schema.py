@@ -42,13 +42,17 @@ def test_real_output_validates(command, machine):
     jsonschema.validate(doc, schema(command))  # the command's own, narrowed schema too
 
 
-def test_an_interrupted_envelope_validates():
-    # an interrupted envelope as devcheck writes it (tests/test_faults.py sends the real signals)
+@pytest.mark.parametrize("command", ["env", "bench", "grad", "train", "check", "compare"])
+def test_a_report_interrupted_before_anything_validates_and_only_that_one_may_be_empty(command):
+    # as devcheck writes it (tests/test_faults.py sends the real signals and checks partial reports)
     from devcheck.report import Report
 
-    doc = Report("bench", verdict="bench: interrupted before it finished", interrupted="interrupted").to_dict()
-    assert doc["interrupted"] is True and doc["ok"] is False
-    jsonschema.validate(doc, schema())
+    cut = Report(command, verdict=f"{command}: interrupted before it finished", interrupted="interrupted").to_dict()
+    assert cut["interrupted"] is True and cut["ok"] is False and cut["data"] == {}
+    for where in (schema(), schema(command)):
+        jsonschema.validate(cut, where)
+        with pytest.raises(jsonschema.ValidationError):  # a finished report with nothing in it is no report
+            jsonschema.validate({k: v for k, v in cut.items() if k != "interrupted"}, where)
 
 
 def test_display_strings_and_spaced_keys_are_refused():

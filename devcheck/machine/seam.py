@@ -240,7 +240,7 @@ def replay(recording: Recording) -> Iterator[Recording]:
     from devcheck.machine import standin
 
     saved = {n: m for n, m in sys.modules.items() if n.split(".")[0] in ("cupy", "cupyx")}
-    previous = (_seam.configured, _seam.replaying, _seam.recording, _seam.nvml, _seam.cupy, _seam.source)
+    previous = (_seam.configured, _seam.replaying, _seam.recording, _seam.nvml, _seam.cupy, _seam.source, _seam.hung)
     _seam.configured, _seam.recording, _seam.source, _seam.hung = True, None, "", {}
     try:
         _start_replay(recording)
@@ -251,7 +251,7 @@ def replay(recording: Recording) -> Iterator[Recording]:
             del sys.modules[name]
         sys.modules.update(saved)
         _forget_engine_gpus()
-        _seam.configured, _seam.replaying, _seam.recording, _seam.nvml, _seam.cupy, _seam.source = previous
+        _seam.configured, _seam.replaying, _seam.recording, _seam.nvml, _seam.cupy, _seam.source, _seam.hung = previous
 
 
 @contextlib.contextmanager
