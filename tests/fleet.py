@@ -6,7 +6,7 @@ each node gets its own host name, run id and a small bounded noise on every meas
 within +-1%, as runs of one card differ), and a variant changes named values of one node's report:
 
 - slow_gemm: its matmul and stress rates on one GPU at 70% (the 30% slower GEMM of issue 15);
-- pcie_x8: one GPU's PCIe link width now 8 (the x8 link of tests/test_check.py's variant);
+- pcie_x8: one GPU behind a link that carries x8 at most (NVML: width and its maximum 8);
 - driver: another driver version (550.127.05: the driver of public dumps in tests/fixtures/recordings/public);
 - gpu_missing: its last GPU gone (NVML counts one fewer, no records for it);
 - truncated: the report cut in half (a node killed while writing).
@@ -73,8 +73,10 @@ def slow_gemm(doc: dict, device: str = "cuda:3") -> dict:
 
 
 def pcie_x8(doc: dict, device: str = "cuda:5") -> dict:
+    """A GPU behind a riser or in a slot that carries x8 only: NVML's maximum for the link says 8."""
     gpu = next(g for g in doc["data"]["gpus"] if f"cuda:{g['cuda_index']['value']}" == device)
     _value(gpu, "pcie_width", 8)
+    _value(gpu, "pcie_width_max", 8)
     return doc
 
 

@@ -15,6 +15,7 @@ from devcheck.commands.env import collect
 from devcheck.machine import seam
 from devcheck.machine.facts import gpu_sharers
 from devcheck.machine.recording import Recording
+from devcheck.report import Status
 from tests.recordings import FOLDER, GPU0, _replace, h100, nvml_error
 
 runner = CliRunner()
@@ -92,6 +93,20 @@ def test_gpu_health_failures_are_named(why, nvml, check_id):
 )
 def test_an_idle_link_below_its_maximum_is_a_warning_not_a_failure(why, nvml):
     assert health(h100(why=why, nvml=nvml))["check.gpu0.pcie"] == "warn"
+
+
+@pytest.mark.parametrize(("under_load", "idle_check", "load_check"), [(16, "ok", "ok"), (8, "warn", "fail")])
+def test_an_idle_short_link_is_settled_by_its_reading_under_load(under_load, idle_check, load_check):
+    from devcheck.commands.check.health import load_checks, settle_idle_link
+
+    nvml = {("nvmlDeviceGetCurrPcieLinkGeneration", GPU0): 1, ("nvmlDeviceGetCurrPcieLinkWidth", GPU0): 8}
+    with seam.replay(h100(why="idle at gen 1, x8, as the public L4 dump", nvml=nvml)):
+        checks = health_checks(collect(environ={}), Thresholds(), False)
+    readings = {"sm_mhz": 1980, "sm_max_mhz": 1980, "held_back": [], "nvml_index": 0, "pcie_gen": 5,
+                "pcie_gen_max": 5, "pcie_width": under_load, "pcie_width_max": 16}  # fmt: skip
+    settle_idle_link(checks, readings)
+    assert next(c.status for c in checks if c.id == "check.gpu0.pcie") == idle_check
+    assert max((c.status for c in load_checks("cuda:0", readings, False)), key=list(Status).index) == load_check
 
 
 def test_nvml_failing_midway_fails_closed():

@@ -93,7 +93,7 @@ def expected(odd: dict[str, str]) -> dict[str, set]:
     if "slow_gemm" in who:
         out["outliers"].add((who["slow_gemm"], "cuda:3"))
     if "pcie_x8" in who:
-        out["drift"].add(("pcie_width", who["pcie_x8"], "cuda:5"))
+        out["drift"].add(("pcie_width_max", who["pcie_x8"], "cuda:5"))
     if "driver" in who:
         out["drift"].add(("driver", who["driver"], ""))
     if "gpu_missing" in who:

@@ -82,7 +82,8 @@ def cuda_facts(index: int) -> DeviceFacts:
 
 
 def _nvml_gpu(bus_id: str) -> tuple[Any, Any, Any] | None:
-    """NVML's module, a reader and the handle of the GPU on `bus_id` (CUDA's and NVML's numbering differ)."""
+    """NVML's module, a reader and the GPU (handle, NVML index) on `bus_id` (CUDA's and NVML's numbering
+    differ)."""
     from devcheck.machine import nvml, seam
 
     driver = nvml.read_driver()
@@ -90,7 +91,7 @@ def _nvml_gpu(bus_id: str) -> tuple[Any, Any, Any] | None:
     if gpu is None or gpu.lost:
         return None
     module = seam.nvml()
-    return module, nvml.Reader(module), gpu.handle
+    return module, nvml.Reader(module), gpu
 
 
 def _nvml_facts(bus_id: str) -> dict:
@@ -99,7 +100,8 @@ def _nvml_facts(bus_id: str) -> dict:
     found = _nvml_gpu(bus_id)
     if found is None:
         return {}
-    module, read, h = found
+    module, read, gpu = found
+    h = gpu.handle
     values = {
         "sm_mhz": read("nvmlDeviceGetMaxClockInfo", h, module.NVML_CLOCK_SM).value,
         "mem_mhz": read("nvmlDeviceGetMaxClockInfo", h, module.NVML_CLOCK_MEM).value,
@@ -119,8 +121,10 @@ def under_load(index: int) -> dict:
     found = _nvml_gpu(seam.cupy().cuda.Device(index).pci_bus_id)
     if found is None:
         return {}
-    module, read, h = found
+    module, read, gpu = found
+    h = gpu.handle
     values = {
+        "nvml_index": gpu.nvml_index,  # to find what NVML said of this GPU at idle
         "sm_mhz": read("nvmlDeviceGetClockInfo", h, module.NVML_CLOCK_SM).value,
         "sm_max_mhz": read("nvmlDeviceGetMaxClockInfo", h, module.NVML_CLOCK_SM).value,
         "pcie_gen": read("nvmlDeviceGetCurrPcieLinkGeneration", h).value,
@@ -142,8 +146,8 @@ def gpu_sharers(index: int) -> tuple[int, list[tuple[int, int | None]], bool] | 
     found = _nvml_gpu(seam.cupy().cuda.Device(index).pci_bus_id)
     if found is None:
         return None
-    _, read, h = found
-    processes = read("nvmlDeviceGetComputeRunningProcesses", h).value
+    _, read, gpu = found
+    processes = read("nvmlDeviceGetComputeRunningProcesses", gpu.handle).value
     if processes is None:
         return None
     entries = [(p.pid, p.usedGpuMemory) for p in processes]

@@ -209,6 +209,8 @@ def stress(work: Work) -> None:
             work.report.checks += checks
             if device.name != "cpu":
                 work.report.checks += health_checks.load_checks(device.name, record["under_load"], work.replaying)
+                if not work.replaying:  # a replay's readings are the recorded idle ones
+                    health_checks.settle_idle_link(work.report.checks, record["under_load"])
 
 
 def _reader(name: str) -> Any:

@@ -1,6 +1,6 @@
 """Drift: facts that should be equal across a fleet and are not. A node's facts (driver, CUDA driver and
 runtime, CuPy, NumPy, BLAS, GPU count, CUDA_VISIBLE_DEVICES) are compared across nodes; a GPU's facts
-(ECC, persistence, MIG and compute modes, PCIe link generation at most and width now and at most, VBIOS and
+(ECC, persistence, MIG and compute modes, PCIe link generation and width at most, VBIOS and
 application clocks where reported) across the GPUs of one model. For each fact that differs: the
 majority value and who differs from it. A node whose reports do not say a fact is not counted for it
 (a `check` report has no NumPy version; feed `env` reports too for those)."""

@@ -19,16 +19,15 @@ HOST_FACTS = (
     ("cuda_visible_devices", "visible", "cuda_visible_devices"),
 )
 # Facts of each GPU that should be equal across GPUs of one model (VBIOS and application clocks when a
-# report has them: any field whose name starts with these). Not the PCIe generation now: an idle GPU
-# lowers it to save power (8 of the 15 public text dumps read gen 1 at P8), so a fleet half busy
-# would show drift; its maximum, and the width, stay.
+# report has them: any field whose name starts with these). The PCIe link at its maximum, not now: an
+# idle GPU slows and narrows it to save power (8 of the 15 public text dumps read gen 1 at P8, the L4's
+# x8 of x16), so a fleet half busy would show drift; a link short under load is check's failure.
 GPU_FACTS = (
     "ecc_mode",
     "persistence_mode",
     "mig_mode",
     "compute_mode",
     "pcie_generation_max",
-    "pcie_width",
     "pcie_width_max",
 )
 GPU_FACT_PREFIXES = ("vbios", "applications_clock", "application_clock")
