@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -291,6 +294,24 @@ def test_an_output_that_is_one_of_the_reports_is_refused_and_left_alone(h100_che
         result = runner.invoke(app, ["compare", *[str(tmp_path / i) for i in inputs], option, str(folder / "a.json")])
         assert result.exit_code == 2 and "is one of the reports being compared" in result.stderr, result.stderr
         assert (folder / "a.json").read_text() == before
+
+
+def test_a_hard_link_or_stdin_from_a_report_is_refused_but_an_earlier_comparison_may_be_replaced(h100_check, tmp_path):
+    folder = write(tmp_path / "fleet", {"a": json.dumps(h100_check), "b": json.dumps(h100_check)})
+    os.link(folder / "a.json", tmp_path / "same-as-a.json")
+    result = runner.invoke(app, ["compare", str(folder), "--json-file", str(tmp_path / "same-as-a.json")])
+    assert result.exit_code == 2 and "is one of the reports being compared" in result.stderr
+    with open(folder / "b.json") as stdin:  # `devcheck compare - --json-file b.json < b.json`
+        done = subprocess.run(
+            [sys.executable, "-m", "devcheck", "compare", "-", "--json-file", str(folder / "b.json")],
+            stdin=stdin, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    assert done.returncode == 2 and "is one of the reports being compared" in done.stderr
+    assert json.loads((folder / "b.json").read_text()) == h100_check
+    for _ in range(2):  # a nightly job writing into the folder it compares: its last output is replaced
+        result = runner.invoke(app, ["compare", str(folder), "--json-file", str(folder / "fleet.json")])
+        assert result.exit_code == 0, result.stderr
+    assert json.loads((folder / "fleet.json").read_text())["command"] == "compare"
 
 
 def test_empty_stdin_is_one_line_and_exit_2():

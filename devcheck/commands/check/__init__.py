@@ -75,15 +75,9 @@ def run(
             raise
         except BaseException as interrupt:  # Ctrl-C or a signal: the steps done so far still make a report
             stop = interrupt
-        plan.append(
-            {
-                "step": name,
-                "what": what,
-                "estimate_s": needed,
-                "ran": stop is None,
-                "seconds": time.perf_counter() - began,
-            }
-        )
+        seconds = time.perf_counter() - began
+        row = {"step": name, "what": what, "estimate_s": needed, "ran": stop is None, "seconds": seconds}
+        plan.append(row if stop is None else {**row, "interrupted": True})  # its checks so far are in the report
         progress(f"{name}: done", advance=1)
     report.checks += _budget_checks(plan, settings) if stop is None else []
     report.sections.append(Section("plan", f"What ran in the {settings.budget} budget", rows=plan))

@@ -61,12 +61,35 @@ def expand(inputs: Iterable[str]) -> Iterator[str | Bad]:
 
 
 def refuse_overwriting(inputs: Iterable[str], outputs: dict[str, Path | None]) -> None:
-    """An output that is also one of the reports would be replaced by (or appended with) the
-    comparison it is read into: refused before anything is read or written."""
-    read = {Path(item).resolve() for item in expand(inputs) if isinstance(item, str) and item != "-"}
+    """An output that is also a report being read (a file, one in a folder or glob, or stdin
+    redirected from it; hard links too: files are compared by device and inode) would be replaced by,
+    or appended with, the comparison it is read into: refused before anything is read or written.
+    An earlier compare report in a compared folder may be replaced: it is never read as a node's."""
+    read = {_identity(item) for item in expand(inputs) if isinstance(item, str) and item != "-"}
+    if "-" in inputs:
+        try:
+            if stat.S_ISREG(os.fstat(0).st_mode):  # `< file`
+                read.add(_identity(0))
+        except OSError:  # no stdin at all: compare says so when it reads it
+            pass
     for option, path in outputs.items():
-        if path is not None and path.resolve() in read:
-            raise BadInput(f"{option} {path}: it is one of the reports being compared; write the result elsewhere")
+        if path is None or not path.is_file() or _identity(path) not in read or _compare_report(path):
+            continue
+        raise BadInput(f"{option} {path}: it is one of the reports being compared; write the result elsewhere")
+
+
+def _identity(file: str | Path | int) -> tuple[int, int]:
+    info = os.fstat(file) if isinstance(file, int) else os.stat(file)
+    return info.st_dev, info.st_ino
+
+
+def _compare_report(path: Path) -> bool:
+    """devcheck compare's own JSON names its command near the top."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return '"command": "compare"' in f.read(4096)
+    except OSError:
+        return False
 
 
 def _paths(text: str) -> Iterator[Path | str | Bad]:
