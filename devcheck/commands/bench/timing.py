@@ -7,7 +7,7 @@ clock around unsynchronised launches (the classic tutorial's bug, which times th
 A sample times back-to-back calls filling at least MIN_WINDOW_S (torch.utils.benchmark's blocked
 autorange), then divides. One short call between two events is not what it seems: the GPU stamps
 the start event at once, then idles while Python prepares the call (10-20 us for a CuPy copy or
-matmul), and that idle time is counted; for a 64 MiB device copy (~45 us on an H100) it is a third
+matmul), and that idle time is counted; for a 64 MiB device copy (~45 us on an H100) it can be a third
 of the figure. With calls back to back, the host runs ahead of the GPU and the idle gap is paid once.
 A call that takes the GPU less time than Python takes to issue it is then timed at its issue rate,
 which is what a program of such calls gets.
