@@ -35,16 +35,12 @@ SIZES = (64 * 2**20, 256 * 2**20, 2**30)
 CHUNK = 8 * 2**20
 
 
-class Events:
-    """CUDA events of one library around back-to-back calls (devcheck's CudaEventClock interface),
-    for torch's work, which runs on torch's current stream rather than CuPy's."""
+class TorchEvents:
+    """torch's CUDA events around back-to-back calls (devcheck's CudaEventClock interface), for
+    torch's work, which runs on torch's current stream rather than CuPy's."""
 
-    def __init__(self, event: object, elapsed_ms: object):
-        self.start, self.end, self.elapsed_ms = event(), event(), elapsed_ms
-
-    @classmethod
-    def torch(cls, torch: object) -> Events:
-        return cls(lambda: torch.cuda.Event(enable_timing=True), lambda a, b: a.elapsed_time(b))
+    def __init__(self, torch: object):
+        self.start, self.end = (torch.cuda.Event(enable_timing=True) for _ in range(2))
 
     def time(self, fn, calls: int = 1) -> float:
         self.start.record()
@@ -52,7 +48,7 @@ class Events:
             fn()
         self.end.record()
         self.end.synchronize()
-        return self.elapsed_ms(self.start, self.end) / 1000 / calls
+        return self.start.elapsed_time(self.end) / 1000 / calls
 
 
 def staged(cupy, dst, host: numpy.ndarray) -> object:
@@ -90,7 +86,7 @@ def rows(cupy, torch, nbytes: int) -> list[tuple[str, float, float | None]]:
     if torch is not None:
         t_host, t_src = torch.from_numpy(host), torch.from_numpy(host).cuda()
         t_dst = torch.empty_like(t_src)
-        tclock = Events.torch(torch)
+        tclock = TorchEvents(torch)
         for key, fn in (("h2d", lambda: t_dst.copy_(t_host)), ("d2h", lambda: t_host.copy_(t_src)),
                         ("d2d", lambda: t_src.clone())):  # fmt: skip
             reference[key] = measure(fn, tclock, 5, 10.0)[1].median

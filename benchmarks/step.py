@@ -105,7 +105,7 @@ def gpu_times(sizes: list[int], batch: int, optimizer: str) -> tuple[float, floa
     run back to back, as devcheck bench times them."""
     import cupy
     import torch
-    from copies import Events  # each library's own events, on its own current stream
+    from copies import TorchEvents  # each library's own events, on its own current stream
 
     from devcheck.commands.bench.timing import CudaEventClock, measure
 
@@ -113,7 +113,7 @@ def gpu_times(sizes: list[int], batch: int, optimizer: str) -> tuple[float, floa
     engine, _ = engine_step(sizes, x, y, "cuda:0", optimizer)
     reference = torch_step(torch, sizes, batch, optimizer, "cuda")
     engine_s = measure(engine, CudaEventClock(cupy, cupy.cuda.Device(0)), 20, 5.0, warmup=3)[1].median
-    return engine_s, measure(reference, Events.torch(torch), 20, 5.0, warmup=3)[1].median
+    return engine_s, measure(reference, TorchEvents(torch), 20, 5.0, warmup=3)[1].median
 
 
 def cpu_times(sizes: list[int], batch: int, repeats: int) -> tuple[float, float, float]:

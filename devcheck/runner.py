@@ -11,10 +11,14 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devcheck import options
 from devcheck.errors import BadInput
 from devcheck.render import Format, emit, error_line
+
+if TYPE_CHECKING:
+    from devcheck.report import Report
 
 
 class Stopped(BaseException):  # like KeyboardInterrupt: no `except Exception` may swallow it
@@ -64,7 +68,6 @@ def run(
 
 
 def _run(build: Callable, fmt: Format, as_json: bool, asked: Format, quiet: bool, files: tuple) -> int:
-    summary, junit, json_file = files
     try:
         if as_json and asked not in (Format.table, Format.json):
             raise BadInput(f"--json and --format {asked}: give one of them")
@@ -80,8 +83,7 @@ def _run(build: Callable, fmt: Format, as_json: bool, asked: Format, quiet: bool
                 report = build(step)
         else:
             report = build(lambda *a, **k: None)
-        _Ending.now = True
-        emit(report, fmt, quiet=quiet, summary=summary, junit=junit, json_file=json_file)
+        _write(report, fmt, quiet, files)
         return 0 if report.ok else 1
     except BadInput as e:
         return error_line(str(e)) or 2
@@ -113,13 +115,18 @@ def _interrupted(
     report.interrupted = why
     report.checks.append(Check(f"{command}.interrupted", Status.ERROR, f"{command} {why} before it finished"))
     report.verdict = f"{command}: {why} before it finished"
-    summary, junit, json_file = files
-    _Ending.now = True
     try:
-        emit(report, fmt, quiet=quiet, summary=summary, junit=junit, json_file=json_file)
+        _write(report, fmt, quiet, files)
     except (OSError, ValueError):  # a closed or broken stream: the exit code still says it all
         pass
     return code
+
+
+def _write(report: Report, fmt: Format, quiet: bool, files: tuple) -> None:
+    """Every output asked for; signals from now on wait, so the report comes out whole and once."""
+    summary, junit, json_file = files
+    _Ending.now = True
+    emit(report, fmt, quiet=quiet, summary=summary, junit=junit, json_file=json_file)
 
 
 def _silence_stdout() -> None:

@@ -94,6 +94,13 @@ def _nvml_gpu(bus_id: str) -> tuple[Any, Any, Any] | None:
     return module, nvml.Reader(module), gpu
 
 
+def _nvml_gpu_at(index: int) -> tuple[Any, Any, Any] | None:
+    """_nvml_gpu for CUDA device `index`."""
+    from devcheck.machine import seam
+
+    return _nvml_gpu(seam.cupy().cuda.Device(index).pci_bus_id)
+
+
 def _nvml_facts(bus_id: str) -> dict:
     from devcheck.machine import nvml
 
@@ -116,9 +123,9 @@ def _nvml_facts(bus_id: str) -> dict:
 def under_load(index: int) -> dict:
     """What NVML says of a GPU while it works: SM clock now and at most, PCIe link now and at most,
     and the named reasons it is held back ({} when NVML cannot say)."""
-    from devcheck.machine import nvml, seam
+    from devcheck.machine import nvml
 
-    found = _nvml_gpu(seam.cupy().cuda.Device(index).pci_bus_id)
+    found = _nvml_gpu_at(index)
     if found is None:
         return {}
     module, read, gpu = found
@@ -141,9 +148,7 @@ def gpu_sharers(index: int) -> tuple[int, list[tuple[int, int | None]], bool] | 
     matmul): (how many others, NVML's (pid, bytes or None) entries, whether devcheck's own pid is
     among them). In a container NVML lists host pids, so devcheck cannot find itself: one entry is
     then devcheck's. None when NVML cannot say."""
-    from devcheck.machine import seam
-
-    found = _nvml_gpu(seam.cupy().cuda.Device(index).pci_bus_id)
+    found = _nvml_gpu_at(index)
     if found is None:
         return None
     _, read, gpu = found
