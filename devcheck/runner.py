@@ -15,18 +15,11 @@ from typing import TYPE_CHECKING
 
 from devcheck import options
 from devcheck.errors import BadInput
+from devcheck.interrupt import Stopped
 from devcheck.render import Format, emit, error_line
 
 if TYPE_CHECKING:
     from devcheck.report import Report
-
-
-class Stopped(BaseException):  # like KeyboardInterrupt: no `except Exception` may swallow it
-    """SIGTERM or SIGHUP: a scheduler or a closed terminal ends devcheck; it says so and exits 128+N."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.code = 128 + signum
 
 
 class _Ending:

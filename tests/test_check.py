@@ -296,3 +296,22 @@ def test_clocks_and_link_under_load_against_their_maximum(readings, status):
     checks = load_checks("cuda:0", readings, replaying=False)
     worst = max((c.status for c in checks), key=["ok", "warn", "fail"].index)
     assert worst == status, [c.summary for c in checks]
+
+
+def test_a_stress_window_cut_short_still_judges_the_gemms_it_ran():
+    """Ctrl-C halfway through the window (here from the under-load reading, which runs inside it): a
+    wrong result seen before it is still a failure in the report, and the interrupt is held for the runner."""
+    from devcheck.commands.check.stress import stress
+    from devcheck.engine import get_device
+    from devcheck.interrupt import Interruption
+
+    def ctrl_c():
+        raise KeyboardInterrupt
+
+    for faults, verdict in (({"matmul": {"every": 2, "scale": 1.001}}, Status.FAIL), ({}, Status.OK)):
+        with seam.replay(h100(why="every other GEMM 0.1% off" if faults else "healthy", faults=faults)):
+            stop = Interruption()
+            record, checks = stress(get_device("cuda:0"), 0.2, 64, 0.25, during=ctrl_c, stop=stop)
+        assert isinstance(stop.stop, KeyboardInterrupt)
+        assert record["runs"] >= 1 and len(record["rates_gflops"]) == record["runs"]
+        assert checks[0].status is verdict and (record["changed_results"] > 0) == bool(faults)

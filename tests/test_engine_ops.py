@@ -174,6 +174,17 @@ def test_cross_entropy_of_narrow_integer_targets_past_their_range(device, dtype)
     assert logits.grad.numpy() == pytest.approx(softmax_minus_onehot, abs=1e-6)
 
 
+def test_cross_entropy_of_an_empty_batch_is_nan_as_in_torch(device):
+    """torch: mean over no rows is nan (0/0), the sum is 0; neither raises, and the gradient is empty."""
+    logits = tensor(numpy.zeros((0, 3), "float32"), device=device, requires_grad=True)
+    target = tensor(numpy.zeros(0, "int64"), device=device)
+    loss = F.cross_entropy(logits, target)
+    assert numpy.isnan(loss.item())
+    loss.backward()
+    assert logits.grad.shape == (0, 3)
+    assert F.cross_entropy(logits, target, reduction="sum").item() == 0.0
+
+
 def test_bad_loss_inputs():
     with pytest.raises(TypeError, match="integer class indices"):
         F.cross_entropy(tensor([[1.0, 2.0]]), tensor([0.0]))

@@ -1,6 +1,9 @@
 """devcheck env on recordings of real machines (and variants of them for failures no machine here can
 produce), and for real on this machine, which has no NVIDIA driver."""
 
+import subprocess
+import sys
+
 import pynvml
 import pytest
 
@@ -51,9 +54,22 @@ def test_real_nvml_without_driver_is_a_skip_not_a_failure():
     report = collect()
     assert status(report, "nvml.driver") is Status.SKIP
     assert "no NVIDIA driver" in report.check("nvml.driver").summary
+    assert report.check("nvml.driver").detail.startswith("dlopen: libnvidia-ml.so.1: cannot open shared object file")
     assert report.verdict.startswith("GPU compute: not available — no NVIDIA driver installed")
     assert report.ok
     assert collect(require_gpu=True).check("gpu.required").status is Status.FAIL
+
+
+def test_without_the_driver_library_pynvml_is_never_imported():
+    """pynvml's import is a fifth of `env`'s own start-up; a machine without libnvidia-ml.so.1 skips it."""
+    try:
+        pynvml.nvmlInit()
+        pytest.skip("this machine has an NVIDIA driver")
+    except pynvml.NVMLError_LibraryNotFound:
+        pass
+    code = "import sys; from devcheck.commands.env import collect; collect(); print(sorted(sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "'numpy'" in result.stdout and "pynvml" not in result.stdout
 
 
 def test_real_sections_are_filled_from_this_machine():

@@ -128,3 +128,49 @@ def test_an_interrupted_check_reports_the_steps_it_finished(tmp_path):
     assert [p["step"] for p in doc["data"]["plan"] if p.get("interrupted")] == [doc["data"]["plan"][len(ran)]["step"]]
     assert json.loads((tmp_path / "partial.json").read_text()) == doc  # every output gets the partial report
     jsonschema.validate(doc, json.loads(CliRunner().invoke(app, ["schema", "check"]).stdout))
+
+
+def test_an_interrupted_train_reports_the_epochs_it_finished_and_judges_none(tmp_path):
+    log = tmp_path / "epochs.jsonl"
+    process = subprocess.Popen(
+        [*DEVCHECK, "train", "--device", "cpu", "--epochs", "100000", "--json", "--log", str(log)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not log.exists() or log.read_text().count("\n") < 3):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 143 and err.strip().splitlines() == ["devcheck: error: terminated by SIGTERM"]
+    doc = json.loads(out)
+    epochs = doc["data"]["epochs"]
+    assert (
+        doc["interrupted"] is True
+        and len(epochs) >= 3
+        and [e["epoch"] for e in epochs] == list(range(1, len(epochs) + 1))
+    )
+    assert len(log.read_text().splitlines()) == len(epochs)  # the log holds what the report holds
+    # an unfinished run is not judged: no "did not learn" failure, no agreement; the interruption says it all
+    assert [c["id"] for c in doc["checks"] if c["status"] != "ok"] == ["train.interrupted"]
+    assert not any(c["id"].startswith("train.cpu.") for c in doc["checks"])
+    jsonschema.validate(doc, json.loads(CliRunner().invoke(app, ["schema", "train"]).stdout))
+
+
+def test_an_interrupted_grad_keeps_the_checks_it_made():
+    """Ctrl-C inside the op checks (here: as the progress line for `mul` appears): the classic example
+    and the ops checked before it go out with the interrupt, for the runner to write."""
+    from devcheck.commands import grad
+    from devcheck.machine.devices import select
+
+    def progress(label, **kwargs):
+        if label == "cpu: mul" and kwargs.get("advance"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as stop:
+        grad.run(select("cpu"), ("add", "mul", "tanh"), progress=progress)
+    report = stop.value.report
+    assert report.check("grad.classic.cpu").status.value == "ok"
+    assert {r["op"] for r in report.to_dict()["data"]["ops"]} == {"add", "mul"}
+    assert report.check("grad.ops.cpu") is None  # a device only partly checked gets no verdict

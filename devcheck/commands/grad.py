@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy
 
 from devcheck.commands.grad_cases import INPUT_SHAPE, USES_MATMUL, cases, input_for
+from devcheck.interrupt import Interruption
 from devcheck.machine.devices import Selection, selection_checks
 from devcheck.report import Check, Report, Section, Status
 
@@ -50,21 +51,23 @@ def run(
     report = Report("grad")
     report.checks += selection_checks(sel, require_gpu)
     progress("gradcheck", total=len(sel.names) * (len(chosen) + 2))
-    classic_rows, op_rows = [], []
-    for name in sel.names:
-        row, check = classic(name)
-        classic_rows.append(row)
-        report.checks.append(check)
-        progress(f"{name}: classic example", advance=1)
-        rows = []
-        for op in chosen:
-            rows += check_op(op, name, fast)
-            progress(f"{name}: {op}", advance=1)
-        op_rows += rows
-        report.checks.append(_summary_check(f"grad.ops.{name}", name, rows))
-        if name != "cpu":
-            report.checks.append(network_check(name))
-        progress(f"{name}: network", advance=1)
+    classic_rows: list[dict] = []
+    op_rows: list[dict] = []
+    stop = Interruption()  # Ctrl-C or a signal: the checks made so far still make a report
+    with stop:
+        for name in sel.names:
+            row, check = classic(name)
+            classic_rows.append(row)
+            report.checks.append(check)
+            progress(f"{name}: classic example", advance=1)
+            first = len(op_rows)
+            for op in chosen:
+                op_rows += check_op(op, name, fast)
+                progress(f"{name}: {op}", advance=1)
+            report.checks.append(_summary_check(f"grad.ops.{name}", name, op_rows[first:]))
+            if name != "cpu":
+                report.checks.append(network_check(name))
+            progress(f"{name}: network", advance=1)
     report.sections.append(Section("classic", "y = a**2*x + b*x + c at a=1, b=2, c=3, x=1", rows=classic_rows))
     report.sections.append(Section("ops", "Every op, gradient-checked", rows=op_rows))
     failure = report.first_failure
@@ -73,7 +76,7 @@ def run(
         if failure
         else f"autograd: correct on {', '.join(sel.names)} ({len(chosen)} ops)"
     )
-    return report
+    return stop.hand_over(report)
 
 
 def classic(device: str) -> tuple[dict, Check]:

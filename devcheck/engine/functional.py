@@ -66,7 +66,8 @@ class CrossEntropy(Function):
         self.s = xp.sum(self.e, axis=-1, keepdims=True)
         # row numbers in the default index dtype: in the target's (uint8, say) they would wrap past 255
         self.rows = xp.arange(target.shape[0], device=getattr(target, "device", None))
-        self.target, self.scale = target, 1.0 / target.shape[0] if self.reduction == "mean" else 1.0
+        n = target.shape[0]  # the mean of no rows is nan (0/0), as in torch
+        self.target, self.scale = target, (1.0 / n if n else float("nan")) if self.reduction == "mean" else 1.0
         picked = shifted[self.rows, target] - xp.log(self.s[:, 0])  # the targets' log-probabilities
         return xp.sum(picked) * -self.scale
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from devcheck.machine.nvml_init import LIBRARY_NOT_FOUND, init_failure
 from devcheck.report import Check, Field, Findings, Section, Status, na
 
 ARCHITECTURES = {
@@ -50,38 +51,6 @@ SLOWDOWNS = {
     0x20: "software thermal slowdown",
     0x40: "hardware thermal slowdown",
     0x80: "power brake",
-}
-
-INIT_FAILURES = {
-    # NVML error code: (status, summary, fix)
-    12: (
-        Status.SKIP,
-        "no NVIDIA driver installed (NVML library libnvidia-ml.so.1 not found)",
-        "install the NVIDIA driver; in a container, start it with `--gpus all` (NVIDIA Container Toolkit)",
-    ),
-    9: (
-        Status.FAIL,
-        "the NVIDIA driver is installed but not loaded",
-        "`sudo modprobe nvidia` (`dmesg | grep -i nvidia` says why not: Secure Boot, or a kernel upgraded since "
-        "the driver was installed: reinstall it)",
-    ),
-    18: (
-        Status.FAIL,
-        "driver/library version mismatch: the driver was upgraded without a reboot",
-        "reboot, or reload the kernel modules: "
-        "`sudo rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia && sudo modprobe nvidia`",
-    ),
-    4: (
-        Status.FAIL,
-        "no permission to talk to the NVIDIA driver (/dev/nvidia*)",
-        "add your user to the group that owns /dev/nvidia* (often `video`), or fix the device node permissions",
-    ),
-    999: (
-        Status.FAIL,
-        "NVML failed to initialise: Unknown Error (a container loses its GPUs so after `systemctl daemon-reload`)",
-        "in a container: restart it (`sudo nvidia-ctk system create-dev-char-symlinks --create-all` on the host stops "
-        "it recurring); not in a container: check `dmesg | grep NVRM` and reboot",
-    ),
 }
 
 
@@ -165,6 +134,9 @@ def read_driver() -> Driver:
     """Initialise NVML and list the GPUs; tell apart no driver, driver not loaded, and mismatch."""
     from devcheck.machine import seam
 
+    missing = seam.nvml_library_missing()
+    if missing:
+        return Driver(init_failure(LIBRARY_NOT_FOUND, "dlopen", missing))
     try:
         nvml = seam.nvml()
     except ImportError as e:
@@ -179,10 +151,7 @@ def read_driver() -> Driver:
     try:
         nvml.nvmlInit()
     except nvml.NVMLError as e:
-        status, summary, fix = INIT_FAILURES.get(
-            getattr(e, "value", None), (Status.ERROR, f"NVML failed to initialise: {e}", "")
-        )
-        return Driver(Check("nvml.driver", status, summary, detail=f"nvmlInit: {e}", fix=fix))
+        return Driver(init_failure(getattr(e, "value", None), "nvmlInit", str(e)))
     read = Reader(nvml)
     version = read("nvmlSystemGetDriverVersion", convert=_text).value
     cuda = read("nvmlSystemGetCudaDriverVersion_v2").value or read("nvmlSystemGetCudaDriverVersion").value

@@ -20,6 +20,7 @@ from devcheck.commands.bench import cases, tables
 from devcheck.commands.bench.baseline import compare
 from devcheck.commands.bench.cases import Budget
 from devcheck.errors import BadInput
+from devcheck.interrupt import Interruption
 from devcheck.machine.devices import Selection, selection_checks
 from devcheck.machine.facts import DeviceFacts, facts_for
 from devcheck.options import MatmulShape
@@ -48,7 +49,8 @@ def run(
     plan = _plan(devices, settings)
     report = Report("bench")
     report.checks += selection_checks(selection, require_gpu)
-    records, skipped, crashed, stop = _execute(plan, settings, progress)
+    stop = Interruption()
+    records, skipped, crashed = _execute(plan, settings, progress, stop)
     crossovers = [r for r in records if r["case"] == "crossover"]
     records = [r for r in records if r["case"] != "crossover"]
     report.checks += crashed
@@ -62,10 +64,7 @@ def run(
     tables.add_results(
         report, records, skipped, [f for _, f in devices], settings.shape, crossovers
     )  # last: reads every check
-    if stop is not None:  # Ctrl-C or a signal: the report of what was measured goes out with it
-        stop.report = report
-        raise stop
-    return report
+    return stop.hand_over(report)  # after Ctrl-C or a signal, with what was measured
 
 
 class Planned(NamedTuple):
@@ -144,10 +143,10 @@ def _does_not_fit(need: int, device: Any, facts: DeviceFacts) -> str:
 
 
 def _execute(
-    plan: list[Planned], settings: Settings, progress: Progress
-) -> tuple[list[dict], list[Planned], list[Check], BaseException | None]:
+    plan: list[Planned], settings: Settings, progress: Progress, stop: Interruption
+) -> tuple[list[dict], list[Planned], list[Check]]:
     """Run the plan; a case that raises is a failed check on that device, and the run goes on. An
-    interrupt ends it: the cases not run are skipped, and the interrupt is returned to raise later."""
+    interrupt ends it, held in `stop`: the cases not run are skipped."""
     records, skipped, inputs, crashed = [], [], {}, []
     started = time.perf_counter()
     progress("benchmarking", total=len(plan))
@@ -158,11 +157,12 @@ def _execute(
             skipped.append(p)
             continue
         try:
-            left = max(settings.max_time - (time.perf_counter() - started), 0.0)
-            budget = Budget(settings.repeat, left / (len(plan) - i))
-            if p.case in ("matmul", "e2e") and p.dtype not in inputs:
-                inputs[p.dtype] = cases.host_inputs(settings.shape.mkn, p.dtype)
-            records += _run_case(p, settings.shape.mkn, budget, inputs.get(p.dtype))
+            with stop:
+                left = max(settings.max_time - (time.perf_counter() - started), 0.0)
+                budget = Budget(settings.repeat, left / (len(plan) - i))
+                if p.case in ("matmul", "e2e") and p.dtype not in inputs:
+                    inputs[p.dtype] = cases.host_inputs(settings.shape.mkn, p.dtype)
+                records += _run_case(p, settings.shape.mkn, budget, inputs.get(p.dtype))
         except Exception as e:
             where = f"{p.device.name} {p.dtype}" if p.case in ("matmul", "e2e") else p.device.name
             crashed.append(
@@ -173,11 +173,11 @@ def _execute(
                     fix="run `devcheck env` for this device",
                 )
             )
-        except BaseException as stop:  # KeyboardInterrupt, or the runner's signal: no more cases
+        if stop:  # no more cases
             skipped += [q if q.why else q._replace(why="not run: the run was interrupted") for q in plan[i:]]
-            return records, skipped, crashed, stop
+            break
         progress(label, advance=1)
-    return records, skipped, crashed, None
+    return records, skipped, crashed
 
 
 def _run_case(p: Planned, mkn: tuple[int, int, int], budget: Budget, inputs: Any) -> list[dict]:

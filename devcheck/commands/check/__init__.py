@@ -60,26 +60,22 @@ def run(
     plan: list[dict] = []
     work = steps.Work(settings, selection, report, clock)
     progress("checking", total=len(steps.ORDER))
-    stop = None
+    stop = work.stop
     for name, what, estimate in steps.ORDER:
         needed = estimate(work)
-        if stop is not None or clock.left < needed:
+        if stop or clock.left < needed:
             plan.append({"step": name, "what": what, "estimate_s": needed, "ran": False, "seconds": 0.0})
             progress(f"{name}: no time left", advance=1)
             continue
         progress(f"{name}: {what}")
         began = time.perf_counter()
-        try:
+        with stop:  # Ctrl-C or a signal: the steps done so far still make a report
             getattr(steps, name)(work)
-        except Exception:  # a bug: not an interrupt
-            raise
-        except BaseException as interrupt:  # Ctrl-C or a signal: the steps done so far still make a report
-            stop = interrupt
         seconds = time.perf_counter() - began
-        row = {"step": name, "what": what, "estimate_s": needed, "ran": stop is None, "seconds": seconds}
-        plan.append(row if stop is None else {**row, "interrupted": True})  # its checks so far are in the report
+        row = {"step": name, "what": what, "estimate_s": needed, "ran": not stop, "seconds": seconds}
+        plan.append({**row, "interrupted": True} if stop else row)  # its checks so far are in the report
         progress(f"{name}: done", advance=1)
-    report.checks += _budget_checks(plan, settings) if stop is None else []
+    report.checks += [] if stop else _budget_checks(plan, settings)
     report.sections.append(Section("plan", f"What ran in the {settings.budget} budget", rows=plan))
     report.data.update(budget_s=settings.seconds, elapsed_s=clock.elapsed, records=work.records, stress=work.stress)
     if settings.strict:
@@ -91,10 +87,7 @@ def run(
         if failure
         else f"check: fit to compute on {names} ({clock.elapsed:.1f} s)"
     )
-    if stop is not None:  # the runner marks it interrupted and writes it out
-        stop.report = report
-        raise stop
-    return report
+    return stop.hand_over(report)
 
 
 def _budget_checks(plan: list[dict], settings: Settings) -> list[Check]:

@@ -10,6 +10,7 @@ from typing import Any
 from devcheck.commands.bench import cases
 from devcheck.commands.check import health as health_checks
 from devcheck.commands.check.stress import stress as stress_window
+from devcheck.interrupt import Interruption
 from devcheck.report import Check, Report, Status
 
 CORRECTNESS_N = 256
@@ -30,6 +31,7 @@ class Work:
     rates: dict[str, float] = field(default_factory=dict)  # GFLOP/s of the correctness GEMM, to size the rest
     records: list[dict] = field(default_factory=list)
     stress: list[dict] = field(default_factory=list)
+    stop: Interruption = field(default_factory=Interruption)  # Ctrl-C or a signal, held by a step that reports it
 
     @property
     def replaying(self) -> bool:
@@ -201,7 +203,15 @@ def stress(work: Work) -> None:
         limit = work.settings.thresholds.floor("stress_drift", device.name, "")
         during = _reader(device.name)
         found = _guarded(
-            work, f"check.stress.{device.name}", stress_window, device, max(window - 0.3, 0.2), n, limit, during
+            work,
+            f"check.stress.{device.name}",
+            stress_window,
+            device,
+            max(window - 0.3, 0.2),
+            n,
+            limit,
+            during,
+            work.stop,
         )
         if found is not None:
             record, checks = found
@@ -211,6 +221,8 @@ def stress(work: Work) -> None:
                 work.report.checks += health_checks.load_checks(device.name, record["under_load"], work.replaying)
                 if not work.replaying:  # a replay's readings are the recorded idle ones
                     health_checks.settle_idle_link(work.report.checks, record["under_load"])
+        if work.stop:
+            return
 
 
 def _reader(name: str) -> Any:

@@ -19,6 +19,7 @@ from devcheck.commands.train.agreement import agreement_checks
 from devcheck.commands.train.checkpoint import load_resume, save_and_verify
 from devcheck.commands.train.config import Config
 from devcheck.commands.train.loop import Run, spirals, train_on
+from devcheck.interrupt import Interruption
 from devcheck.machine.devices import Selection, selection_checks
 from devcheck.report import Chart, Check, Report, Section, Status
 
@@ -45,18 +46,19 @@ def run(
 
     report = Report("train")
     report.checks += selection_checks(sel, require_gpu)
-    runs = []
+    runs: list[Run] = []
+    stop = Interruption()  # Ctrl-C or a signal: the epochs trained so far still make a report, unjudged
     with preflight.locked({"--save": save, "--log": log}):
         progress("training", total=config.epochs * len(sel.names))
         mode = "a" if state is not None else "w"  # a resumed run continues its log
-        with open(log, mode, encoding="utf-8") if log is not None else contextlib.nullcontext() as log_file:
+        with open(log, mode, encoding="utf-8") if log is not None else contextlib.nullcontext() as log_file, stop:
             for device in sel.devices:
+                runs.append(Run(device))
                 with numpy.errstate(all="ignore"):  # non-finite values are detected and reported, not warned about
-                    runs.append(train_on(device, config, data, state, log_file, progress))
-        for r in runs:
-            report.checks.append(_learned_check(r, config))
-        report.checks += agreement_checks(runs, config, data)
-        if save is not None and runs and runs[0].epochs and not runs[0].diverged:
+                    train_on(runs[-1], config, data, state, log_file, progress)
+        if not stop:
+            report.checks += [_learned_check(r, config) for r in runs] + agreement_checks(runs, config, data)
+        if save is not None and not stop and runs and runs[0].epochs and not runs[0].diverged:
             report.checks.append(save_and_verify(runs[0], config, save, data))
 
     rows = [
@@ -81,7 +83,7 @@ def run(
     report.verdict = (
         f"training: FAILED — {failure.summary}" if failure else f"training: learns on {', '.join(r.name for r in runs)}"
     )
-    return report
+    return stop.hand_over(report)
 
 
 def _device_row(r: Run) -> dict:

@@ -60,13 +60,15 @@ class Run:
         return [e["loss"] for e in self.epochs]
 
 
-def train_on(device: Any, config: Config, data: dict, resume: dict | None, log: Any, progress: Progress) -> Run:
+def train_on(run: Run, config: Config, data: dict, resume: dict | None, log: Any, progress: Progress) -> None:
+    """Train on `run.device`, each epoch added to `run` as it ends (an interrupted run keeps them)."""
     from devcheck.engine import backend, manual_seed
     from devcheck.engine.data import DataLoader, TensorDataset
 
     manual_seed(config.seed)
-    model, optimizer = build(config, device)
-    run, first_epoch = Run(device, model=model, optimizer=optimizer), 1
+    device = run.device
+    run.model, run.optimizer = model, optimizer = build(config, device)
+    first_epoch = 1
     if resume is not None:
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
@@ -97,7 +99,6 @@ def train_on(device: Any, config: Config, data: dict, resume: dict | None, log: 
             f"val acc {record['val_accuracy']:.3f}  {record['samples_per_s']:,.0f} samples/s",
             advance=1,
         )
-    return run
 
 
 def _epoch(model: Any, optimizer: Any, loader: Any, epoch: int, run: Run) -> dict:
