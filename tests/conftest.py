@@ -22,3 +22,18 @@ def simulated_device():
 def device(request):
     """Every engine test that takes `device` runs on the CPU and on the simulated GPU."""
     return request.param
+
+
+@pytest.fixture(params=["cpu", "sim", "cuda"])
+def fused_device(request):
+    """The three ways an op with fused kernels (engine/fused.py) runs. cpu: NumPy (Adam's in-place
+    version, the rest generic); sim: the generic code; cuda: the fused ElementwiseKernels, over the
+    CuPy stand-in of the recorded H100, which runs each operation as written."""
+    if request.param != "cuda":
+        yield request.param
+        return
+    from devcheck.machine import seam
+    from tests.recordings import h100
+
+    with seam.replay(h100()):
+        yield "cuda:0"

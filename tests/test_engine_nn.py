@@ -121,22 +121,8 @@ def test_dropout_masks_match_across_devices():
     assert 0.6 < (a > 0).mean() < 0.8 and set(numpy.unique(a)) == {0.0, numpy.float32(1 / 0.7)}
 
 
-@pytest.fixture(params=["cpu", "sim", "cuda"])
-def opt_device(request):
-    """cpu: NumPy (Adam's in-place version, SGD's generic code); sim: the generic code; cuda: the fused
-    ElementwiseKernel, over the CuPy stand-in of the recorded H100 (its operation is run as written)."""
-    if request.param != "cuda":
-        yield request.param
-        return
-    from devcheck.machine import seam
-    from tests.recordings import h100
-
-    with seam.replay(h100()):
-        yield "cuda:0"
-
-
-def test_sgd_momentum_and_weight_decay_match_the_formula(opt_device):
-    p = nn.Parameter(tensor([1.0, -2.0], device=opt_device))
+def test_sgd_momentum_and_weight_decay_match_the_formula(fused_device):
+    p = nn.Parameter(tensor([1.0, -2.0], device=fused_device))
     opt = optim.SGD([p], lr=0.1, momentum=0.9, weight_decay=0.01)
     buf, w = numpy.zeros(2), numpy.array([1.0, -2.0])
     for _ in range(3):
@@ -149,8 +135,8 @@ def test_sgd_momentum_and_weight_decay_match_the_formula(opt_device):
     numpy.testing.assert_allclose(p.numpy(), w, rtol=1e-6)
 
 
-def test_plain_sgd_matches_the_formula(opt_device):
-    p = nn.Parameter(tensor([1.0, -2.0], device=opt_device))
+def test_plain_sgd_matches_the_formula(fused_device):
+    p = nn.Parameter(tensor([1.0, -2.0], device=fused_device))
     opt = optim.SGD([p], lr=0.1, momentum=0.0, weight_decay=0.01)
     w = numpy.array([1.0, -2.0])
     for _ in range(3):
@@ -162,8 +148,8 @@ def test_plain_sgd_matches_the_formula(opt_device):
 
 
 @pytest.mark.parametrize("decay", [0.0, 0.05])
-def test_adam_matches_the_formula(opt_device, decay):
-    p = nn.Parameter(tensor([0.5, -1.5], device=opt_device))
+def test_adam_matches_the_formula(fused_device, decay):
+    p = nn.Parameter(tensor([0.5, -1.5], device=fused_device))
     opt = optim.Adam([p], lr=0.1, weight_decay=decay)
     m = v = numpy.zeros(2)
     w = numpy.array([0.5, -1.5])

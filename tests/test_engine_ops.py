@@ -160,12 +160,12 @@ def test_softmax_family_is_stable_for_huge_logits(device):
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "int64"])
-def test_cross_entropy_of_narrow_integer_targets_past_their_range(device, dtype):
+def test_cross_entropy_of_narrow_integer_targets_past_their_range(fused_device, dtype):
     """300 rows: row numbers in a uint8 or int8 would wrap and pick other rows' targets."""
     rng = numpy.random.default_rng(5)
     z, t = rng.standard_normal((300, 5)), rng.integers(0, 5, 300)
-    logits = tensor(z.astype("float32"), device=device, requires_grad=True)
-    loss = F.cross_entropy(logits, tensor(t.astype(dtype), device=device))
+    logits = tensor(z.astype("float32"), device=fused_device, requires_grad=True)
+    loss = F.cross_entropy(logits, tensor(t.astype(dtype), device=fused_device))
     loss.backward()
     logp = z - z.max(axis=1, keepdims=True)
     logp -= numpy.log(numpy.exp(logp).sum(axis=1, keepdims=True))
@@ -174,15 +174,51 @@ def test_cross_entropy_of_narrow_integer_targets_past_their_range(device, dtype)
     assert logits.grad.numpy() == pytest.approx(softmax_minus_onehot, abs=1e-6)
 
 
-def test_cross_entropy_of_an_empty_batch_is_nan_as_in_torch(device):
+def test_cross_entropy_of_an_empty_batch_is_nan_as_in_torch(fused_device):
     """torch: mean over no rows is nan (0/0), the sum is 0; neither raises, and the gradient is empty."""
-    logits = tensor(numpy.zeros((0, 3), "float32"), device=device, requires_grad=True)
-    target = tensor(numpy.zeros(0, "int64"), device=device)
+    logits = tensor(numpy.zeros((0, 3), "float32"), device=fused_device, requires_grad=True)
+    target = tensor(numpy.zeros(0, "int64"), device=fused_device)
     loss = F.cross_entropy(logits, target)
     assert numpy.isnan(loss.item())
     loss.backward()
     assert logits.grad.shape == (0, 3)
     assert F.cross_entropy(logits, target, reduction="sum").item() == 0.0
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_cross_entropy_on_a_gpu_is_three_fused_kernels_and_three_reductions(reduction):
+    """On the stand-in of the recorded H100: the loss and gradient of the CPU's, in 7 launches where
+    the generic code took 16; a target outside [0, C) makes its row nan, where indexing would wrap."""
+    from devcheck.machine import seam, standin
+    from tests.recordings import h100
+
+    rng = numpy.random.default_rng(9)
+    z, t = rng.standard_normal((64, 7)).astype("float32"), rng.integers(0, 7, 64)
+    cpu = tensor(z, requires_grad=True)
+    F.cross_entropy(cpu, tensor(t), reduction=reduction).backward()
+    with seam.replay(h100()):
+        logits, target = tensor(z, device="cuda:0", requires_grad=True), tensor(t, device="cuda:0")
+        standin.COUNTS.clear()
+        loss = F.cross_entropy(logits, target, reduction=reduction)
+        forward = standin.COUNTS["launches"]
+        loss.backward()
+        assert (forward, standin.COUNTS["launches"] - forward) == (6, 2)  # backward: its seed, then one kernel
+        assert standin.COUNTS["to_host"] == 0
+        numpy.testing.assert_allclose(logits.grad.numpy(), cpu.grad.numpy(), rtol=1e-5, atol=1e-7)
+        expected = F.cross_entropy(tensor(z), tensor(t), reduction=reduction).item()
+        assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+        outside = t.copy()
+        outside[3] = 7
+        logits.grad = None
+        loss = F.cross_entropy(logits, tensor(outside, device="cuda:0"), reduction=reduction)
+        loss.backward()
+        grad = logits.grad.numpy()
+        assert (
+            numpy.isnan(loss.item())
+            and not numpy.isfinite(grad[3]).any()
+            and numpy.isfinite(numpy.delete(grad, 3, 0)).all()
+        )
 
 
 def test_bad_loss_inputs():

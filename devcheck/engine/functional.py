@@ -56,23 +56,37 @@ class LogSoftmax(Function):
 class CrossEntropy(Function):
     """Mean (or summed) negative log-likelihood of integer class targets, from logits, by log-sum-exp:
     loss_i = log(sum_j exp(z_ij - m_i)) - (z_it - m_i) with m_i the row's max, so every exp is <= 1.
-    Only each row's target is picked (integer-array indexing, no one-hot matrix); the exps are kept,
-    so the backward, softmax - onehot = e / s minus 1 at each target, needs no second exp."""
+    Only each row's target is picked (integer-array indexing, no one-hot matrix; on a GPU, fused
+    kernels compare classes with targets instead); the exps are kept, so the backward,
+    softmax - onehot = e / s minus 1 at each target, needs no second exp."""
 
     def forward(self, logits, target):
-        xp = self.xp
-        shifted = logits - xp.max(logits, axis=-1, keepdims=True)
+        xp, n = self.xp, target.shape[0]
+        self.scale = (1.0 / n if n else float("nan")) if self.reduction == "mean" else 1.0  # torch: 0/0 is nan
+        self.kernels = self.fused if n and "cross_entropy_loss" in self.fused else None  # a GPU's: engine/fused.py
+        m = xp.max(logits, axis=-1, keepdims=True)
+        # row and class numbers in the default index dtype: in the target's (uint8, say) they would wrap past 255
+        if self.kernels is not None:
+            self.e = self.kernels["cross_entropy_exp"](logits, m)
+            self.s = xp.sum(self.e, axis=-1, keepdims=True)
+            self.target = xp.expand_dims(target, axis=-1)
+            self.classes = xp.arange(logits.shape[-1], device=target.device)
+            return xp.sum(self.kernels["cross_entropy_loss"](logits, m, self.s, *self._labels()))
+        shifted = logits - m
         self.e = xp.exp(shifted)
         self.s = xp.sum(self.e, axis=-1, keepdims=True)
-        # row numbers in the default index dtype: in the target's (uint8, say) they would wrap past 255
-        self.rows = xp.arange(target.shape[0], device=getattr(target, "device", None))
-        n = target.shape[0]  # the mean of no rows is nan (0/0), as in torch
-        self.target, self.scale = target, (1.0 / n if n else float("nan")) if self.reduction == "mean" else 1.0
+        self.rows, self.target = xp.arange(n, device=getattr(target, "device", None)), target
         picked = shifted[self.rows, target] - xp.log(self.s[:, 0])  # the targets' log-probabilities
         return xp.sum(picked) * -self.scale
 
+    def _labels(self) -> tuple:
+        """The fused kernels' last four arguments: targets, class numbers, their count, the scale."""
+        return self.target, self.classes, self.classes.shape[0], self.scale
+
     def backward(self, gy):
         xp, target = self.xp, self.target
+        if self.kernels is not None:
+            return self.kernels["cross_entropy_grad"](self.e, self.s, gy, *self._labels()), None
         weight = gy * self.scale
         g = self.e * (weight / self.s)  # softmax(logits) * weight, then minus weight at each target
         if self.scatter_add is not None:
@@ -107,7 +121,13 @@ def cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") -> Te
     # here on the CPU (on a GPU the check would cost a synchronisation every step)
     if isinstance(target.data, numpy.ndarray) and target.shape[0] and target.data.min() < 0:
         raise IndexError(f"cross_entropy targets must be in [0, {logits.shape[1]}), got {target.data.min()}")
-    return CrossEntropy.apply(logits, target, reduction=_reduction(reduction), scatter_add=logits.device.scatter_add)
+    return CrossEntropy.apply(
+        logits,
+        target,
+        reduction=_reduction(reduction),
+        scatter_add=logits.device.scatter_add,
+        fused=logits.device.fused,
+    )
 
 
 def mse_loss(prediction: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:

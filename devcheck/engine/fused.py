@@ -1,10 +1,11 @@
-"""Fused optimizer updates: one kernel launch per parameter instead of six or seven.
+"""Fused kernels: an optimizer's update of one parameter in one launch instead of six or seven, and
+cross-entropy in three elementwise launches (and three reductions) instead of sixteen.
 
-Each update is written once, as an operation that is both CUDA C and Python, and becomes a CuPy
+Each is written once, as an operation that is both CUDA C and Python, and becomes a CuPy
 ElementwiseKernel on a GPU (one launch; `p`, `buf`, `m`, `v` are updated in place). On the CPU only
 Adam has its own version (its denominator built in place with NumPy's `out=`); SGD's generic code is
-already in place there. A device with neither (the test-suite's simulated device) keeps the
-optimizers' generic code.
+already in place there, and cross-entropy's picks each row's target by indexing. A device with none
+(the test-suite's simulated device) keeps the generic code.
 """
 
 from __future__ import annotations
@@ -30,13 +31,36 @@ ADAM = (
     "p = p - step * m / (sqrt(v / bc2) + eps)",
 )
 
+# Cross-entropy of logits z (N, C), row maxima m and integer targets t (N, 1), by log-sum-exp:
+# e = exp(z - m) (every exp <= 1), s = the row sums of e (a reduction), loss_i = log(s_i) - (z_it - m_i).
+# Element (i, j) compares its class j (C,) with its row's target instead of gathering z_it: no one-hot
+# matrix, no index arithmetic. A target outside [0, C) divides its row by 0: the loss and its gradient
+# are nan there, where indexing on a GPU would wrap to another class and no kernel can raise.
+CROSS_ENTROPY_EXP = ("T z, T m", "T e", "e = exp(z - m)")
+CROSS_ENTROPY_LOSS = (
+    "T z, T m, T s, I t, J j, J classes, T scale",
+    "T loss",
+    "loss = (j == t) * (log(s) - (z - m)) * scale / ((t >= 0) * (t < classes))",
+)
+# d loss / d z_ij = (softmax_ij - [j == t_i]) * scale * gy, with softmax = e / s from the forward's exps.
+CROSS_ENTROPY_GRAD = (
+    "T e, T s, T gy, I t, J j, J classes, T scale",
+    "T g",
+    "g = (e / s - (j == t)) * (gy * scale) / ((t >= 0) * (t < classes))",
+)
+CUDA = {
+    "sgd": SGD,
+    "sgd_momentum": SGD_MOMENTUM,
+    "adam": ADAM,
+    "cross_entropy_exp": CROSS_ENTROPY_EXP,
+    "cross_entropy_loss": CROSS_ENTROPY_LOSS,
+    "cross_entropy_grad": CROSS_ENTROPY_GRAD,
+}
+
 
 def cuda_kernels(cupy: Any) -> dict[str, Callable[..., Any]]:
     """CuPy compiles each with NVRTC at its first call and caches it."""
-    return {
-        name: cupy.ElementwiseKernel(*spec, f"devcheck_{name}")
-        for name, spec in (("sgd", SGD), ("sgd_momentum", SGD_MOMENTUM), ("adam", ADAM))
-    }
+    return {name: cupy.ElementwiseKernel(*spec, f"devcheck_{name}") for name, spec in CUDA.items()}
 
 
 def _adam(g, step, b1, b2, eps, bc2, decay, p, m, v):

@@ -73,7 +73,8 @@ class ElementwiseKernel:
         scope.update({p: unwrap(o).copy() for (_, p), o in zip(self.outs, outs)})  # outputs too: on this device
         COUNTS["launches"] += 1
         faulty("ElementwiseKernel", None)
-        exec(self._code, scope)
+        with numpy.errstate(all="ignore"):  # a kernel's 0/0 is nan, silently, as on a GPU
+            exec(self._code, scope)
         for (_, p), o in zip(self.outs, outs):
             o._a[...] = scope[p]
         return outs[0] if len(outs) == 1 else tuple(outs)
