@@ -91,6 +91,43 @@ def test_the_engine_runs_on_real_cupy_arrays():
         x[[0, 5]]
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_fused_kernels_compute_on_the_gpu_what_the_cpu_computes(dtype):
+    """engine/fused.py's kernels, compiled by NVRTC and run for real: cross-entropy's loss and gradient
+    (and nan for a target outside [0, C)), then SGD-momentum and Adam steps, against the CPU's code."""
+    import numpy
+
+    from devcheck.engine import functional as F
+    from devcheck.engine import nn, optim, tensor
+
+    rng = numpy.random.default_rng(4)
+    z, t = rng.standard_normal((300, 7)).astype(dtype), rng.integers(0, 7, 300).astype("uint8")
+    rel = 1e-5 if dtype == "float32" else 1e-12
+    grads, losses = {}, {}
+    for device in ("cpu", "cuda:0"):
+        logits = tensor(z, device=device, requires_grad=True)
+        loss = F.cross_entropy(logits, tensor(t, device=device))
+        loss.backward()
+        losses[device], grads[device] = loss.item(), logits.grad.numpy()
+    assert losses["cuda:0"] == pytest.approx(losses["cpu"], rel=rel)
+    numpy.testing.assert_allclose(grads["cuda:0"], grads["cpu"], rtol=rel, atol=rel / 100)
+    outside = t.copy()
+    outside[5] = 7
+    assert numpy.isnan(F.cross_entropy(tensor(z, device="cuda"), tensor(outside, device="cuda")).item())
+
+    for make in (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01), lambda ps: optim.Adam(ps, lr=0.1)):
+        weights = {}
+        for device in ("cpu", "cuda:0"):
+            p = nn.Parameter(tensor(z, device=device))
+            opt = make([p])
+            for _ in range(3):
+                opt.zero_grad()
+                (p * p * p).sum().backward()
+                opt.step()
+            weights[device] = p.numpy()
+        numpy.testing.assert_allclose(weights["cuda:0"], weights["cpu"], rtol=rel * 10, atol=rel)
+
+
 def test_a_recording_made_here_replays_to_the_same_report(tmp_path):
     path = tmp_path / "here.json"
     code, live = devcheck("env", "--record", str(path))

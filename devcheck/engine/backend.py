@@ -38,7 +38,7 @@ class Device:
     scatter_add: Callable[..., None] | None = None  # (target, index, values, unique=False): target[index] += values
     dtypes: dict[str, Any] = field(default_factory=dict)
     native: Any = None  # the library itself (numpy, cupy) for what the standard lacks, such as out=
-    fused: dict[str, Callable[..., Any]] = field(default_factory=dict)  # engine/fused.py: optimizer updates
+    fused: dict[str, Callable[..., Any]] = field(default_factory=dict)  # engine/fused.py: optimizers, cross-entropy
 
     def dtype(self, name: str) -> Any:
         return self.dtypes.get(name) or getattr(self.xp, name)
