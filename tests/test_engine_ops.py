@@ -221,6 +221,29 @@ def test_cross_entropy_on_a_gpu_is_three_fused_kernels_and_three_reductions(redu
         )
 
 
+def test_relu_and_tanh_on_a_gpu_are_one_fused_launch_each_way():
+    """On the stand-in of the recorded H100: ReLU's forward (output and mask) and tanh's backward are
+    one kernel each, with the CPU's values; ReLU's backward and tanh's forward were one launch already."""
+    from devcheck.machine import seam, standin
+    from tests.recordings import h100
+
+    z = numpy.array([[-2.0, -0.0, 0.0, 0.5, float("nan"), 3.0]], "float32")
+    for op in ("relu", "tanh"):
+        cpu = tensor(z, requires_grad=True)
+        getattr(cpu, op)().sum().backward()
+        with seam.replay(h100()):
+            x = tensor(z, device="cuda:0", requires_grad=True)
+            standin.COUNTS.clear()
+            y = getattr(x, op)()
+            assert standin.COUNTS["launches"] == 1
+            total = y.sum()
+            standin.COUNTS.clear()
+            total.backward()
+            assert standin.COUNTS["launches"] == 2  # the seed (a ones array) and the op's backward
+            numpy.testing.assert_array_equal(y.numpy(), getattr(tensor(z), op)().numpy())
+            numpy.testing.assert_array_equal(x.grad.numpy(), cpu.grad.numpy())
+
+
 def test_bad_loss_inputs():
     with pytest.raises(TypeError, match="integer class indices"):
         F.cross_entropy(tensor([[1.0, 2.0]]), tensor([0.0]))

@@ -118,16 +118,11 @@ def cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") -> Te
     if not target.dtype.startswith(("int", "uint")):
         raise TypeError(f"cross_entropy targets must be integer class indices, got {target.dtype}")
     # NumPy's indexing refuses a target >= C but reads -1 as the last class; a negative one is caught
-    # here on the CPU (on a GPU the check would cost a synchronisation every step)
+    # here on the CPU (on a GPU a check would cost a synchronisation every step: the fused kernels
+    # make such a row nan instead)
     if isinstance(target.data, numpy.ndarray) and target.shape[0] and target.data.min() < 0:
         raise IndexError(f"cross_entropy targets must be in [0, {logits.shape[1]}), got {target.data.min()}")
-    return CrossEntropy.apply(
-        logits,
-        target,
-        reduction=_reduction(reduction),
-        scatter_add=logits.device.scatter_add,
-        fused=logits.device.fused,
-    )
+    return CrossEntropy.apply(logits, target, reduction=_reduction(reduction), scatter_add=logits.device.scatter_add)
 
 
 def mse_loss(prediction: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:

@@ -156,11 +156,16 @@ class Tanh(Function):
         return self.y
 
     def backward(self, gy):
-        return (gy * (1 - self.y * self.y),)
+        kernel = self.fused.get("tanh_backward")  # a GPU: one launch instead of three
+        return (kernel(gy, self.y) if kernel else gy * (1 - self.y * self.y),)
 
 
 class ReLU(Function):
     def forward(self, x):
+        kernel = self.fused.get("relu")  # a GPU: one launch instead of three
+        if kernel:
+            y, self.mask = kernel(x)
+            return y
         self.mask = self.xp.astype(x > 0, x.dtype)  # multiplying by a mask is ~10x faster than where()
         return x * self.mask
 
