@@ -5,7 +5,8 @@ time beside the same math written directly in NumPy.
     python benchmarks/step.py            # launches on the CuPy stand-in (the recorded H100), CPU times
 
 On a machine with a GPU, CuPy and a CUDA build of torch it also times the engine's step against
-torch eager's on the same GPU (CUDA events, steps back to back).
+torch eager's on the same GPU (CUDA events, steps back to back), and counts the kernels each ran
+there (torch.profiler's CUDA activity, which sees CuPy's kernels too).
 
 A small step on a GPU costs what its launches (5-10 us each on an H100) and synchronisations
 (~20 us) cost, so both are counted; the CuPy stand-in counts them without a GPU. PyTorch's count is
@@ -100,9 +101,9 @@ def have_gpu() -> bool:
         return False
 
 
-def gpu_times(sizes: list[int], batch: int, optimizer: str) -> tuple[float, float]:
+def gpu_times(sizes: list[int], batch: int, optimizer: str) -> tuple[float, float, str]:
     """The engine on cuda:0 and torch eager (its defaults) on the same GPU: CUDA events around steps
-    run back to back, as devcheck bench times them."""
+    run back to back, as devcheck bench times them; and the kernels each step ran on the GPU."""
     import cupy
     import torch
     from copies import TorchEvents  # each library's own events, on its own current stream
@@ -113,7 +114,21 @@ def gpu_times(sizes: list[int], batch: int, optimizer: str) -> tuple[float, floa
     engine, _ = engine_step(sizes, x, y, "cuda:0", optimizer)
     reference = torch_step(torch, sizes, batch, optimizer, "cuda")
     engine_s = measure(engine, CudaEventClock(cupy, cupy.cuda.Device(0)), 20, 5.0, warmup=3)[1].median
-    return engine_s, measure(reference, TorchEvents(torch), 20, 5.0, warmup=3)[1].median
+    torch_s = measure(reference, TorchEvents(torch), 20, 5.0, warmup=3)[1].median
+    return engine_s, torch_s, f"{gpu_kernels(torch, cupy, engine)} vs {gpu_kernels(torch, cupy, reference)}"
+
+
+def gpu_kernels(torch, cupy, step) -> int | str:
+    """Kernels and copies one step ran on the GPU, as CUPTI saw them: torch.profiler's CUDA activity
+    records every kernel of the process, CuPy's too, so the stand-in's count is checked on a GPU."""
+    try:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            step()
+            cupy.cuda.Device(0).synchronize()
+            torch.cuda.synchronize()
+        return sum(e.device_type == torch.autograd.DeviceType.CUDA for e in prof.events())
+    except Exception as e:  # figures to read: a profiler that cannot attach must not end the run
+        return f"? ({type(e).__name__}: {e})"
 
 
 def cpu_times(sizes: list[int], batch: int, repeats: int) -> tuple[float, float, float]:
@@ -150,10 +165,10 @@ def main() -> int:
     gpu = have_gpu()
     for (name, sizes, batch), target in zip(MODELS, (1.2, 1.0, 1.0)) if gpu else ():
         for optimizer in ("sgd", "adam"):
-            engine, torch_eager = gpu_times(sizes, batch, optimizer)
+            engine, torch_eager, kernels = gpu_times(sizes, batch, optimizer)
             ok &= engine / torch_eager <= target
             print(f"gpu {name:<28} {optimizer:<5} engine {engine * 1e6:8.1f} us  torch {torch_eager * 1e6:8.1f} us  "
-                  f"ratio {engine / torch_eager:4.2f} (target <= {target})")  # fmt: skip
+                  f"ratio {engine / torch_eager:4.2f} (target <= {target})  GPU kernels {kernels}")  # fmt: skip
     if not gpu:
         print("gpu: no GPU with CuPy and a CUDA build of torch here: step times on a GPU not measured")
     print()

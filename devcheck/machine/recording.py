@@ -16,8 +16,9 @@ device handle. An error is {"type": "NVMLError_NotSupported", "value": 3, "str":
 recording without "cupy" comes from a machine where CuPy was not installed. Only hardware facts are
 recorded (versions, counts, properties, NVML reads), never array data. "faults" and "rounding" are for
 synthetic recordings only: faults make the CuPy stand-in compute wrong ({"matmul": 1.01}: 1% too large;
-{"matmul": "CUBLAS_STATUS_NOT_INITIALIZED"}: that error; a kernel by its name, {"devcheck_relu": 0.5}), rounding makes it round like another correct
-device ({"matmul": "float64"}: accumulate in float64; {"matmul": "tf32"}: TF32 inputs, as CUPY_TF32=1).
+{"matmul": "CUBLAS_STATUS_NOT_INITIALIZED"}: that error; {"devcheck_relu": 0.5}: that kernel's results
+halved), rounding makes it round like another correct device ({"matmul": "float64"}: accumulate in
+float64; {"matmul": "tf32"}: TF32 inputs, as CUPY_TF32=1).
 """
 
 from __future__ import annotations
