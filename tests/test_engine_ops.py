@@ -1,6 +1,7 @@
 """Every op gradient-checked on the CPU and the simulated GPU; broadcasting and reductions
 property-tested; dtype and device rules."""
 
+import math
 import re
 
 import numpy
@@ -182,18 +183,21 @@ def test_cross_entropy_of_an_empty_batch_is_nan_as_in_torch(fused_device):
     assert numpy.isnan(loss.item())
     loss.backward()
     assert logits.grad.shape == (0, 3)
-    assert F.cross_entropy(logits, target, reduction="sum").item() == 0.0
+    total = F.cross_entropy(logits, target, reduction="sum").item()
+    assert total == 0.0 and math.copysign(1.0, total) == 1.0  # torch's 0, not -0
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_cross_entropy_on_a_gpu_is_three_fused_kernels_and_three_reductions(reduction):
     """On the stand-in of the recorded H100: the loss and gradient of the CPU's, in 7 launches where
-    the generic code took 16; a target outside [0, C) makes its row nan, where indexing would wrap."""
+    the generic code took 16, with a class masked by -inf (0 * inf must not make it nan); a target
+    outside [0, C) makes its row infinite or nan, where indexing would wrap."""
     from devcheck.machine import seam, standin
     from tests.recordings import h100
 
     rng = numpy.random.default_rng(9)
     z, t = rng.standard_normal((64, 7)).astype("float32"), rng.integers(0, 7, 64)
+    z[0, (t[0] + 1) % 7] = -numpy.inf
     cpu = tensor(z, requires_grad=True)
     F.cross_entropy(cpu, tensor(t), reduction=reduction).backward()
     with seam.replay(h100()):

@@ -152,9 +152,9 @@ def test_an_interrupted_train_reports_the_epochs_it_finished_and_judges_none(tmp
         and [e["epoch"] for e in epochs] == list(range(1, len(epochs) + 1))
     )
     assert len(log.read_text().splitlines()) == len(epochs)  # the log holds what the report holds
-    # an unfinished run is not judged: no "did not learn" failure, no agreement; the interruption says it all
+    # a run cut short is not judged: no "did not learn" failure, no agreement; the interruption says it all
     assert [c["id"] for c in doc["checks"] if c["status"] != "ok"] == ["train.interrupted"]
-    assert not any(c["id"].startswith("train.cpu.") for c in doc["checks"])
+    assert not any(c["id"].startswith(("train.cpu.", "train.agreement")) for c in doc["checks"])
     jsonschema.validate(doc, json.loads(CliRunner().invoke(app, ["schema", "train"]).stdout))
 
 
@@ -173,4 +173,20 @@ def test_an_interrupted_grad_keeps_the_checks_it_made():
     report = stop.value.report
     assert report.check("grad.classic.cpu").status.value == "ok"
     assert {r["op"] for r in report.to_dict()["data"]["ops"]} == {"add", "mul"}
-    assert report.check("grad.ops.cpu") is None  # a device only partly checked gets no verdict
+    assert report.check("grad.ops.cpu").summary == "cpu: all 2 gradient checks pass"  # the ones it made
+
+
+def test_a_wrong_gradient_found_before_an_interrupt_is_still_a_failure():
+    from devcheck.commands import grad
+    from devcheck.machine.devices import select
+
+    def progress(label, **kwargs):
+        if label == "cuda:0: add" and kwargs.get("advance"):
+            raise KeyboardInterrupt
+
+    with seam.replay(h100(why="tanh's backward 1% off", faults={"devcheck_tanh_backward": 1.01})):
+        with pytest.raises(KeyboardInterrupt) as stop:
+            grad.run(select("auto"), ("tanh", "add", "mul"), progress=progress)
+    report = stop.value.report
+    assert report.check("grad.ops.cuda:0").status.value == "fail" and "tanh" in report.check("grad.ops.cuda:0").summary
+    assert report.check("grad.network.cuda:0") is None  # not reached

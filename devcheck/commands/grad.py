@@ -54,20 +54,24 @@ def run(
     classic_rows: list[dict] = []
     op_rows: list[dict] = []
     stop = Interruption()  # Ctrl-C or a signal: the checks made so far still make a report
-    with stop:
-        for name in sel.names:
+    for name in sel.names:
+        first = len(op_rows)
+        with stop:
             row, check = classic(name)
             classic_rows.append(row)
             report.checks.append(check)
             progress(f"{name}: classic example", advance=1)
-            first = len(op_rows)
             for op in chosen:
                 op_rows += check_op(op, name, fast)
                 progress(f"{name}: {op}", advance=1)
+        if op_rows[first:]:  # judged even when cut short: a wrong gradient found must not be lost
             report.checks.append(_summary_check(f"grad.ops.{name}", name, op_rows[first:]))
-            if name != "cpu":
+        if name != "cpu" and not stop:
+            with stop:
                 report.checks.append(network_check(name))
-            progress(f"{name}: network", advance=1)
+        if stop:
+            break
+        progress(f"{name}: network", advance=1)
     report.sections.append(Section("classic", "y = a**2*x + b*x + c at a=1, b=2, c=3, x=1", rows=classic_rows))
     report.sections.append(Section("ops", "Every op, gradient-checked", rows=op_rows))
     failure = report.first_failure

@@ -61,23 +61,24 @@ class CrossEntropy(Function):
     softmax - onehot = e / s minus 1 at each target, needs no second exp."""
 
     def forward(self, logits, target):
-        xp, n = self.xp, target.shape[0]
+        xp, n, kernels = self.xp, target.shape[0], self.device.fused
         self.scale = (1.0 / n if n else float("nan")) if self.reduction == "mean" else 1.0  # torch: 0/0 is nan
-        self.kernels = self.fused if n and "cross_entropy_loss" in self.fused else None  # a GPU's: engine/fused.py
+        self.fuse = bool(n) and "cross_entropy_loss" in kernels  # a GPU: engine/fused.py
         m = xp.max(logits, axis=-1, keepdims=True)
         # row and class numbers in the default index dtype: in the target's (uint8, say) they would wrap past 255
-        if self.kernels is not None:
-            self.e = self.kernels["cross_entropy_exp"](logits, m)
+        if self.fuse:
+            self.e = kernels["cross_entropy_exp"](logits, m)
             self.s = xp.sum(self.e, axis=-1, keepdims=True)
             self.target = xp.expand_dims(target, axis=-1)
             self.classes = xp.arange(logits.shape[-1], device=target.device)
-            return xp.sum(self.kernels["cross_entropy_loss"](logits, m, self.s, *self._labels()))
+            lowest = float(xp.finfo(logits.dtype).min)
+            return xp.sum(kernels["cross_entropy_loss"](logits, m, self.s, lowest, *self._labels()))
         shifted = logits - m
         self.e = xp.exp(shifted)
         self.s = xp.sum(self.e, axis=-1, keepdims=True)
         self.rows, self.target = xp.arange(n, device=getattr(target, "device", None)), target
         picked = shifted[self.rows, target] - xp.log(self.s[:, 0])  # the targets' log-probabilities
-        return xp.sum(picked) * -self.scale
+        return (0.0 - xp.sum(picked)) * self.scale  # 0 - x: no batch sums to 0, not to -0
 
     def _labels(self) -> tuple:
         """The fused kernels' last four arguments: targets, class numbers, their count, the scale."""
@@ -85,12 +86,12 @@ class CrossEntropy(Function):
 
     def backward(self, gy):
         xp, target = self.xp, self.target
-        if self.kernels is not None:
-            return self.kernels["cross_entropy_grad"](self.e, self.s, gy, *self._labels()), None
+        if self.fuse:
+            return self.device.fused["cross_entropy_grad"](self.e, self.s, gy, *self._labels()), None
         weight = gy * self.scale
         g = self.e * (weight / self.s)  # softmax(logits) * weight, then minus weight at each target
-        if self.scatter_add is not None:
-            self.scatter_add(g, (self.rows, target), -weight, unique=True)  # one position per row
+        if self.device.scatter_add is not None:
+            self.device.scatter_add(g, (self.rows, target), -weight, unique=True)  # one position per row
             return g, None
         classes = xp.arange(g.shape[-1], device=getattr(target, "device", None))
         return g - xp.astype(xp.expand_dims(target, axis=-1) == classes, g.dtype) * weight, None
@@ -119,10 +120,10 @@ def cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") -> Te
         raise TypeError(f"cross_entropy targets must be integer class indices, got {target.dtype}")
     # NumPy's indexing refuses a target >= C but reads -1 as the last class; a negative one is caught
     # here on the CPU (on a GPU a check would cost a synchronisation every step: the fused kernels
-    # make such a row nan instead)
+    # make such a row's loss and gradient infinite or nan instead)
     if isinstance(target.data, numpy.ndarray) and target.shape[0] and target.data.min() < 0:
         raise IndexError(f"cross_entropy targets must be in [0, {logits.shape[1]}), got {target.data.min()}")
-    return CrossEntropy.apply(logits, target, reduction=_reduction(reduction), scatter_add=logits.device.scatter_add)
+    return CrossEntropy.apply(logits, target, reduction=_reduction(reduction))
 
 
 def mse_loss(prediction: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:

@@ -35,13 +35,16 @@ ADAM = (
 # Cross-entropy of logits z (N, C), row maxima m and integer targets t (N, 1), by log-sum-exp:
 # e = exp(z - m) (every exp <= 1), s = the row sums of e (a reduction), loss_i = log(s_i) - (z_it - m_i).
 # Element (i, j) compares its class j (C,) with its row's target instead of gathering z_it: no one-hot
-# matrix, no index arithmetic. A target outside [0, C) divides its row by 0: the loss and its gradient
-# are nan there, where indexing on a GPU would wrap to another class and no kernel can raise.
+# matrix, no index arithmetic. z - m is held at T's lowest finite value, so that a class masked with
+# -inf adds 0 and not 0 * inf = nan (a target at -inf so costs ~3.4e38 in float32, not inf); that
+# value is a double, as CuPy's float16 arithmetic gives floats, and max(float, float16) is ambiguous. A target
+# outside [0, C) divides its row by 0: its loss and gradient are infinite or nan, where indexing on a
+# GPU would wrap to another class and no kernel can raise.
 CROSS_ENTROPY_EXP = ("T z, T m", "T e", "e = exp(z - m)")
 CROSS_ENTROPY_LOSS = (
-    "T z, T m, T s, I t, J j, J classes, T scale",
+    "T z, T m, T s, float64 lowest, I t, J j, J classes, T scale",
     "T loss",
-    "loss = (j == t) * (log(s) - (z - m)) * scale / ((t >= 0) * (t < classes))",
+    "loss = (j == t) * (log(s) - max(z - m, lowest)) * scale / ((t >= 0) * (t < classes))",
 )
 # d loss / d z_ij = (softmax_ij - [j == t_i]) * scale * gy, with softmax = e / s from the forward's exps.
 CROSS_ENTROPY_GRAD = (

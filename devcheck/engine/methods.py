@@ -199,7 +199,7 @@ def getitem(x, index):
     if basic and Ellipsis not in items:
         items.append(Ellipsis)  # explicit, as the standard requires for partial indexing
     items = tuple(items)
-    return GetItem.apply(x, index=items, take_axis=take_axis_of(items, x.ndim), scatter_add=x.device.scatter_add)
+    return GetItem.apply(x, index=items, take_axis=take_axis_of(items, x.ndim))
 
 
 def _host_index(item: Any) -> Any:

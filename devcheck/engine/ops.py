@@ -156,13 +156,13 @@ class Tanh(Function):
         return self.y
 
     def backward(self, gy):
-        kernel = self.fused.get("tanh_backward")  # a GPU: one launch instead of three
+        kernel = self.device.fused.get("tanh_backward")  # a GPU: one launch instead of three
         return (kernel(gy, self.y) if kernel else gy * (1 - self.y * self.y),)
 
 
 class ReLU(Function):
     def forward(self, x):
-        kernel = self.fused.get("relu")  # a GPU: one launch instead of three
+        kernel = self.device.fused.get("relu")  # a GPU: one launch instead of three
         if kernel:
             y, self.mask = kernel(x)
             return y
@@ -289,8 +289,8 @@ class GetItem(Function):
         gx = xp.zeros(self.shape, dtype=self.dtype, device=getattr(gy, "device", None))
         if not any(_is_int_array(i) for i in self.index):
             gx[self.key] = gy  # no element is picked twice: assignment is accumulation
-        elif self.scatter_add is not None:
-            self.scatter_add(gx, self.index, gy)
+        elif self.device.scatter_add is not None:
+            self.device.scatter_add(gx, self.index, gy)
         elif self.take_axis is not None:
             gx = _scatter_add_by_matmul(xp, gx, self.take_axis, self.index[self.take_axis], gy)
         else:

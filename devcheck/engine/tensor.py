@@ -155,9 +155,9 @@ class Function:
     """One op: `forward` maps arrays to an array, `backward` maps the output's gradient to one
     gradient per input (None where an input needs none). Subclasses save what backward needs.
     Both take every array function from `self.xp`, the Array API namespace of the op's device, and
-    a fused kernel, where the device has one, from `self.fused`."""
+    what the standard lacks (a fused kernel, scatter_add) from `self.device`, where it has it."""
 
-    __slots__ = ("xp", "fused", "inputs", "output", "generation", "needs_grad", "freed", "__dict__")
+    __slots__ = ("xp", "device", "inputs", "output", "generation", "needs_grad", "freed", "__dict__")
 
     def forward(self, *xs: Any) -> Any:
         raise NotImplementedError
@@ -190,7 +190,7 @@ class Function:
         if device is None:
             raise TypeError("an op needs at least one Tensor input")
         fn.xp = device.xp  # one way for every device: never from the arrays (CuPy's have no __array_namespace__)
-        fn.fused = device.fused  # the device's own kernels for an op, where it has them (engine/fused.py)
+        fn.device = device  # what the standard lacks: fused kernels (engine/fused.py), scatter_add
         with device.context():
             data = fn.forward(*arrays)
         if isinstance(data, numpy.generic):  # NumPy's 0-d reductions return scalars, not arrays

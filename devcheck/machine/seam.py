@@ -128,8 +128,8 @@ def nvml_library_missing() -> str | None:
         within(f"loading {NVML_LIBRARY}", ctypes.CDLL, NVML_LIBRARY)
     except OSError as e:
         return str(e)
-    except Hung:
-        return None  # nvmlInit will meet the same hang, under its own limit, and say so
+    except Hung as e:  # the loader's lock stays held: nvmlInit fails at once, saying so, not after a second wait
+        _seam.hung["nvml"] = str(e)
     return None
 
 

@@ -65,7 +65,7 @@ def run(
         needed = estimate(work)
         if stop or clock.left < needed:
             plan.append({"step": name, "what": what, "estimate_s": needed, "ran": False, "seconds": 0.0})
-            progress(f"{name}: no time left", advance=1)
+            progress(f"{name}: {'interrupted' if stop else 'no time left'}", advance=1)
             continue
         progress(f"{name}: {what}")
         began = time.perf_counter()
@@ -74,7 +74,7 @@ def run(
         seconds = time.perf_counter() - began
         row = {"step": name, "what": what, "estimate_s": needed, "ran": not stop, "seconds": seconds}
         plan.append({**row, "interrupted": True} if stop else row)  # its checks so far are in the report
-        progress(f"{name}: done", advance=1)
+        progress(f"{name}: {'interrupted' if stop else 'done'}", advance=1)
     report.checks += [] if stop else _budget_checks(plan, settings)
     report.sections.append(Section("plan", f"What ran in the {settings.budget} budget", rows=plan))
     report.data.update(budget_s=settings.seconds, elapsed_s=clock.elapsed, records=work.records, stress=work.stress)

@@ -47,7 +47,7 @@ def run(
     report = Report("train")
     report.checks += selection_checks(sel, require_gpu)
     runs: list[Run] = []
-    stop = Interruption()  # Ctrl-C or a signal: the epochs trained so far still make a report, unjudged
+    stop = Interruption()  # Ctrl-C or a signal: the epochs trained so far still make a report
     with preflight.locked({"--save": save, "--log": log}):
         progress("training", total=config.epochs * len(sel.names))
         mode = "a" if state is not None else "w"  # a resumed run continues its log
@@ -56,8 +56,10 @@ def run(
                 runs.append(Run(device))
                 with numpy.errstate(all="ignore"):  # non-finite values are detected and reported, not warned about
                     train_on(runs[-1], config, data, state, log_file, progress)
-        if not stop:
-            report.checks += [_learned_check(r, config) for r in runs] + agreement_checks(runs, config, data)
+        # a run cut short is not judged (it has not failed to learn), nor, after an interrupt, the
+        # devices' agreement (it trains them all again for a few steps)
+        report.checks += [_learned_check(r, config) for r in runs if r.done]
+        report.checks += [] if stop else agreement_checks(runs, config, data)
         if save is not None and not stop and runs and runs[0].epochs and not runs[0].diverged:
             report.checks.append(save_and_verify(runs[0], config, save, data))
 

@@ -48,6 +48,7 @@ class Run:
     device: Any  # the engine Device
     epochs: list[dict] = field(default_factory=list)
     diverged: str = ""
+    done: bool = False  # trained to the end, or diverged: not cut short by an interrupt
     model: Any = None
     optimizer: Any = None
 
@@ -99,6 +100,7 @@ def train_on(run: Run, config: Config, data: dict, resume: dict | None, log: Any
             f"val acc {record['val_accuracy']:.3f}  {record['samples_per_s']:,.0f} samples/s",
             advance=1,
         )
+    run.done = True
 
 
 def _epoch(model: Any, optimizer: Any, loader: Any, epoch: int, run: Run) -> dict:

@@ -9,10 +9,12 @@ from typing import Any
 import numpy
 
 from devcheck.machine.standin.arrays import ndarray, unwrap, wrap
-from devcheck.machine.standin.state import COUNTS, faulty
+from devcheck.machine.standin.state import COUNTS, fault, faulty, scaled
 
-_MATH = {n: getattr(numpy, n) for n in ("sqrt", "exp", "log", "tanh", "abs", "fabs", "maximum", "minimum")}
-_MATH |= {"max": numpy.maximum, "min": numpy.minimum}
+# CUDA's math functions by their C names; its float max and min are fmax and fmin, which return the
+# other operand where one is nan (numpy.maximum would return the nan).
+_MATH = {n: getattr(numpy, n) for n in ("sqrt", "exp", "log", "tanh", "abs", "fabs", "fmax", "fmin")}
+_MATH |= {"max": numpy.fmax, "min": numpy.fmin}
 
 
 def _params(text: str) -> list[tuple[str, str]]:
@@ -69,14 +71,18 @@ class ElementwiseKernel:
             if dtype is None:
                 raise TypeError(f"Cannot determine the type of output {type_name!r} of {self.name!r}")
             outs.append(wrap(numpy.empty(shape, dtype)))
-        scope = {"__builtins__": {}, **_MATH, **{p: a for (_, p), a in zip(self.ins, ins)}}
+        scope = {"__builtins__": {}, **_MATH}
+        for (type_name, p), a in zip(self.ins, ins):  # a host scalar becomes its parameter's C type, as in CuPy
+            scalar = not isinstance(a, numpy.ndarray)
+            scope[p] = (_fixed(type_name) or bound[type_name]).type(a) if scalar else a
         scope.update({p: unwrap(o).copy() for (_, p), o in zip(self.outs, outs)})  # outputs too: on this device
         COUNTS["launches"] += 1
         faulty("ElementwiseKernel", None)
         with numpy.errstate(all="ignore"):  # a kernel's 0/0 is nan, silently, as on a GPU
             exec(self._code, scope)
+        scale = fault(self.name)  # a synthetic recording's fault on this kernel, once per launch
         for (_, p), o in zip(self.outs, outs):
-            o._a[...] = faulty(self.name, scope[p])  # a synthetic recording may scale one kernel's results
+            o._a[...] = scaled(numpy.asarray(scope[p], o.dtype), scale)
         return outs[0] if len(outs) == 1 else tuple(outs)
 
 

@@ -62,15 +62,24 @@ def answer(fn: str, *args: Any) -> Any:
     return decode(entry.get("result"))
 
 
-def faulty(name: str, out: Any) -> Any:
-    """A synthetic recording's faults: a number scales `name`'s results, a text is the error it raises,
-    {"every": 50, "scale": 1.001} scales one call in 50 (a GPU that is wrong now and then)."""
-    fault = state.faults.get(name)
-    if isinstance(fault, dict):
+def fault(name: str) -> float | None:
+    """A synthetic recording's fault on this call of `name`: a number scales its results, a text is the
+    error it raises, {"every": 50, "scale": 1.001} scales one call in 50 (a GPU wrong now and then)."""
+    found = state.faults.get(name)
+    if isinstance(found, dict):
         COUNTS[f"calls:{name}"] += 1
-        fault = fault["scale"] if COUNTS[f"calls:{name}"] % fault["every"] == 0 else None
-    if isinstance(fault, str):
-        raise RuntimeError(fault)
-    if fault is not None and isinstance(out, numpy.ndarray) and out.dtype.kind == "f":
-        return out * out.dtype.type(fault)
+        found = found["scale"] if COUNTS[f"calls:{name}"] % found["every"] == 0 else None
+    if isinstance(found, str):
+        raise RuntimeError(found)
+    return found
+
+
+def faulty(name: str, out: Any) -> Any:
+    """`out` as this call of `name` gives it under the recording's fault, if any."""
+    return scaled(out, fault(name))
+
+
+def scaled(out: Any, scale: float | None) -> Any:
+    if scale is not None and isinstance(out, numpy.ndarray) and out.dtype.kind == "f":
+        return out * out.dtype.type(scale)
     return out
