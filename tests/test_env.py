@@ -45,12 +45,17 @@ def without_cupy(recording, why="CuPy not installed"):
 # --- the real path on this machine ---------------------------------------------------------------
 
 
-def test_real_nvml_without_driver_is_a_skip_not_a_failure():
+@pytest.fixture
+def no_driver():
+    """This machine as it is, when it has no NVIDIA driver (NVML's library is not there)."""
     try:
         pynvml.nvmlInit()
         pytest.skip("this machine has an NVIDIA driver")
     except pynvml.NVMLError_LibraryNotFound:
         pass
+
+
+def test_real_nvml_without_driver_is_a_skip_not_a_failure(no_driver):
     report = collect()
     assert status(report, "nvml.driver") is Status.SKIP
     assert "no NVIDIA driver" in report.check("nvml.driver").summary
@@ -61,13 +66,8 @@ def test_real_nvml_without_driver_is_a_skip_not_a_failure():
     assert collect(require_gpu=True).check("gpu.required").status is Status.FAIL
 
 
-def test_without_the_driver_library_pynvml_is_never_imported():
+def test_without_the_driver_library_pynvml_is_never_imported(no_driver):
     """pynvml's import is a fifth of `env`'s own start-up; a machine without libnvidia-ml.so.1 skips it."""
-    try:
-        pynvml.nvmlInit()
-        pytest.skip("this machine has an NVIDIA driver")
-    except pynvml.NVMLError_LibraryNotFound:
-        pass
     code = "import sys; from devcheck.commands.env import collect; collect(); print(sorted(sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "'numpy'" in result.stdout and "pynvml" not in result.stdout
