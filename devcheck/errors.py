@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 
@@ -24,6 +23,8 @@ def check_writable(option: str, path: Path) -> None:
     if path.exists():
         _check_existing(option, path)
         return
+    import tempfile  # only when a file option is given: its import costs every run a millisecond
+
     try:
         fd, probe = tempfile.mkstemp(dir=path.parent, prefix=".devcheck-probe-")
     except OSError as e:

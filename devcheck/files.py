@@ -5,7 +5,6 @@ of this for checkpoints, since it imports nothing of the rest of devcheck."""
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 
@@ -15,6 +14,8 @@ def write_atomic(path: Path, text: str) -> None:
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
         return
+    import tempfile  # only when a file is written: its import (random, hashlib) is a cost every run would pay
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         umask = os.umask(0)
