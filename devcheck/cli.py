@@ -382,4 +382,7 @@ def schema(
 
 
 def main() -> None:
+    from devcheck.interrupt import ends_with_the_process
+
+    ends_with_the_process()
     app(prog_name="devcheck")

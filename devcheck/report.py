@@ -72,18 +72,23 @@ def na(source: str, note: str) -> Field:
 class Section:
     """A titled group of facts (fields) or a table of records (rows); `group` makes JSON a list.
     Names are labels for people ("memory total MiB"); JSON gets them in snake_case ("memory_total_mib"),
-    except where the names are identifiers already (environment variables)."""
+    except where the names are identifiers already (environment variables). A table with no rows is
+    still one: [] in JSON (an interrupted run's, say), and nothing to show people."""
 
     key: str
     title: str
     fields: dict[str, Field] = field(default_factory=dict)
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[dict[str, Any]] | None = None  # a table, or None: a group of fields
     group: str = ""
     caption: str = ""  # notes on the rows, printed under the table
     names_are_identifiers: bool = False
 
+    @property
+    def shown(self) -> bool:
+        return self.rows is None or bool(self.rows)
+
     def data(self) -> dict[str, Any] | list[dict[str, Any]]:
-        if self.rows:
+        if self.rows is not None:
             return [{snake(name): value for name, value in row.items()} for row in self.rows]
         key = (lambda name: name) if self.names_are_identifiers else snake
         return {key(name): f.to_dict() for name, f in self.fields.items()}

@@ -6,35 +6,18 @@ quiet 141 when the reader of the output went away."""
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devcheck import options
 from devcheck.errors import BadInput
-from devcheck.interrupt import Stopped
+from devcheck.interrupt import Stopped, report_complete, signals_end_the_work
 from devcheck.render import Format, emit, error_line
 
 if TYPE_CHECKING:
     from devcheck.report import Report
-
-
-class _Ending:
-    now = False  # the report is complete, or a first signal came: later signals wait for the report
-
-
-def _stop(signum: int, frame: object) -> None:
-    """The first signal ends the work; later ones (a second Ctrl-C, a scheduler's SIGTERM after it)
-    are ignored, so the report, partial or whole, still comes out whole and once."""
-    if _Ending.now:
-        return
-    _Ending.now = True
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
-    raise Stopped(signum)
 
 
 def run(
@@ -48,16 +31,8 @@ def run(
 ) -> int:
     """Build the report (options parsed first, then a progress bar on stderr for people), render it;
     the exit code of the outcome."""
-    handlers = {}
-    if threading.current_thread() is threading.main_thread():
-        handlers = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
-        code = _run(build, Format.json if as_json else fmt, as_json, fmt, quiet, (summary, junit, json_file))
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
-        _Ending.now = False
-    return code
+    with signals_end_the_work():
+        return _run(build, Format.json if as_json else fmt, as_json, fmt, quiet, (summary, junit, json_file))
 
 
 def _run(build: Callable, fmt: Format, as_json: bool, asked: Format, quiet: bool, files: tuple) -> int:
@@ -112,13 +87,17 @@ def _interrupted(
         _write(report, fmt, quiet, files)
     except (OSError, ValueError):  # a closed or broken stream: the exit code still says it all
         pass
+    # CPython run as `python -m` ends by SIGINT itself, whatever the exit code, when a KeyboardInterrupt
+    # once left an exec of a string (a dataclass being made, in a lazy import); one that ends normally
+    # clears that (Python/pythonrun.c, run_eval_code_obj), so the exit code is this one
+    exec("")
     return code
 
 
 def _write(report: Report, fmt: Format, quiet: bool, files: tuple) -> None:
     """Every output asked for; signals from now on wait, so the report comes out whole and once."""
     summary, junit, json_file = files
-    _Ending.now = True
+    report_complete()
     emit(report, fmt, quiet=quiet, summary=summary, junit=junit, json_file=json_file)
 
 

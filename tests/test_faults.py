@@ -190,3 +190,50 @@ def test_a_wrong_gradient_found_before_an_interrupt_is_still_a_failure():
     report = stop.value.report
     assert report.check("grad.ops.cuda:0").status.value == "fail" and "tanh" in report.check("grad.ops.cuda:0").summary
     assert report.check("grad.network.cuda:0") is None  # not reached
+
+
+def _python(code: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, **kwargs)
+
+
+def test_a_signal_after_the_command_waits_for_the_exit_code_it_decided():
+    """A scheduler's SIGTERM landing just after Ctrl-C's report, while Python shuts down, must not
+    turn exit 130 into a death by SIGTERM (a campaign of real signals saw -15)."""
+    done = _python(
+        "import os, signal, sys\n"
+        "from devcheck.interrupt import ends_with_the_process, signals_end_the_work\n"
+        "ends_with_the_process()\n"
+        "with signals_end_the_work():\n"
+        "    pass\n"
+        "# ignored by the OS, which Python's finalization keeps (it would reset a Python handler to death)\n"
+        "print([signal.getsignal(s) is signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)])\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "sys.exit(130)\n"
+    )
+    assert done.returncode == 130 and done.stdout == "[True, True, True]\n" and done.stderr == ""
+
+
+def test_signals_ignored_at_start_stay_ignored():
+    """`nohup devcheck check &`: SIGHUP (and a background job's SIGINT) were ignored when devcheck
+    started; the terminal closing must not end the run."""
+    survived = _python(
+        "import os, signal, time\n"
+        "signal.signal(signal.SIGHUP, signal.SIG_IGN)\n"
+        "from devcheck.interrupt import signals_end_the_work\n"
+        "with signals_end_the_work():\n"
+        "    os.kill(os.getpid(), signal.SIGHUP)\n"
+        "    time.sleep(0.05)\n"
+        "    print('finished')\n"
+    )
+    assert survived.returncode == 0 and survived.stdout == "finished\n"
+    stopped = _python(
+        "import os, time\n"
+        "from devcheck.interrupt import Stopped, signals_end_the_work\n"
+        "try:\n"
+        "    with signals_end_the_work():\n"
+        "        os.kill(os.getpid(), 1)\n"
+        "        time.sleep(5)\n"
+        "except Stopped as e:\n"
+        "    print(e.code)\n"
+    )
+    assert stopped.stdout == "129\n"  # the same signal, not ignored at start: it ends the work

@@ -55,6 +55,42 @@ def test_a_report_interrupted_before_anything_validates_and_only_that_one_may_be
             jsonschema.validate({k: v for k, v in cut.items() if k != "interrupted"}, where)
 
 
+def _first_step_interrupted(command):
+    """The report a command hands the runner when Ctrl-C comes as its work starts: at its second
+    progress call (the first, its total, comes before any work, and an interrupt there has no report)."""
+    from devcheck.commands import bench, grad, train
+    from devcheck.commands.bench import Settings
+    from devcheck.commands.train import Config
+    from devcheck.machine.devices import select
+    from devcheck.options import MatmulShape
+
+    calls = []
+
+    def ctrl_c(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    commands = {
+        "bench": lambda: bench.run(Settings(MatmulShape(400, 400, 400), max_time=3), select("auto"), progress=ctrl_c),
+        "grad": lambda: grad.run(select("auto"), ("add",), progress=ctrl_c),
+        "train": lambda: train.run(Config(epochs=2), select("auto"), progress=ctrl_c),
+    }
+    with seam.replay(h100()), pytest.raises(KeyboardInterrupt) as stop:
+        commands[command]()
+    cut = stop.value.report
+    cut.interrupted = "interrupted"  # as the runner marks it
+    return cut.to_dict()
+
+
+@pytest.mark.parametrize("command", ["bench", "grad", "train"])
+def test_a_report_interrupted_before_its_first_result_validates(command):
+    """Its tables are empty ([]), not missing or {}: a campaign of real signals found both."""
+    cut = _first_step_interrupted(command)
+    assert cut["interrupted"] is True and cut["data"]
+    jsonschema.validate(cut, schema(command))
+
+
 def test_display_strings_and_spaced_keys_are_refused():
     doc = report(RUNS["bench"], h100())
     doc["data"]["matmul"][0]["median ms"] = "0.00799 ±4%"  # what bench's JSON held before

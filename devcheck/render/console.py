@@ -134,7 +134,7 @@ def print_report(report: Report) -> None:
     verdict = Text(report.verdict, style="bold green" if report.ok else "bold red")
     if report.verdict:
         console.print(verdict)
-    for section in report.sections:
+    for section in (s for s in report.sections if s.shown):
         console.print(section_table(section))
     for chart in report.charts:
         if any(chart.series.values()):

@@ -55,7 +55,7 @@ def to_markdown(report: Report) -> str:
                 for c in report.checks
             ],
         )
-    for s in report.sections:
+    for s in (s for s in report.sections if s.shown):
         lines += [f"### {_text(s.title)}", ""]
         if s.rows:
             header = list(s.rows[0])

@@ -148,36 +148,36 @@ def _execute(
     """Run the plan; a case that raises is a failed check on that device, and the run goes on. An
     interrupt ends it, held in `stop`: the cases not run are skipped."""
     records, skipped, inputs, crashed = [], [], {}, []
-    started = time.perf_counter()
+    started, handled = time.perf_counter(), 0  # plan[:handled] measured, crashed or skipped
     progress("benchmarking", total=len(plan))
-    for i, p in enumerate(plan):
-        label = f"{p.case} {p.dtype} on {p.device.name}"
-        progress(label)
-        if p.why:
-            skipped.append(p)
-            continue
-        try:
-            with stop:
-                left = max(settings.max_time - (time.perf_counter() - started), 0.0)
-                budget = Budget(settings.repeat, left / (len(plan) - i))
-                if p.case in ("matmul", "e2e") and p.dtype not in inputs:
-                    inputs[p.dtype] = cases.host_inputs(settings.shape.mkn, p.dtype)
-                records += _run_case(p, settings.shape.mkn, budget, inputs.get(p.dtype))
-        except Exception as e:
-            where = f"{p.device.name} {p.dtype}" if p.case in ("matmul", "e2e") else p.device.name
-            crashed.append(
-                Check(
-                    f"bench.{p.case}.{where.replace(' ', '.')}",
-                    Status.ERROR,
-                    f"{p.case} on {where} raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-                    fix="run `devcheck env` for this device",
-                )
-            )
-        if stop:  # no more cases
-            skipped += [q if q.why else q._replace(why="not run: the run was interrupted") for q in plan[i:]]
-            break
-        progress(label, advance=1)
+    with stop:
+        for i, p in enumerate(plan):
+            label = f"{p.case} {p.dtype} on {p.device.name}"
+            progress(label)
+            try:
+                if not p.why:
+                    left = max(settings.max_time - (time.perf_counter() - started), 0.0)
+                    budget = Budget(settings.repeat, left / (len(plan) - i))
+                    if p.case in ("matmul", "e2e") and p.dtype not in inputs:
+                        inputs[p.dtype] = cases.host_inputs(settings.shape.mkn, p.dtype)
+                    records += _run_case(p, settings.shape.mkn, budget, inputs.get(p.dtype))
+            except Exception as e:
+                crashed.append(_crash_check(p, e))
+            handled += 1
+            progress(label, advance=1)
+    skipped = [p for p in plan[:handled] if p.why]
+    skipped += [p if p.why else p._replace(why="not run: the run was interrupted") for p in plan[handled:]]
     return records, skipped, crashed
+
+
+def _crash_check(p: Planned, e: Exception) -> Check:
+    where = f"{p.device.name} {p.dtype}" if p.case in ("matmul", "e2e") else p.device.name
+    return Check(
+        f"bench.{p.case}.{where.replace(' ', '.')}",
+        Status.ERROR,
+        f"{p.case} on {where} raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+        fix="run `devcheck env` for this device",
+    )
 
 
 def _run_case(p: Planned, mkn: tuple[int, int, int], budget: Budget, inputs: Any) -> list[dict]:

@@ -115,7 +115,7 @@ def _sections(records: list[dict], facts: list[DeviceFacts], shape: MatmulShape,
     ]
     for section in sections:
         section.caption = "; ".join(notes.get(section.key, []))
-    return [section for section in sections if section.rows]
+    return sections
 
 
 def _charts(records: list[dict], ups: list[dict]) -> list[Chart]:

@@ -103,8 +103,7 @@ def build(c: Comparison) -> Report:
                 caption=f"{len(c.hosts) - len(nodes)} of {len(c.hosts)} nodes have nothing to report"),
         Section("skipped", "Inputs skipped", rows=[{"input": b.where, "why": b.why} for b in c.bad]),
     ]  # fmt: skip
-    report.sections = [s for s in sections if s.rows]
-    report.data = {s.key: [] for s in sections if not s.rows}
+    report.sections = sections
     report.data.update(
         nodes_compared=len(c.hosts),
         gpus_compared=sum(len(n.gpu_facts) for n in c.hosts.values()),
