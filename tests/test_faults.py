@@ -18,6 +18,7 @@ from devcheck.cli import app
 from devcheck.commands.env import collect
 from devcheck.machine import seam
 from tests.recordings import h100
+from tests.signals import as_from_a_terminal
 
 DEVCHECK = [sys.executable, "-m", "devcheck"]
 
@@ -97,6 +98,7 @@ def test_signals_end_devcheck_with_one_line_and_a_json_envelope(signum, code, wo
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=as_from_a_terminal,
     )
     time.sleep(2.5)  # into the run
     process.send_signal(signum)
@@ -117,6 +119,7 @@ def test_an_interrupted_check_reports_the_steps_it_finished(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=as_from_a_terminal,
     )
     time.sleep(2.5)  # past health, into the GEMMs or the stress window
     process.send_signal(signal.SIGTERM)
@@ -137,6 +140,7 @@ def test_an_interrupted_train_reports_the_epochs_it_finished_and_judges_none(tmp
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=as_from_a_terminal,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not log.exists() or log.read_text().count("\n") < 3):
@@ -192,8 +196,10 @@ def test_a_wrong_gradient_found_before_an_interrupt_is_still_a_failure():
     assert report.check("grad.network.cuda:0") is None  # not reached
 
 
-def _python(code: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, **kwargs)
+def _python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, preexec_fn=as_from_a_terminal
+    )
 
 
 def test_a_signal_after_the_command_waits_for_the_exit_code_it_decided():
