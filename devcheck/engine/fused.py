@@ -37,9 +37,9 @@ ADAM = (
 # Element (i, j) compares its class j (C,) with its row's target instead of gathering z_it: no one-hot
 # matrix, no index arithmetic. z - m is held at T's lowest finite value, so that a class masked with
 # -inf adds 0 and not 0 * inf = nan (a target at -inf so costs ~3.4e38 in float32, not inf); that
-# value is a double, as CuPy's float16 arithmetic gives floats, and max(float, float16) is ambiguous. A target
-# outside [0, C) divides its row by 0: its loss and gradient are infinite or nan, where indexing on a
-# GPU would wrap to another class and no kernel can raise.
+# value comes as a double, since CuPy's float16 arithmetic gives floats and max(float, float16) is
+# ambiguous. A target outside [0, C) divides its row by 0: its loss and gradient are infinite or nan,
+# where indexing on a GPU would wrap to another class and no kernel can raise.
 CROSS_ENTROPY_EXP = ("T z, T m", "T e", "e = exp(z - m)")
 CROSS_ENTROPY_LOSS = (
     "T z, T m, T s, float64 lowest, I t, J j, J classes, T scale",

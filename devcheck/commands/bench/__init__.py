@@ -147,7 +147,7 @@ def _execute(
 ) -> tuple[list[dict], list[Planned], list[Check]]:
     """Run the plan; a case that raises is a failed check on that device, and the run goes on. An
     interrupt ends it, held in `stop`: the cases not run are skipped."""
-    records, skipped, inputs, crashed = [], [], {}, []
+    records, inputs, crashed = [], {}, []
     started, handled = time.perf_counter(), 0  # plan[:handled] measured, crashed or skipped
     progress("benchmarking", total=len(plan))
     with stop:
