@@ -8,7 +8,7 @@ Exit codes: 0 no check failed; 1 a check failed; 2 bad usage or an internal erro
 import platform
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -381,8 +381,7 @@ def schema(
     typer.echo(json.dumps(doc, indent=2))
 
 
-def main() -> None:
-    from devcheck.interrupt import ends_with_the_process
+def main() -> NoReturn:
+    from devcheck.interrupt import run_as_the_process
 
-    ends_with_the_process()
-    app(prog_name="devcheck")
+    run_as_the_process(lambda: app(prog_name="devcheck"))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from devcheck import options
 from devcheck.errors import BadInput
-from devcheck.interrupt import Stopped, report_complete, signals_end_the_work
+from devcheck.interrupt import Stopped, outcome_decided, signals_end_the_work
 from devcheck.render import Format, emit, error_line
 
 if TYPE_CHECKING:
@@ -54,17 +54,21 @@ def _run(build: Callable, fmt: Format, as_json: bool, asked: Format, quiet: bool
         _write(report, fmt, quiet, files)
         return 0 if report.ok else 1
     except BadInput as e:
+        outcome_decided()
         return error_line(str(e)) or 2
     except KeyboardInterrupt as stop:
         return _interrupted(build, fmt, "interrupted", 130, stop, quiet, files)
     except Stopped as stop:
         return _interrupted(build, fmt, f"terminated by {stop}", stop.code, stop, quiet, files)
     except BrokenPipeError:  # `devcheck env | head -1`: the reader left; exit quietly, as `yes | head` does
+        outcome_decided()
         _silence_stdout()
         return 141
     except OSError as e:  # a full disk or a closed stream: say so on whichever stream still works
+        outcome_decided()
         return error_line(f"cannot write the report: {e.strerror or e}") or 2
     except Exception as e:
+        outcome_decided()
         if os.environ.get("DEVCHECK_DEBUG"):
             raise
         return error_line(f"internal error: {type(e).__name__}: {e} (set DEVCHECK_DEBUG=1 for the traceback)") or 2
@@ -87,17 +91,13 @@ def _interrupted(
         _write(report, fmt, quiet, files)
     except (OSError, ValueError):  # a closed or broken stream: the exit code still says it all
         pass
-    # CPython run as `python -m` ends by SIGINT itself, whatever the exit code, when a KeyboardInterrupt
-    # once left an exec of a string (a dataclass being made, in a lazy import); one that ends normally
-    # clears that (Python/pythonrun.c, run_eval_code_obj), so the exit code is this one
-    exec("")
     return code
 
 
 def _write(report: Report, fmt: Format, quiet: bool, files: tuple) -> None:
     """Every output asked for; signals from now on wait, so the report comes out whole and once."""
     summary, junit, json_file = files
-    report_complete()
+    outcome_decided()
     emit(report, fmt, quiet=quiet, summary=summary, junit=junit, json_file=json_file)
 
 

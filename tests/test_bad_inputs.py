@@ -26,7 +26,7 @@ from devcheck.engine import load, save
 from devcheck.machine import seam
 from tests.recordings import h100
 from tests.recordings import load as recording
-from tests.signals import as_from_a_terminal
+from tests.signals import from_a_terminal
 
 runner = CliRunner()
 ROOT = os.geteuid() == 0  # root writes into read-only folders: those rows cannot fail for it
@@ -180,7 +180,7 @@ def _live_kept(tmp: Path, fx: Path) -> None:
 def _other_run(tmp: Path, fx: Path) -> None:
     """A real second devcheck process training onto the same files, past its start (its log has a line)."""
     args = ["train", *TINY, "--epochs", "100000", "--save", "same.npz", "--log", "same.jsonl", "-q"]
-    HELD[tmp] = subprocess.Popen([sys.executable, "-m", "devcheck", *args], cwd=tmp, preexec_fn=as_from_a_terminal)
+    HELD[tmp] = subprocess.Popen(from_a_terminal([sys.executable, "-m", "devcheck", *args]), cwd=tmp)
     deadline = time.monotonic() + 30
     while not (tmp / "same.jsonl").exists() or not (tmp / "same.jsonl").read_text():
         assert time.monotonic() < deadline and HELD[tmp].poll() is None, "the first run did not start"

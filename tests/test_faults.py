@@ -18,7 +18,7 @@ from devcheck.cli import app
 from devcheck.commands.env import collect
 from devcheck.machine import seam
 from tests.recordings import h100
-from tests.signals import as_from_a_terminal
+from tests.signals import from_a_terminal
 
 DEVCHECK = [sys.executable, "-m", "devcheck"]
 
@@ -94,11 +94,10 @@ def test_a_cupy_that_exits_the_process_on_import_does_not_take_devcheck_with_it(
 )
 def test_signals_end_devcheck_with_one_line_and_a_json_envelope(signum, code, word):
     process = subprocess.Popen(
-        [*DEVCHECK, "bench", "--device", "cpu", "--max-time", "60", "--json"],
+        from_a_terminal([*DEVCHECK, "bench", "--device", "cpu", "--max-time", "60", "--json"]),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=as_from_a_terminal,
     )
     time.sleep(2.5)  # into the run
     process.send_signal(signum)
@@ -115,11 +114,12 @@ def test_signals_end_devcheck_with_one_line_and_a_json_envelope(signum, code, wo
 
 def test_an_interrupted_check_reports_the_steps_it_finished(tmp_path):
     process = subprocess.Popen(
-        [*DEVCHECK, "check", "--device", "cpu", "--json", "--json-file", str(tmp_path / "partial.json")],
+        from_a_terminal(
+            [*DEVCHECK, "check", "--device", "cpu", "--json", "--json-file", str(tmp_path / "partial.json")]
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=as_from_a_terminal,
     )
     time.sleep(2.5)  # past health, into the GEMMs or the stress window
     process.send_signal(signal.SIGTERM)
@@ -136,11 +136,10 @@ def test_an_interrupted_check_reports_the_steps_it_finished(tmp_path):
 def test_an_interrupted_train_reports_the_epochs_it_finished_and_judges_none(tmp_path):
     log = tmp_path / "epochs.jsonl"
     process = subprocess.Popen(
-        [*DEVCHECK, "train", "--device", "cpu", "--epochs", "100000", "--json", "--log", str(log)],
+        from_a_terminal([*DEVCHECK, "train", "--device", "cpu", "--epochs", "100000", "--json", "--log", str(log)]),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=as_from_a_terminal,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not log.exists() or log.read_text().count("\n") < 3):
@@ -197,26 +196,29 @@ def test_a_wrong_gradient_found_before_an_interrupt_is_still_a_failure():
 
 
 def _python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, preexec_fn=as_from_a_terminal
-    )
+    return subprocess.run(from_a_terminal([sys.executable, "-c", code]), capture_output=True, text=True, timeout=60)
 
 
-def test_a_signal_after_the_command_waits_for_the_exit_code_it_decided():
-    """A scheduler's SIGTERM landing just after Ctrl-C's report, while Python shuts down, must not
-    turn exit 130 into a death by SIGTERM (a campaign of real signals saw -15)."""
-    done = _python(
-        "import os, signal, sys\n"
-        "from devcheck.interrupt import ends_with_the_process, signals_end_the_work\n"
-        "ends_with_the_process()\n"
-        "with signals_end_the_work():\n"
-        "    pass\n"
-        "# ignored by the OS, which Python's finalization keeps (it would reset a Python handler to death)\n"
-        "print([signal.getsignal(s) is signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)])\n"
-        "os.kill(os.getpid(), signal.SIGTERM)\n"
-        "sys.exit(130)\n"
+def test_a_signal_after_the_outcome_waits_and_a_third_ends_devcheck_at_once():
+    """A scheduler's SIGTERM just after Ctrl-C's report must not change the exit code it decided (a
+    campaign of real signals saw -15); but a third signal ends a devcheck stuck writing it (a reader
+    of stdout that stopped reading), or only SIGKILL could."""
+    code = (
+        "import os, signal, sys, time\n"
+        "from devcheck.interrupt import outcome_decided, run_as_the_process, signals_end_the_work\n"
+        "def command():\n"
+        "    with signals_end_the_work():\n"
+        "        outcome_decided()\n"
+        "    for _ in range(int(sys.argv[1])):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        time.sleep(0.05)\n"
+        "    sys.exit(130)\n"
+        "run_as_the_process(command)\n"
     )
-    assert done.returncode == 130 and done.stdout == "[True, True, True]\n" and done.stderr == ""
+    waited = subprocess.run([*from_a_terminal([sys.executable, "-c", code]), "1"], capture_output=True, timeout=60)
+    assert waited.returncode == 130 and waited.stderr == b""
+    ended = subprocess.run([*from_a_terminal([sys.executable, "-c", code]), "2"], capture_output=True, timeout=60)
+    assert ended.returncode == 143 and ended.stderr == b""
 
 
 def test_signals_ignored_at_start_stay_ignored():

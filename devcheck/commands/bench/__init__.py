@@ -147,26 +147,30 @@ def _execute(
 ) -> tuple[list[dict], list[Planned], list[Check]]:
     """Run the plan; a case that raises is a failed check on that device, and the run goes on. An
     interrupt ends it, held in `stop`: the cases not run are skipped."""
-    records, inputs, crashed = [], {}, []
-    started, handled = time.perf_counter(), 0  # plan[:handled] measured, crashed or skipped
+    done: list[list[dict] | Check] = []  # per case handled: its records, or the check of its crash
+    inputs: dict = {}
+    started = time.perf_counter()
     progress("benchmarking", total=len(plan))
     with stop:
         for i, p in enumerate(plan):
             label = f"{p.case} {p.dtype} on {p.device.name}"
             progress(label)
             try:
+                outcome: list[dict] | Check = []
                 if not p.why:
                     left = max(settings.max_time - (time.perf_counter() - started), 0.0)
                     budget = Budget(settings.repeat, left / (len(plan) - i))
                     if p.case in ("matmul", "e2e") and p.dtype not in inputs:
                         inputs[p.dtype] = cases.host_inputs(settings.shape.mkn, p.dtype)
-                    records += _run_case(p, settings.shape.mkn, budget, inputs.get(p.dtype))
+                    outcome = _run_case(p, settings.shape.mkn, budget, inputs.get(p.dtype))
             except Exception as e:
-                crashed.append(_crash_check(p, e))
-            handled += 1
+                outcome = _crash_check(p, e)
+            done.append(outcome)  # one append: the case is handled, or (interrupted before it) not run
             progress(label, advance=1)
-    skipped = [p for p in plan[:handled] if p.why]
-    skipped += [p if p.why else p._replace(why="not run: the run was interrupted") for p in plan[handled:]]
+    records = [r for outcome in done if isinstance(outcome, list) for r in outcome]
+    crashed = [outcome for outcome in done if isinstance(outcome, Check)]
+    skipped = [p for p in plan[: len(done)] if p.why]
+    skipped += [p if p.why else p._replace(why="not run: the run was interrupted") for p in plan[len(done) :]]
     return records, skipped, crashed
 
 
