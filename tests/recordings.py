@@ -89,7 +89,9 @@ def n_gpus(base: Recording, n: int, why: str = "", peer: bool = False) -> Record
                 call["result"] = {**call["result"], "busId": f"00000000:00:{6 + k:02X}.0", "device": 6 + k}
             extra.append(call)
     past = [c for c in out.nvml if c["fn"] == "nvmlDeviceGetHandleByIndex" and c["args"] != [0]]
-    out.nvml = [c for c in out.nvml if c not in past] + extra + [{**c, "args": [n]} for c in past[:1]]  # one past the end
+    out.nvml = (
+        [c for c in out.nvml if c not in past] + extra + [{**c, "args": [n]} for c in past[:1]]
+    )  # n: past the end
     _replace(out.nvml, "nvmlDeviceGetCount", [], {"result": n})
     if out.cupy is not None:
         for k in range(1, n):
