@@ -135,8 +135,8 @@ def bench(
     cases: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated: matmul, e2e, bandwidth, copy, autograd, crossover (GPU against CPU by size). "
-            "Default: all."
+            help="Comma-separated: matmul, e2e, bandwidth, copy, autograd, crossover (GPU against CPU by size), "
+            "p2p (GPU-to-GPU copies), allreduce (NCCL, all GPUs). Default: all."
         ),
     ] = None,
     baseline: Annotated[Path | None, typer.Option(metavar="PATH", help="An earlier `bench --json` to compare.")] = None,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from devcheck.machine import cpu, peaks
+from devcheck.report import Status
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ def cpu_facts() -> DeviceFacts:
 
 def _read_size(path: str) -> int | None:
     try:
-        text = open(path).read().strip()
+        with open(path) as f:
+            text = f.read().strip()
     except OSError:
         return None
     units = {"K": 2**10, "M": 2**20, "G": 2**30}
@@ -176,3 +178,27 @@ def facts_for(name: str) -> DeviceFacts:
         except Exception as e:
             return unknown_facts(name, f"reading {name}'s facts failed: {type(e).__name__}: {e}")
     return unknown_facts(name)
+
+
+def link_facts(index: int) -> dict:
+    """The few NVML facts a GPU-to-GPU peak needs, for CUDA device `index`: NVLink version (NVML's enum)
+    and active link count, PCIe generation and width at most. A minimal reader, to give way to a full
+    interconnect reader; a GPU NVML cannot read has none (its copies are then not judged)."""
+    found = _nvml_gpu_at(index)
+    if found is None:
+        return {}
+    module, read, gpu = found
+    h, active, version = gpu.handle, 0, None
+    for link in range(module.NVML_NVLINK_MAX_LINKS):
+        state = read("nvmlDeviceGetNvLinkState", h, link)
+        if link == 0 and state.status is Status.NA:
+            break  # NVML_ERROR_NOT_SUPPORTED: no NVLink on this GPU
+        if state.value == module.NVML_FEATURE_ENABLED:
+            active += 1
+            version = version or read("nvmlDeviceGetNvLinkVersion", h, link).value
+    return {
+        "nvlink_version": version,
+        "nvlink_links": active,
+        "pcie_gen": read("nvmlDeviceGetMaxPcieLinkGeneration", h).value,
+        "pcie_width": read("nvmlDeviceGetMaxPcieLinkWidth", h).value,
+    }

@@ -202,3 +202,50 @@ def percent(measured: float, peak: Peak) -> tuple[float | None, str]:
     if pct > 100:
         return pct, "above 100%: the clock behind the peak is under-reported (a base clock, turbo runs faster)"
     return pct, ""
+
+
+# --- GPU to GPU ---------------------------------------------------------------------------------------------
+
+# nvmlDeviceGetNvLinkVersion answers NVML's nvmlNvlinkVersion_t, not the generation (an A100 answers 5,
+# NVLink 3.1; hwloc issue 658): NVML_NVLINK_VERSION_1_0 = 1, 2_0 = 2, 2_2 = 3, 3_0 = 4, 3_1 = 5, 4_0 = 6,
+# 5_0 = 7 in nvidia-ml-py.
+NVLINK_GENERATION = {1: 1, 2: 2, 3: 2, 4: 3, 5: 3, 6: 4, 7: 5}
+# Payload GB/s per link per direction (NVIDIA's per-GPU figures over its link count: V100 6 x 25 = 150,
+# A100 12 x 25 = 300, H100 18 x 25 = 450, B200 18 x 50 = 900; P100 4 x 20 = 80). `nvidia-smi nvlink -s`
+# prints the signalling rate, about 6% above this (26.562 GB/s per H100 link).
+NVLINK_LINK_GBPS = {1: 20.0, 2: 25.0, 3: 25.0, 4: 25.0, 5: 50.0}
+
+
+def nvlink_peak(version: int | None, links: int) -> Peak:
+    """One GPU's NVLink bandwidth per direction: active links x the per-link rate of its generation."""
+    generation = NVLINK_GENERATION.get(version or 0)
+    if not links:
+        return Peak(None, "GB/s", "no active NVLink")
+    if generation is None:
+        return Peak(None, "GB/s", f"{links} active NVLinks of an unknown version (NVML answered {version})")
+    rate = NVLINK_LINK_GBPS[generation]
+    return Peak(links * rate, "GB/s", f"NVLink {generation}: {links} active links x {rate:g} GB/s per direction")
+
+
+def link_peak(nvlink_version: int | None, nvlink_links: int, pcie_gen: int | None, pcie_width: int | None) -> Peak:
+    """What one GPU can send to another per direction: its NVLinks where any is active, else its PCIe link."""
+    if nvlink_links:
+        return nvlink_peak(nvlink_version, nvlink_links)
+    return pcie_peak(pcie_gen, pcie_width)
+
+
+def pair_peak(sender: Peak, receiver: Peak, directions: int = 1) -> Peak:
+    """A copy between two GPUs runs at most at the slower of their links; both ways at once, twice that.
+    A pair wired directly (no NVSwitch) shares its GPUs' links with the other pairs: this is its upper bound."""
+    if sender.value is None or receiver.value is None:
+        missing = sender if sender.value is None else receiver
+        return Peak(None, "GB/s", missing.basis)
+    slower = min(sender, receiver, key=lambda p: p.value)
+    if directions == 1:
+        return slower
+    return Peak(directions * slower.value, "GB/s", f"{directions} directions x ({slower.basis})")
+
+
+def bus_bandwidth(algbw: float, ranks: int) -> float:
+    """nccl-tests' busbw of an all-reduce: algbw x 2(n-1)/n, the rate each link carries (doc/PERFORMANCE.md)."""
+    return algbw * 2 * (ranks - 1) / ranks

@@ -217,6 +217,16 @@ def cupy() -> Any:
     return _seam.cupy
 
 
+def nccl() -> tuple[Any, str]:
+    """CuPy's NCCL module (`available` False where NCCL does not load) and what CuPy warned while
+    importing it: where NCCL is missing, the line that installs it."""
+    cupy()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module = within("import cupy.cuda.nccl", importlib.import_module, "cupy.cuda.nccl")
+    return module, "\n".join(str(w.message).strip() for w in caught)
+
+
 def packages(installed: dict[str, str]) -> dict[str, str]:
     """Under replay, the CuPy and NVML packages are the recorded machine's, not this one's."""
     recording = replaying()

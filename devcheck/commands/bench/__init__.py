@@ -26,7 +26,7 @@ from devcheck.machine.facts import DeviceFacts, facts_for
 from devcheck.options import MatmulShape
 from devcheck.report import Check, Report, Status
 
-CASES = ("matmul", "e2e", "bandwidth", "copy", "autograd", "crossover")
+CASES = ("matmul", "e2e", "bandwidth", "copy", "autograd", "crossover", "p2p", "allreduce")
 DTYPES = ("float32", "float64", "float16")
 Progress = Callable[..., None]
 
@@ -111,7 +111,29 @@ def _plan(devices: list, settings: Settings) -> list[Planned]:
             plan.append(Planned("copy", device, facts, size=stream, why=_does_not_fit(3 * stream, device, facts)))
         if "autograd" in chosen:
             plan.append(Planned("autograd", device, facts))
-    return plan + (_crossover_plan(devices) if "crossover" in chosen else [])
+    plan += _crossover_plan(devices) if "crossover" in chosen else []
+    return plan + _across_gpus_plan(devices, chosen, explicit=chosen != CASES)
+
+
+def _across_gpus_plan(devices: list, chosen: tuple[str, ...], explicit: bool) -> list[Planned]:
+    """GPU-to-GPU copies and an NCCL all-reduce, once over all selected GPUs; with fewer than two they
+    are skipped, and said so only when asked for by name."""
+    from devcheck.commands.bench import allreduce
+    from devcheck.commands.bench.interconnect import Gpus
+
+    gpus = [(d, f) for d, f in devices if d.name != "cpu"]
+    if len(gpus) < 2 and not explicit:
+        return []
+    group = Gpus(",".join(d.name for d, _ in gpus) or "gpus", gpus)
+    facts = next((f for _, f in gpus or devices), None)
+    plan = []
+    for case in (c for c in ("p2p", "allreduce") if c in chosen):
+        if len(gpus) < 2:
+            plan.append(Planned(case, group, facts, why=f"needs two or more GPUs, {len(gpus)} selected"))
+            continue
+        why = allreduce.missing(gpus[0][0].native) if case == "allreduce" else ""
+        plan.append(Planned(case, group, facts, why=why))
+    return plan
 
 
 def _crossover_plan(devices: list) -> list[Planned]:
@@ -193,6 +215,14 @@ def _run_case(p: Planned, mkn: tuple[int, int, int], budget: Budget, inputs: Any
         return [cases.bandwidth(p.device, p.facts, budget, p.size)]
     if p.case == "copy":
         return cases.copies(p.device, p.facts, budget, p.size)
+    if p.case == "p2p":
+        from devcheck.commands.bench.interconnect import matrix
+
+        return matrix(p.device, budget)
+    if p.case == "allreduce":
+        from devcheck.commands.bench.allreduce import allreduce
+
+        return allreduce(p.device, budget)
     if p.case == "crossover":
         from devcheck.commands.bench import crossover
         from devcheck.engine import get_device

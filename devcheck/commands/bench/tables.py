@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from devcheck.commands.bench import interconnect_report
 from devcheck.machine.facts import DeviceFacts
 from devcheck.options import MatmulShape
 from devcheck.report import Chart, Check, Report, Section, Status, snake
@@ -79,7 +80,7 @@ def _row(r: dict) -> tuple[str, dict]:
 def _peak_rows(records: list[dict]) -> list[dict]:
     rows: dict[tuple, dict] = {}
     for r in records:
-        if r["peak"]["value"] is not None:
+        if r["peak"]["value"] is not None and not interconnect_report.is_interconnect(r):  # a peak per pair
             key = (r["device"], r["dtype"], r["unit"])
             rows.setdefault(
                 key,
@@ -98,8 +99,8 @@ def _sections(records: list[dict], facts: list[DeviceFacts], shape: MatmulShape,
     rows: dict[str, list[dict]] = {"matmul": [], "transfer": [], "autograd": []}
     notes: dict[str, list[str]] = {name: [] for name in rows}
     for r in records:
-        if r["case"] == "matmul end-to-end":
-            continue  # in the speedup table, beside the kernel alone
+        if r["case"] == "matmul end-to-end" or interconnect_report.is_interconnect(r):
+            continue  # in the speedup table, beside the kernel alone; in the GPU-to-GPU tables
         table, row = _row(r)
         rows[table].append(row)
         if _note(r):
@@ -115,7 +116,7 @@ def _sections(records: list[dict], facts: list[DeviceFacts], shape: MatmulShape,
     ]
     for section in sections:
         section.caption = "; ".join(notes.get(section.key, []))
-    return sections
+    return sections + interconnect_report.sections(records)
 
 
 def _charts(records: list[dict], ups: list[dict]) -> list[Chart]:
@@ -155,7 +156,7 @@ def add_results(
         caption = "—: not faster at any size measured; sizes and times per size are in --json (data.crossover)"
         report.sections.append(Section("crossover", "where the GPU starts to pay", rows=rows, caption=caption))
     report.charts += _charts(records, ups)
-    report.checks += _checks(records, skipped)
+    report.checks += _checks(records, skipped) + interconnect_report.checks(records)
     fastest = max((r for r in records if r["case"] == "matmul"), key=lambda r: r["rate"], default=None)
     if report.first_failure:
         report.verdict = f"bench: FAILED — {report.first_failure.summary}"

@@ -25,7 +25,7 @@ import types
 import numpy
 
 from devcheck.machine.recording import Recording
-from devcheck.machine.standin import arrays, cuda, functions, names
+from devcheck.machine.standin import arrays, cuda, functions, names, peer
 from devcheck.machine.standin.arrays import ndarray
 from devcheck.machine.standin.functions import asnumpy, ufunc_
 from devcheck.machine.standin.kernels import ElementwiseKernel, RawKernel
@@ -89,6 +89,7 @@ def _build() -> dict[str, types.ModuleType]:
     gpu.runtime, gpu.device, gpu.Event, gpu.Stream = cuda.runtime(), device_module, cuda.Event, cuda.Stream
     gpu.get_elapsed_time, gpu.alloc_pinned_memory = cuda.get_elapsed_time, cuda.alloc_pinned_memory
     gpu.get_current_stream = cuda.get_current_stream
+    gpu.alloc, gpu.MemoryPointer = peer.alloc, peer.MemoryPointer
     cupy.cuda = gpu
 
     linalg, fft = types.ModuleType("cupy.linalg"), types.ModuleType("cupy.fft")
@@ -106,6 +107,7 @@ def _build() -> dict[str, types.ModuleType]:
         "cupy.cuda": gpu,
         "cupy.cuda.runtime": gpu.runtime,
         "cupy.cuda.device": device_module,
+        "cupy.cuda.nccl": peer.nccl_module(),  # imported on its own, as CuPy's is
         "cupy.linalg": linalg,
         "cupy.fft": fft,
         "cupyx": cupyx,

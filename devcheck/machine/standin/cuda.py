@@ -7,6 +7,7 @@ import time
 import types
 from typing import Any
 
+from devcheck.machine.standin import peer
 from devcheck.machine.standin.state import COUNTS, CUDARuntimeError, answer, state
 
 
@@ -57,10 +58,15 @@ class Device:
 
 
 class Event:
+    """cupy.cuda.Event, made on the current device; CUDA refuses to record it on another device's stream."""
+
     def __init__(self, block: bool = False, disable_timing: bool = False, interprocess: bool = False):
-        self.time = 0.0
+        self.time, self._device = 0.0, state.current
 
     def record(self, stream: Any = None) -> None:
+        on = state.current if stream is None or stream._null else stream._device  # the null stream: the current one's
+        if on != self._device:
+            raise CUDARuntimeError("cudaErrorInvalidResourceHandle: invalid resource handle", 400)
         self.time = time.perf_counter()
 
     def synchronize(self) -> None:
@@ -73,13 +79,25 @@ def get_elapsed_time(start_event: Event, end_event: Event) -> float:
 
 
 class Stream:
+    """cupy.cuda.Stream: made on the current device (the null stream is every device's); `ptr` its handle."""
+
     null: Stream
+    _handles = iter(range(0x1000, 1 << 62, 0x100))
 
     def __init__(self, null: bool = False, non_blocking: bool = False, ptds: bool = False):
-        pass
+        self._null, self._device = null, state.current
+        self.ptr = 0 if null else next(Stream._handles)
 
     def synchronize(self) -> None:
         COUNTS["syncs"] += 1
+
+    def record(self, event: Any = None) -> Event:
+        event = event or Event()
+        event.record(self)
+        return event
+
+    def wait_event(self, event: Any) -> None:
+        """Work queued after this waits for `event` (any device's); the stand-in runs everything at once."""
 
     def __enter__(self) -> Stream:
         return self
@@ -116,4 +134,5 @@ def runtime() -> types.ModuleType:
     module.deviceCanAccessPeer = lambda device, peer: answer("cuda.runtime.deviceCanAccessPeer", device, peer)
     module.setDevice = lambda device: Device(device).use() and None
     module.deviceSynchronize = lambda: COUNTS.update(syncs=1)
+    peer.add_to_runtime(module)
     return module
