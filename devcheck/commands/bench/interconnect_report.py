@@ -61,7 +61,7 @@ def sections(records: list[dict]) -> list[Section]:
     return out
 
 
-def checks(records: list[dict]) -> list[Check]:
+def checks(records: list[dict], prefix: str = "bench") -> list[Check]:
     """Whether every copy arrived intact, the slowest pair against its peak, and which pairs copy
     without peer access."""
     copies = [r for r in records if r["case"].startswith("p2p ")]
@@ -77,7 +77,7 @@ def checks(records: list[dict]) -> list[Check]:
     if broken:
         out = [
             Check(
-                "bench.p2p",
+                f"{prefix}.p2p",
                 Status.FAIL,
                 f"GPU-to-GPU copies arrived corrupted: {', '.join(broken)}",
                 detail=measured,
@@ -85,12 +85,12 @@ def checks(records: list[dict]) -> list[Check]:
             )
         ]
     else:
-        out = [Check("bench.p2p", Status.OK, f"every GPU-to-GPU copy arrived intact; {measured}")]
+        out = [Check(f"{prefix}.p2p", Status.OK, f"every GPU-to-GPU copy arrived intact; {measured}")]
     staged = [f"{r['device']}->{r['peer']}" for r in writes if r["path"] != "p2p"]
     if staged:
         out.append(
             Check(
-                "bench.p2p.peer_access",
+                f"{prefix}.p2p.peer_access",
                 Status.WARN,
                 f"P2P unsupported for {len(staged)} of {len(writes)} GPU pairs: their copies are staged through "
                 "host memory",

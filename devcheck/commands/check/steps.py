@@ -122,6 +122,39 @@ def _training_agreement(work: Work) -> None:
     work.report.checks += agreement_steps(config, data, work.selection.devices, steps=5)
 
 
+# --- 2b. GPU to GPU: copies between every pair (each GPU to the next in the smallest budget) ----------
+
+P2P_SECONDS = {"10s": 0.4, "60s": 3.0, "5m": 10.0, "15m": 20.0}
+
+
+def p2p(work: Work) -> None:
+    """bench's P2P matrix, judged: every copy intact, each P2P pair at least its floor of its link's
+    peak, and a warning for the pairs whose copies are staged through host memory. Two GPUs at least."""
+    from devcheck.commands.bench.interconnect import Gpus, matrix
+    from devcheck.commands.bench.interconnect_report import checks
+    from devcheck.commands.check.verdicts import p2p_check
+    from devcheck.machine.facts import facts_for
+
+    gpus = work.selection.gpus
+    if len(gpus) < 2:
+        return
+    members = [(d, work.facts.get(d.name) or facts_for(d.name)) for d in gpus]
+    budget = work.settings.budget
+    group = Gpus(",".join(d.name for d in gpus), members)
+    records = _guarded(work, "check.p2p", matrix, group, cases.Budget(3, P2P_SECONDS[budget]), budget == "10s")
+    if records is None:
+        return
+    work.records += records
+    work.report.checks += checks(records, prefix="check")
+    floors = {d.name: work.settings.thresholds.floor("p2p", d.name, f.label) for d, f in members}
+    work.check(p2p_check(records, floors, work.replaying))
+
+
+def _estimate_p2p(work: Work) -> float:
+    n = len(work.selection.gpus)
+    return 0.0 if n < 2 else P2P_SECONDS[work.settings.budget] + 0.05 * n
+
+
 # --- 3. speed: against each device's own peak ---------------------------------------------------------
 
 
@@ -278,6 +311,7 @@ def _estimate_speed(work: Work) -> float:
 ORDER = (
     ("health", "env verdict and GPU health (NVML)", lambda work: 1.0),
     ("correctness", "GEMM against float64, autograd, first training steps across devices", _estimate_correctness),
+    ("p2p", "GPU-to-GPU copies against the link's peak (two or more GPUs)", _estimate_p2p),
     ("speed", "matmul and copies against each device's peak", _estimate_speed),
     ("stress", "repeated GEMMs compared with the first and with float64", lambda work: 1.5),
 )

@@ -4,7 +4,10 @@ H100 (shared/fixtures/h100-reference.md) CuPy's float32 matmul ran at 67% of its
 float64 at 81% of its FP64 tensor peak, device-to-device copies at 89% and pinned host copies at 87%
 of theirs; the A100 that DCGM passed (DCGM#122) ran at 35%. A floor of 50% fails that A100 and passes
 the H100 with room. A CPU's peak is often built on its base clock (a VM's /proc/cpuinfo), so its floor
-is lower. `--thresholds FILE` (TOML) overrides any of them, for all devices or per model:
+is lower. GPU-to-GPU copies (p2p, of the NVLink or PCIe peak): public p2pBandwidthLatencyTest runs show
+8x H100 SXM at 83% of NVLink 4's 450 GB/s and 8x A100 at 91% of 300, and the same H100s with P2P off
+at 8%: 50% passes the first two and fails the third. `--thresholds FILE` (TOML) overrides any of them,
+for all devices or per model:
 
     [default]
     matmul_float32 = 0.5
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from devcheck.errors import BadInput
 
-GPU_FLOORS = {"matmul_float32": 0.5, "matmul_float64": 0.5, "bandwidth": 0.5, "copy_pinned": 0.5}
+GPU_FLOORS = {"matmul_float32": 0.5, "matmul_float64": 0.5, "bandwidth": 0.5, "copy_pinned": 0.5, "p2p": 0.5}
 CPU_FLOORS = {"matmul_float32": 0.25, "matmul_float64": 0.25, "bandwidth": 0.25, "copy_pinned": 0.0}
 LIMITS = {"temperature_margin_c": 5.0, "stress_drift": 0.10}  # degrees under the slowdown threshold; rate drop
 KEYS = set(GPU_FLOORS) | set(LIMITS)

@@ -54,3 +54,38 @@ def gpu_busy(sharers: tuple[int, list[tuple[int, int | None]], bool] | None) -> 
     more = f" and {len(entries) - 4} more" if len(entries) > 4 else ""
     among = "" if ours else "; devcheck is one of them (in a container NVML lists host pids)"
     return f"{others} other process(es) compute on this GPU ({shown}{more}{among})"
+
+
+def p2p_check(records: list[dict], floors: dict[str, float], replaying: bool) -> Check:
+    """Each GPU pair with peer access at least its sender's floor of the pair's link peak (pairs staged
+    through host memory are a warning of their own, not judged here); under replay, not judged."""
+    writes = [r for r in records if r["case"].startswith("p2p write") and r["path"] == "p2p"]
+    if not writes:
+        return Check("check.p2p.speed", Status.SKIP, "no GPU pair has peer access: no P2P copy to judge")
+    if replaying:
+        return Check("check.p2p.speed", Status.SKIP, f"{len(writes)} P2P pairs (replay: NumPy's speed, not judged)")
+    unknown = [r for r in writes if r["peak"]["value"] is None]
+    if unknown:
+        return Check(
+            "check.p2p.speed",
+            Status.WARN,
+            f"{len(unknown)} GPU pairs have no link peak, so P2P speed is not judged",
+            detail=unknown[0]["peak"]["basis"],
+        )
+    by_pair = {f"{r['device']}->{r['peer']}": r for r in writes}
+    fraction = {pair: r["rate"] / r["peak"]["value"] for pair, r in by_pair.items()}
+    slow = [pair for pair, r in by_pair.items() if fraction[pair] < floors[r["device"]]]
+    worst = min(fraction, key=fraction.get)
+    peak = by_pair[worst]["peak"]
+    text = f"slowest {worst}: {fraction[worst]:.0%} of its {peak['value']:,.0f} GB/s ({peak['basis']})"
+    if not slow:
+        return Check("check.p2p.speed", Status.OK, f"{len(writes)} P2P pairs at or above their floor; {text}")
+    floor = floors[by_pair[worst]["device"]]
+    return Check(
+        "check.p2p.speed",
+        Status.FAIL,
+        f"{len(slow)} of {len(writes)} P2P pairs under {floor:.0%} of their link's peak; {text}",
+        detail=", ".join(f"{pair} {fraction[pair]:.0%}" for pair in slow),
+        fix="`nvidia-smi nvlink -s` (a link down or slow), `nvidia-smi topo -m`; a floor that does not fit this "
+        "machine can be set with --thresholds (p2p)",
+    )

@@ -46,7 +46,8 @@ class MemoryPointer:
     """cupy.cuda.MemoryPointer: device memory at an address; its bytes live as long as it does."""
 
     def __init__(self, device: int, size: int):
-        self._bytes = numpy.zeros(max(size, 1), numpy.uint8)
+        self._bytes = numpy.empty(max(size, 1), numpy.uint8)
+        self._bytes.fill(0)  # mapped now, as cudaMalloc's memory is (numpy.zeros maps a page on first touch)
         self._device, self._ptr = device, self._bytes.ctypes.data
         _memory[self._ptr] = (device, self._bytes)
         weakref.finalize(self, _memory.pop, self._ptr, None)
@@ -83,7 +84,7 @@ def memcpy_peer_async(dst: int, dst_device: int, src: int, src_device: int, size
     target, source = _buffer(dst, dst_device, size), _buffer(src, src_device, size)
     ctypes.memmove(target.ctypes.data, source.ctypes.data, size)
     if fault("memcpyPeerAsync") is not None and size:  # a synthetic recording's link that flips a bit
-        target[size // 2] ^= 0x10
+        target[0] ^= 0x10
     COUNTS["peer_copies"] += 1
 
 
