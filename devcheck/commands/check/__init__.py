@@ -63,6 +63,9 @@ def run(
     stop = work.stop
     for name, what, estimate in steps.ORDER:
         needed = estimate(work)
+        if needed is None:  # not for this machine (GPU-to-GPU copies on one GPU)
+            progress(f"{name}: not applicable", advance=1)
+            continue
         if stop or clock.left < needed:
             plan.append({"step": name, "what": what, "estimate_s": needed, "ran": False, "seconds": 0.0})
             progress(f"{name}: {'interrupted' if stop else 'no time left'}", advance=1)

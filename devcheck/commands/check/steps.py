@@ -150,9 +150,10 @@ def p2p(work: Work) -> None:
     work.check(p2p_check(records, floors, work.replaying))
 
 
-def _estimate_p2p(work: Work) -> float:
+def _estimate_p2p(work: Work) -> float | None:
+    """None: not a step for fewer than two GPUs (left out of the plan)."""
     n = len(work.selection.gpus)
-    return 0.0 if n < 2 else P2P_SECONDS[work.settings.budget] + 0.05 * n
+    return None if n < 2 else P2P_SECONDS[work.settings.budget] + 0.05 * n
 
 
 # --- 3. speed: against each device's own peak ---------------------------------------------------------
