@@ -56,8 +56,9 @@ class StreamsClock:
         for device, other in others:
             with gpu(device):
                 other.wait_event(self.start)
-        for _ in range(calls):
-            fn()
+        with gpu(first):  # issued from the first GPU, as the sample does after cudaSetDevice(i)
+            for _ in range(calls):
+                fn()
         for (device, other), end in zip(others, self.ends[1:], strict=True):
             with gpu(device):
                 end.record(other)
