@@ -38,11 +38,12 @@ from pathlib import Path
 
 import pynvml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+
+from recording_from_smi import _error, sources  # noqa: E402
 
 from devcheck.machine.links import CPU_SET_WORDS, NODE_SET_WORDS  # noqa: E402
 from devcheck.machine.recording import MASKED_UUID, Recording  # noqa: E402
-from recording_from_smi import _error, sources  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 DUMPS, OUT = ROOT / "topology", ROOT / "recordings" / "topology"

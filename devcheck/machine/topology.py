@@ -129,7 +129,7 @@ def link_checks(found: Interconnect) -> list[Check]:
                     f"GPU {gpu}: NVLink errors since boot: {listed}" + (" ..." if len(errors) > 8 else ""),
                     detail="replays and CRC errors are retried in hardware, but a link that keeps making them "
                     "is failing; `devcheck check` reads them again after its stress window",
-                    fix=f"watch `nvidia-smi nvlink -e -i {gpu}`; if they grow, drain the node and run `dcgmi diag -r 3`",
+                    fix=f"watch `nvidia-smi nvlink -e -i {gpu}`; if they grow, drain the node, `dcgmi diag -r 3`",
                 )
             )
     every = [x for links in found.links.values() for x in links]
