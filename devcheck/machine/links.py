@@ -22,13 +22,19 @@ from devcheck.report import Status
 CPU_SET_WORDS = 16  # 64-bit words of CPU mask asked for: 1,024 CPUs (a constant, so recordings replay anywhere)
 NODE_SET_WORDS = 4  # of NUMA node mask: 256 nodes
 LEVELS = {0: "INTERNAL", 10: "PIX", 20: "PXB", 30: "PHB", 40: "NODE", 50: "SYS"}  # NVML_TOPOLOGY_*, as topo -m
-P2P_CAPS = ("read", "write", "nvlink", "atomics", "pcie")  # NVML_P2P_CAPS_INDEX_<READ...PCI>
+P2P_CAPS = {  # what topo -p2p r, w, n, a, p show
+    "read": "NVML_P2P_CAPS_INDEX_READ",
+    "write": "NVML_P2P_CAPS_INDEX_WRITE",
+    "nvlink": "NVML_P2P_CAPS_INDEX_NVLINK",
+    "atomics": "NVML_P2P_CAPS_INDEX_ATOMICS",
+    "pcie": "NVML_P2P_CAPS_INDEX_PCI",
+}
 P2P_STATUS = {0: "OK", 1: "CNS", 2: "GNS", 3: "TNS", 4: "DR", 5: "NS", 6: "U"}  # NVML_P2P_STATUS_*, as topo -p2p
-ERROR_COUNTERS = {  # what nvidia-smi nvlink -e shows, by NVML_NVLINK_ERROR_DL_* name
-    "replay": "REPLAY",
-    "recovery": "RECOVERY",
-    "crc_flit": "CRC_FLIT",
-    "crc_data": "CRC_DATA",
+ERROR_COUNTERS = {  # what nvidia-smi nvlink -e shows
+    "replay": "NVML_NVLINK_ERROR_DL_REPLAY",
+    "recovery": "NVML_NVLINK_ERROR_DL_RECOVERY",
+    "crc_flit": "NVML_NVLINK_ERROR_DL_CRC_FLIT",
+    "crc_data": "NVML_NVLINK_ERROR_DL_CRC_DATA",
 }
 
 
@@ -103,8 +109,8 @@ def read_links(read: Reader, gpu: Gpu) -> list[Link]:
 
 def error_counts(read: Reader, h: Any, n: int) -> dict[str, int | None]:
     return {
-        name: read("nvmlDeviceGetNvLinkErrorCounter", h, n, constant(read.nvml, f"NVML_NVLINK_ERROR_DL_{suffix}")).value
-        for name, suffix in ERROR_COUNTERS.items()
+        name: read("nvmlDeviceGetNvLinkErrorCounter", h, n, constant(read.nvml, counter)).value
+        for name, counter in ERROR_COUNTERS.items()
     }
 
 
@@ -147,8 +153,8 @@ def read_interconnect(nvml: ModuleType, gpus: list[Gpu]) -> Interconnect:
     for x, y in combinations(reachable, 2):
         level = read("nvmlDeviceGetTopologyCommonAncestor", x.handle, y.handle)
         p2p = {
-            cap: read("nvmlDeviceGetP2PStatus", x.handle, y.handle, constant(nvml, f"NVML_P2P_CAPS_INDEX_{index}"))
-            for cap, index in zip(P2P_CAPS, ("READ", "WRITE", "NVLINK", "ATOMICS", "PCI"))
+            cap: read("nvmlDeviceGetP2PStatus", x.handle, y.handle, constant(nvml, index))
+            for cap, index in P2P_CAPS.items()
         }
         pairs.append(
             Pair(
@@ -161,3 +167,13 @@ def read_interconnect(nvml: ModuleType, gpus: list[Gpu]) -> Interconnect:
         )
     places = {g.nvml_index: _place(read, g) for g in reachable}
     return Interconnect([g.nvml_index for g in reachable], pairs, links, places)
+
+
+def counters_now() -> dict[tuple[int, int, str], int]:
+    """read_counters on every GPU NVML lists ({} without a driver): `devcheck check` reads it before and
+    after its stress window."""
+    from devcheck.machine import seam
+    from devcheck.machine.nvml import read_driver
+
+    driver = read_driver()
+    return read_counters(seam.nvml(), driver.gpus) if driver.loaded else {}
