@@ -160,7 +160,12 @@ def p2p_check(found: Interconnect) -> list[Check]:
         ]
     nvlinked = sum(1 for p in known if p.nvlinks)
     pcie = [p for p in known if not p.nvlinks and any(s not in (None, 0) for s in p.p2p.values())]
-    said = f"P2P allowed on all {nvlinked} NVLink-connected pairs" if nvlinked else "no pair is NVLink-connected"
+    asked = [cap for cap in MUST_ALLOW if any(p.p2p.get(cap) is not None for p in known if p.nvlinks)]
+    said = (
+        f"P2P allowed on all {nvlinked} NVLink-connected pairs ({', '.join(asked)})"
+        if nvlinked
+        else "no pair is NVLink-connected"
+    )
     if pcie:
         codes = sorted({P2P_STATUS.get(s, str(s)) for p in pcie for s in p.p2p.values() if s not in (None, 0)})
         said += f"; over PCIe, {len(pcie)} pair(s) without P2P ({', '.join(codes)}): copies go through host memory"
