@@ -18,7 +18,7 @@ from devcheck.machine import links, seam, topology
 from devcheck.machine.nvml import read_driver
 from devcheck.machine.recording import Handle, Recording
 from devcheck.report import Status
-from tests.recordings import load, variant
+from tests.recordings import load, nvml_error, variant
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DUMPS, FOLDER = FIXTURES / "topology", FIXTURES / "recordings" / "topology"
@@ -271,3 +271,28 @@ def test_the_p2p_index_devcheck_passes_is_an_integer_nvml_takes():
     assert pynvml.NVML_P2P_CAPS_INDEX_READ == (0,)  # nvidia-ml-py's own line is `NVML_P2P_CAPS_INDEX_READ = 0,`
     assert links.constant(pynvml, "NVML_P2P_CAPS_INDEX_READ") == 0
     assert links.constant(pynvml, "NVML_P2P_CAPS_INDEX_PCI") == 4
+
+
+def test_the_reads_are_bounded_on_8_gpus(tmp_path):
+    """28 pairs x (1 topology + 5 P2P), 8 x 18 links x (state + 4 counters + version, far end's type and
+    bus id) and 8 x 3 affinity reads, plus one state read per GPU that ends its list of links."""
+    with seam.replay(stand_in(H100)), seam.record(tmp_path / "asked.json", {}):
+        collect(environ={})
+    asked = [c["fn"] for c in Recording.load(tmp_path / "asked.json").nvml]
+    pair_calls = [f for f in asked if f in ("nvmlDeviceGetTopologyCommonAncestor", "nvmlDeviceGetP2PStatus")]
+    link_calls = [f for f in asked if f.startswith("nvmlDeviceGetNvLink")]
+    assert len(pair_calls) == 28 * 6
+    assert asked.count("nvmlDeviceGetNvLinkState") == 8 * 19
+    assert len(link_calls) == 8 * 18 * 8 + 8
+
+
+def test_a_gpu_lost_while_its_links_are_read_skips_the_matrix_and_says_why():
+    lost = variant(
+        stand_in(H100),
+        "GPU 2 lost (NVML_ERROR_GPU_IS_LOST) when its first NVLink is read",
+        nvml={("nvmlDeviceGetNvLinkState", Handle("gpu2"), 0): {"error": nvml_error(pynvml.NVML_ERROR_GPU_IS_LOST)}},
+    )
+    report = env(lost)
+    check = report.check("topology")
+    assert check.status is Status.FAIL and check.summary.startswith("a GPU was lost while the interconnect was read")
+    assert "topology" not in report.to_dict()["data"]

@@ -178,8 +178,15 @@ def findings(nvml, gpus: list[Gpu]) -> Findings:
         return Findings()
     try:
         found = read_interconnect(nvml, gpus)
-    except GpuLost as e:  # gpuN.lost says which; the matrix would be half of one
-        return Findings([], [Check("topology", Status.SKIP, f"a GPU was lost while the interconnect was read: {e}")])
+    except GpuLost as e:  # fell off the bus after its own table was read: half a matrix would mislead
+        lost = Check(
+            "topology",
+            Status.FAIL,
+            f"a GPU was lost while the interconnect was read: {e}",
+            detail="usually Xid 79 'fallen off the bus' in `dmesg`",
+            fix="`dmesg | grep -i xid`; sudo nvidia-smi -r or reboot; if it recurs, reseat the card or check power",
+        )
+        return Findings([], [lost])
     if len(found.gpus) < 2:
         return Findings()
     sections = [
