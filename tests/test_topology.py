@@ -271,6 +271,7 @@ def test_the_p2p_index_devcheck_passes_is_an_integer_nvml_takes():
     assert pynvml.NVML_P2P_CAPS_INDEX_READ == (0,)  # nvidia-ml-py's own line is `NVML_P2P_CAPS_INDEX_READ = 0,`
     assert links.constant(pynvml, "NVML_P2P_CAPS_INDEX_READ") == 0
     assert links.constant(pynvml, "NVML_P2P_CAPS_INDEX_PCI") == 4
+    assert links.SWITCH == pynvml.NVML_NVLINK_DEVICE_TYPE_SWITCH
 
 
 def test_the_reads_are_bounded_on_8_gpus(tmp_path):

@@ -21,6 +21,7 @@ from devcheck.report import Status
 
 CPU_SET_WORDS = 16  # 64-bit words of CPU mask asked for: 1,024 CPUs (a constant, so recordings replay anywhere)
 NODE_SET_WORDS = 4  # of NUMA node mask: 256 nodes
+SWITCH = 2  # NVML_NVLINK_DEVICE_TYPE_SWITCH: the far end of an HGX board's links
 LEVELS = {0: "INTERNAL", 10: "PIX", 20: "PXB", 30: "PHB", 40: "NODE", 50: "SYS"}  # NVML_TOPOLOGY_*, as topo -m
 P2P_CAPS = {  # what topo -p2p r, w, n, a, p show
     "read": "NVML_P2P_CAPS_INDEX_READ",
@@ -91,14 +92,15 @@ def _bits(words: Any) -> list[int]:
     return [64 * w + bit for w, word in enumerate(words) for bit in range(64) if int(word) >> bit & 1]
 
 
-def read_links(read: Reader, gpu: Gpu) -> list[Link]:
+def read_links(read: Reader, gpu: Gpu, far_ends: bool = True) -> list[Link]:
+    """A GPU's links, each with its error counters and, if asked, where it leads."""
     nvml, h, links = read.nvml, gpu.handle, []
     for n in range(getattr(nvml, "NVML_NVLINK_MAX_LINKS", 18)):
         state = read("nvmlDeviceGetNvLinkState", h, n)
         if state.status is not Status.OK:
             break
         link = Link(gpu.nvml_index, n, bool(state.value), errors=error_counts(read, h, n))
-        if link.active:
+        if link.active and far_ends:
             link.version = read("nvmlDeviceGetNvLinkVersion", h, n).value
             link.remote_type = read("nvmlDeviceGetNvLinkRemoteDeviceType", h, n).value
             remote = read("nvmlDeviceGetNvLinkRemotePciInfo", h, n, convert=lambda p: normalize_bus_id(p.busId))
@@ -119,7 +121,7 @@ def read_counters(nvml: ModuleType, gpus: list[Gpu]) -> dict[tuple[int, int, str
     window, the difference says which links made errors under load."""
     read, found = Reader(nvml), {}
     for gpu in (g for g in gpus if g.handle is not None and not g.lost):
-        for link in read_links(read, gpu):
+        for link in read_links(read, gpu, far_ends=False):
             found |= {(gpu.nvml_index, link.link, k): v for k, v in link.errors.items() if v is not None}
     return found
 
@@ -135,10 +137,9 @@ def _place(read: Reader, gpu: Gpu) -> Place:
 def nvlinks_between(a: int, b: int, links: dict[int, list[Link]], bus_ids: dict[int, str | None]) -> int:
     """Active links from `a` whose far end is `b`, plus, when both reach NVSwitches, the switch links of
     the one with fewer (what a pair can bond through the switches)."""
-    switch = 2  # NVML_NVLINK_DEVICE_TYPE_SWITCH
     up = {g: [x for x in links.get(g, []) if x.active] for g in (a, b)}
-    direct = sum(1 for x in up[a] if x.remote_type != switch and x.remote_bus_id and x.remote_bus_id == bus_ids[b])
-    switched = [sum(1 for x in up[g] if x.remote_type == switch) for g in (a, b)]
+    direct = sum(1 for x in up[a] if x.remote_type != SWITCH and x.remote_bus_id and x.remote_bus_id == bus_ids[b])
+    switched = [sum(1 for x in up[g] if x.remote_type == SWITCH) for g in (a, b)]
     return direct + min(switched)
 
 

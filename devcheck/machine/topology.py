@@ -7,7 +7,7 @@ NVML says NS or GNS) is how those cards are built, not a fault: NCCL and CUDA st
 
 from __future__ import annotations
 
-from devcheck.machine.links import LEVELS, P2P_STATUS, Interconnect, Link, read_interconnect
+from devcheck.machine.links import LEVELS, P2P_STATUS, SWITCH, Interconnect, Link, read_interconnect
 from devcheck.machine.nvml import Gpu, GpuLost
 from devcheck.report import Check, Findings, Section, Status
 
@@ -61,7 +61,7 @@ def _far_ends(links: list[Link], bus_ids: dict[str, int]) -> str | None:
     for x in (x for x in links if x.active):
         end = (
             "NVSwitch"
-            if x.remote_type == 2
+            if x.remote_type == SWITCH
             else f"GPU{bus_ids[x.remote_bus_id]}"
             if x.remote_bus_id in bus_ids
             else "?"
