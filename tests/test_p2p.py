@@ -311,7 +311,7 @@ def test_p2p_floor_on_public_figures_both_sides():
     assert p2p_check(off, floors, True).status is Status.SKIP
 
 
-@pytest.mark.xfail(raises=RuntimeError, strict=False, reason="engine: backward's seed on cuda:0 (fixed on main)")
+@pytest.mark.slow  # a whole run of the command
 def test_check_10s_on_8_gpus_includes_p2p_and_stays_in_budget():
     with seam.replay(nodes(8, peer=True)):
         began = time.perf_counter()

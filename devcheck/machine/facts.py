@@ -182,8 +182,9 @@ def facts_for(name: str) -> DeviceFacts:
 
 def link_facts(index: int) -> dict:
     """The few NVML facts a GPU-to-GPU peak needs, for CUDA device `index`: NVLink version (NVML's enum)
-    and active link count, PCIe generation and width at most. A minimal reader, to give way to a full
-    interconnect reader; a GPU NVML cannot read has none (its copies are then not judged)."""
+    and active link count, PCIe generation and width at most. A minimal per-GPU reader, to give way to
+    links.read_interconnect (whose per-pair bonded link count also fits a direct NVLink mesh); a GPU NVML
+    cannot read has none (its copies are then not judged)."""
     found = _nvml_gpu_at(index)
     if found is None:
         return {}
@@ -191,8 +192,8 @@ def link_facts(index: int) -> dict:
     h, active, version = gpu.handle, 0, None
     for link in range(module.NVML_NVLINK_MAX_LINKS):
         state = read("nvmlDeviceGetNvLinkState", h, link)
-        if link == 0 and state.status is Status.NA:
-            break  # NVML_ERROR_NOT_SUPPORTED: no NVLink on this GPU
+        if state.status is not Status.OK:
+            break  # NotSupported: no NVLink on this GPU; InvalidArgument: past its last link (as links.read_links)
         if state.value == module.NVML_FEATURE_ENABLED:
             active += 1
             version = version or read("nvmlDeviceGetNvLinkVersion", h, link).value
