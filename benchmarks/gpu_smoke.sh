@@ -21,6 +21,7 @@ status=0
 
 if [ -f .whl/requirements.txt ]; then
   site=$(mktemp -d)
+  trap 'rm -rf "$site"' EXIT
   python3 -m pip install -q --no-index --find-links .whl --no-deps --no-compile --no-cache-dir \
     --disable-pip-version-check --target "$site" -r .whl/requirements.txt && export PYTHONPATH=$PYTHONPATH:$site
 fi
@@ -88,10 +89,14 @@ out = sys.argv[1]
 docs = {}
 for name in ("env", "grad", "train", "bench", "check"):
     try:
-        docs[name] = doc = json.load(open(f"{out}/{name}.json"))
+        text = open(f"{out}/{name}.json").read()
+        if not text.strip():
+            print(f"{name}: no JSON ({name}.json is empty: {name}.err says why)")
+            continue
+        docs[name] = doc = json.loads(text)
         bad = [f"{c['id']} {c['status']}: {c['summary'][:160]}" for c in doc["checks"] if c["status"] not in ("ok", "skip", "n/a")]
         gpu = [c["summary"] for c in doc["checks"] if c["id"] == "devices.gpu" and c["status"] != "ok"]
-    except Exception as e:  # no file, an empty one (the command died), or not devcheck's JSON
+    except Exception as e:  # no file, or not devcheck's JSON
         print(f"{name}: no JSON ({type(e).__name__}: {e})")
         continue
     said = f" [{gpu[0][:160]}]" if gpu else f" [{doc['verdict'][:160]}]" if name == "env" else ""

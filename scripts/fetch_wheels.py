@@ -62,7 +62,7 @@ def main() -> int:
     reqs = requirements()
     pins = sorted({f"{name}=={version}" for python in PYTHONS for name, version in resolve(reqs, python).items()})
     shutil.rmtree(FOLDER, ignore_errors=True)  # one version of each, not those of every earlier fetch
-    pip("download", "--no-deps", "--only-binary=:all:", "--dest", str(FOLDER), *pins)
+    pip("download", "--no-deps", "--only-binary=:all:", "--ignore-requires-python", "--dest", str(FOLDER), *pins)
     compiled = [w.name for w in FOLDER.glob("*.whl") if not w.name.endswith("-none-any.whl")]
     if compiled:
         print(f"fetch_wheels: not pure Python, so not one wheel for every machine: {', '.join(compiled)}")
@@ -71,8 +71,8 @@ def main() -> int:
     # version each Python accepts (where the newest release of a package left an older Python behind)
     names = sorted({pin.split("==")[0] for pin in pins})
     (FOLDER / "requirements.txt").write_text("\n".join(names) + "\n")
-    size = sum(f.stat().st_size for f in FOLDER.iterdir())
-    print(f"fetch_wheels: {len(list(FOLDER.glob('*.whl')))} wheels, {size / 2**20:.1f} MiB in {FOLDER}: {' '.join(pins)}")
+    size = sum(f.stat().st_size for f in FOLDER.iterdir()) / 2**20
+    print(f"fetch_wheels: {len(pins)} wheels, {size:.1f} MiB in {FOLDER}: {' '.join(pins)}")
     return 0
 
 

@@ -97,4 +97,3 @@ def two_gpus(base: Recording, why: str = "") -> Recording:
 def h100(**changes: Any) -> Recording:
     base = load("h100-sxm")
     return variant(base, changes.pop("why"), **changes) if changes else base
-
