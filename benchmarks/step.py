@@ -3,6 +3,7 @@ kernel launches and host synchronisations, beside PyTorch eager's count for the 
 time beside the same math written directly in NumPy.
 
     python benchmarks/step.py            # launches on the CuPy stand-in (the recorded H100), CPU times
+    python benchmarks/step.py --quick    # the two small models, a tenth of the repeats (gpu_smoke.sh, no GPU)
 
 On a machine with a GPU, CuPy and a CUDA build of torch it also times the engine's step against
 torch eager's on the same GPU (CUDA events, steps back to back), and counts the kernels each ran
