@@ -68,30 +68,39 @@ def variant(
 
 def two_gpus(base: Recording, why: str = "") -> Recording:
     """The recorded GPU twice, the second with its own UUID and bus id (CUDA enumerates both)."""
+    return n_gpus(base, 2, why or "a second GPU copied from the recorded one")
+
+
+def n_gpus(base: Recording, n: int, why: str = "") -> Recording:
+    """The recorded GPU n times (a node of 8, say), each copy with its own NVML and CUDA index, UUID and
+    bus id (PCI device 6 + k, after the recorded 00:06.0); every other answer is the recorded GPU's."""
     out = copy.deepcopy(base)
-    out.synthetic = "; ".join(x for x in (base.synthetic, why or "a second GPU copied from the recorded one") if x)
-    extra = []
-    for call in base.nvml:
-        text = json.dumps(call)
-        if '"gpu0"' in text:
-            extra.append(json.loads(text.replace('"gpu0"', '"gpu1"')))
-    for call in extra:
-        if call["fn"] == "nvmlDeviceGetHandleByIndex":
-            call["args"] = [1]
-        if call["fn"] == "nvmlDeviceGetUUID":
-            call["result"] = "GPU-5e1f0c2a-0000-4000-8000-000000000002"
-        if call["fn"] == "nvmlDeviceGetPciInfo":
-            call["result"] = {**call["result"], "busId": "00000000:00:07.0", "device": 7}
-    out.nvml = [c for c in out.nvml if not (c["fn"] == "nvmlDeviceGetHandleByIndex" and c["args"] == [1])] + extra
-    _replace(out.nvml, "nvmlDeviceGetCount", [], {"result": 2})
+    why = why or f"{n - 1} more GPUs copied from the recorded one"
+    out.synthetic = "; ".join(x for x in (base.synthetic, why) if x)
+    for k in range(1, n):
+        out.nvml = [c for c in out.nvml if not (c["fn"] == "nvmlDeviceGetHandleByIndex" and c["args"] == [k])]
+        out.nvml += [_copied_call(call, k) for call in base.nvml if '"gpu0"' in json.dumps(call)]
+        if out.cupy is not None:
+            for call in [c for c in base.cupy if c.get("args") == [0]]:
+                copied = {**copy.deepcopy(call), "args": [k]}
+                if call["fn"] == "Device.pci_bus_id":
+                    copied["result"] = f"0000:00:{6 + k:02x}.0"
+                out.cupy.append(copied)
+    _replace(out.nvml, "nvmlDeviceGetCount", [], {"result": n})
     if out.cupy is not None:
-        for call in [c for c in base.cupy if c.get("args") == [0]]:
-            copied = {**copy.deepcopy(call), "args": [1]}
-            if call["fn"] == "Device.pci_bus_id":
-                copied["result"] = "0000:00:07.0"
-            out.cupy.append(copied)
-        _replace(out.cupy, "cuda.runtime.getDeviceCount", [], {"result": 2})
+        _replace(out.cupy, "cuda.runtime.getDeviceCount", [], {"result": n})
     return out
+
+
+def _copied_call(call: dict, k: int) -> dict:
+    copied = json.loads(json.dumps(call).replace('"gpu0"', f'"gpu{k}"'))
+    if copied["fn"] == "nvmlDeviceGetHandleByIndex":
+        copied["args"] = [k]
+    if copied["fn"] == "nvmlDeviceGetUUID":
+        copied["result"] = f"GPU-5e1f0c2a-0000-4000-8000-{k + 1:012d}"
+    if copied["fn"] == "nvmlDeviceGetPciInfo":
+        copied["result"] = {**copied["result"], "busId": f"00000000:00:{6 + k:02X}.0", "device": 6 + k}
+    return copied
 
 
 def h100(**changes: Any) -> Recording:
