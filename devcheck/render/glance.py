@@ -38,7 +38,7 @@ class GpuRow:
 
     @property
     def verdict(self) -> str:
-        """ "ok", or "FAIL: <the worst problem>" (and how many more), in words for this GPU's row."""
+        """`ok`, or `FAIL: <its worst problem>` and how many more, without the "GPU 3:" its row says."""
         if not self.problems:
             return "ok"
         first = re.sub(rf"^GPU {self.index}( \([^)]*\))?(:| is)? ", "", self.problems[0].summary)
@@ -71,11 +71,9 @@ def _pair(a: Any, b: Any) -> str:
 
 
 def _pcie(row: GpuRow) -> str:
-    gen, width, widest = (row.value(f"PCIe {x}") for x in ("generation", "width", "width max"))
-    if gen is None and width is None:
-        return "—"
-    slower = f" (of x{widest})" if isinstance(width, int) and isinstance(widest, int) and width < widest else ""
-    return f"gen{show(gen)} x{show(width)}{slower}"
+    """The link as it is now (an idle GPU may run a slower one; the full table has the maximum)."""
+    gen, width = row.value("PCIe generation"), row.value("PCIe width")
+    return "—" if gen is None and width is None else f"gen{show(gen)} x{show(width)}"
 
 
 def _ecc_and_remaps(row: GpuRow) -> str:
@@ -122,17 +120,25 @@ def cells(row: GpuRow) -> tuple[str, ...]:
     )
 
 
+def _one_model(rows: list[GpuRow]) -> str | None:
+    names = {r.value("name") for r in rows}
+    return names.pop() if len(names) == 1 else None
+
+
 def glance_table(report: Report, details: bool = False) -> Table | None:
     """One row per GPU, or None when the report has no GPU. One model (the usual node) is named once,
     in the title, so that a row fits on one line of 80 columns."""
     rows = gpu_rows(report)
     if not rows:
         return None
-    names = {r.value("name") for r in rows}
-    model = names.pop() if len(names) == 1 else None
+    model = _one_model(rows)
     hidden = not details and any(r.status is Status.OK for r in rows)
     table = Table(
-        title=(f"GPUs: {len(rows)} × {model}" if len(rows) > 1 else f"GPU: {model}") if model else f"GPUs: {len(rows)}",
+        title=f"GPUs: {len(rows)}"
+        if model is None
+        else f"GPUs: {len(rows)} × {model}"
+        if len(rows) > 1
+        else f"GPU: {model}",
         title_justify="left",
         title_style="bold",
         box=box.SIMPLE_HEAD,
