@@ -16,7 +16,7 @@ from rich.text import Text
 from devcheck.render.values import show
 from devcheck.report import Check, Report, Section, Status
 
-GPU_TAG = re.compile(r"^gpu(\d+)$")  # a GPU's section key, and its checks' id prefix (gpu3.ecc)
+GPU_TAG = re.compile(r"^gpu(\d+)$")  # a GPU's section key, and a part of its checks' ids (gpu3.ecc, check.gpu3.pcie)
 WORST_FIRST = (Status.ERROR, Status.FAIL, Status.WARN)
 WORD = {Status.ERROR: "ERROR", Status.FAIL: "FAIL", Status.WARN: "warn"}
 
@@ -46,13 +46,18 @@ class GpuRow:
         return f"{WORD[self.status]}: {first}{more}"
 
 
+def gpu_of(check_id: str) -> str | None:
+    """The GPU a check judges: gpu3 for env's gpu3.ecc and check's check.gpu3.pcie; gpu1 is not gpu10."""
+    return next((part for part in check_id.split(".")[:-1] if GPU_TAG.match(part)), None)
+
+
 def gpu_rows(report: Report) -> list[GpuRow]:
     """Every GPU the report speaks of: by its section, or by its checks alone (a probe that crashed)."""
     sections = {s.key: s for s in report.sections if s.group == "gpus" and GPU_TAG.match(s.key)}
-    tags = set(sections) | {c.id.split(".")[0] for c in report.checks if GPU_TAG.match(c.id.split(".")[0])}
+    tags = set(sections) | {gpu_of(c.id) for c in report.checks} - {None}
     rows = []
     for tag in sorted(tags, key=lambda t: int(GPU_TAG.match(t).group(1))):
-        mine = [c for c in report.checks if c.id.startswith(f"{tag}.") and c.status in WORST_FIRST]
+        mine = [c for c in report.checks if gpu_of(c.id) == tag and c.status in WORST_FIRST]
         mine.sort(key=lambda c: WORST_FIRST.index(c.status))
         section = sections.get(tag)
         values = {name: f.value for name, f in section.fields.items()} if section else {}
