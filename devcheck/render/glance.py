@@ -139,11 +139,7 @@ def glance_table(report: Report, details: bool = False) -> Table | None:
     model = _one_model(rows)
     hidden = not details and any(r.status is Status.OK for r in rows)
     table = Table(
-        title=f"GPUs: {len(rows)}"
-        if model is None
-        else f"GPUs: {len(rows)} × {model}"
-        if len(rows) > 1
-        else f"GPU: {model}",
+        title=f"{len(rows)} GPU{'s' if len(rows) > 1 else ''}" + (f": {model}" if model else ""),
         title_justify="left",
         title_style="bold",
         box=box.SIMPLE_HEAD,
