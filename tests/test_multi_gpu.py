@@ -121,3 +121,19 @@ def test_a_gradient_or_an_operand_on_another_device_is_one_clear_error():
             (x * 2.0).backward(tensor([1.0, 1.0], device="cuda:0"))
         with pytest.raises(RuntimeError, match="expected all tensors on one device, got cuda:1 and cuda:0"):
             _ = x > tensor([1.0, 1.0], device="cuda:0")
+
+
+def test_creation_through_array_api_compat_ignores_device_so_it_follows_the_current_gpu():
+    """What the real stack does, and what bit the backward seed: array-api-compat's CuPy namespace drops
+    `device=` (its _check_device checks NumPy and Dask only) and CuPy allocates on the current GPU. The
+    engine therefore allocates inside the owning device's context, never through `device=`."""
+    import numpy
+
+    from devcheck.engine import get_device
+
+    with seam.replay(n_gpus(h100(), 2)):
+        gpu1 = get_device("cuda:1")
+        on_1 = gpu1.from_host(numpy.ones(2))
+        assert on_1.device.id == 1 and gpu1.xp.ones(2, device=on_1.device).device.id == 0
+        with gpu1.context():
+            assert gpu1.xp.ones(2).device.id == 1
