@@ -78,6 +78,7 @@ def _build() -> dict[str, types.ModuleType]:
     cupy = types.ModuleType("cupy", "CuPy stand-in (devcheck.machine.standin): NumPy arithmetic, recorded facts")
     _numpy_names(cupy)
     arrays.install_methods(names.NDARRAY_METHODS)
+    cupy.take = ndarray.take = functions.take
     cupy.ndarray, cupy.ufunc, cupy.asnumpy = ndarray, ufunc_, asnumpy
     cupy.get_array_module = lambda *args: cupy if any(isinstance(a, ndarray) for a in args) else numpy
     cupy.is_available = lambda: bool(answer("is_available"))
