@@ -225,9 +225,13 @@ def test_cross_entropy_on_a_gpu_is_three_fused_kernels_and_three_reductions(redu
         )
 
 
+EPS32 = float(numpy.finfo(numpy.float32).eps)
+
+
 def test_relu_and_tanh_on_a_gpu_are_one_fused_launch_each_way():
     """On the stand-in of the recorded H100: ReLU's forward (output and mask) and tanh's backward are
-    one kernel each, with the CPU's values; ReLU's backward and tanh's forward were one launch already."""
+    one kernel each, with the CPU's values (tanh's to within a real GPU's few ulps); ReLU's backward
+    and tanh's forward were one launch already."""
     from devcheck.machine import seam, standin
     from tests.recordings import h100
 
@@ -244,8 +248,12 @@ def test_relu_and_tanh_on_a_gpu_are_one_fused_launch_each_way():
             standin.COUNTS.clear()
             total.backward()
             assert standin.COUNTS["launches"] == 2  # the seed (a ones array) and the op's backward
-            numpy.testing.assert_array_equal(y.numpy(), getattr(tensor(z), op)().numpy())
-            numpy.testing.assert_array_equal(x.grad.numpy(), cpu.grad.numpy())
+            if op == "relu":  # a comparison and a product by 0 or 1: exact on any device
+                numpy.testing.assert_array_equal(y.numpy(), getattr(tensor(z), op)().numpy())
+                numpy.testing.assert_array_equal(x.grad.numpy(), cpu.grad.numpy())
+            else:  # a real GPU's tanhf is within 2 ulp of NumPy's, and NVRTC contracts 1 - y * y into an FMA
+                numpy.testing.assert_allclose(y.numpy(), getattr(tensor(z), op)().numpy(), rtol=4 * EPS32)
+                numpy.testing.assert_allclose(x.grad.numpy(), cpu.grad.numpy(), rtol=4 * EPS32, atol=4 * EPS32)
 
 
 def test_bad_loss_inputs():

@@ -122,7 +122,11 @@ def test_reduce_writes_out_take_wraps_and_creation_refuses_device(cp):
     x = cp.arange(4.0)
     assert cp.take(x, cp.asarray([5, -1])).get().tolist() == [1.0, 3.0]  # _take_kernel_core: indices % range
     assert x.take(6).get().tolist() == 2.0 and x.take(cp.asarray([4]), axis=0).get().tolist() == [0.0]
-    for make in (lambda: cp.zeros(3, device=None), lambda: cp.arange(3, device=None), lambda: cp.asarray([1], device=None)):
+    for make in (
+        lambda: cp.zeros(3, device=None),
+        lambda: cp.arange(3, device=None),
+        lambda: cp.asarray([1], device=None),
+    ):
         with pytest.raises(TypeError, match="got an unexpected keyword argument 'device'"):
             make()
 
@@ -142,3 +146,20 @@ def test_data_dependent_shapes_copy_to_the_host_and_empty_launches_nothing(cp):
     standin.COUNTS.clear()
     cp.empty(3), cp.empty_like(x), cp.ndarray((2,))
     assert standin.COUNTS["launches"] == 0 and standin.COUNTS["to_host"] == 0
+
+
+def test_ufunc_outputs_are_device_arrays_of_the_broadcast_shape(cp):
+    """_kernel.pyx ufunc.__call__: outputs take part in the broadcast and must have its shape."""
+    y = cp.zeros((2, 3))
+    assert cp.add(cp.ones(3), 1.0, out=y) is y and y.get().tolist() == [[2.0] * 3] * 2
+    with pytest.raises(ValueError, match="^Out shape is mismatched$"):
+        cp.add(cp.ones((1, 2, 3)), 1.0, out=y)  # NumPy says "non-broadcastable output operand"
+    with pytest.raises(
+        ValueError, match=r"^operands could not be broadcast together with shapes \(4,\) \(\) \(2, 3\)$"
+    ):
+        cp.add(cp.ones(4), 1.0, out=y)
+    for host in (numpy.zeros(3), numpy.array(0.0)):
+        with pytest.raises(TypeError, match="Unsupported type <class 'numpy.ndarray'>"):
+            cp.add(cp.ones(3), 1.0, out=host)
+    with pytest.raises(ValueError, match="Cannot specify 'out' as both a positional and keyword argument"):
+        cp.add(cp.ones(3), 1.0, y, out=y)

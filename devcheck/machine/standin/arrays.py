@@ -57,6 +57,15 @@ def operand(value: Any) -> Any:
     raise TypeError(f"Unsupported type {type(value)}")
 
 
+def broadcast(values: list[Any]) -> tuple[int, ...]:
+    """The shape the device arrays among `values` broadcast to (internal.pyx _broadcast_core's message)."""
+    try:
+        return numpy.broadcast_shapes(*(v.shape for v in values if isinstance(v, ndarray)))
+    except ValueError:
+        shapes = " ".join(str(v.shape) if isinstance(v, ndarray) else "()" for v in values)
+        raise ValueError(f"operands could not be broadcast together with shapes {shapes}") from None
+
+
 def _tf32(a: Any) -> Any:
     """float32 rounded to TF32's 10-bit mantissa, as tensor cores read it (round to nearest)."""
     if not (isinstance(a, numpy.ndarray) and a.dtype == numpy.float32):

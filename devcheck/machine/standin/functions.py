@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy
 
-from devcheck.machine.standin.arrays import _wrap_indices, compute, matmul, ndarray, operand, unwrap, wrap
+from devcheck.machine.standin.arrays import _wrap_indices, broadcast, compute, matmul, ndarray, operand, unwrap, wrap
 from devcheck.machine.standin.state import COUNTS, state
 
 # The ufuncs with a scatter kernel (ufunc.at) and the dtypes each takes, as its TypeError lists them
@@ -36,12 +36,31 @@ class ufunc_:  # noqa: N801
         if unknown:
             raise TypeError(f"Wrong arguments {kwargs}")
         inputs = [operand(a) for a in args]
+        out = kwargs.get("out")
+        self._check_outputs(list(args), [o for o in (out if isinstance(out, tuple) else (out,)) if o is not None])
         if self.__name__ == "matmul" and not kwargs:
             COUNTS["launches"] += 1
             return wrap(matmul(*inputs))
         return compute(
             self.__name__, self._u, tuple(wrap(a) if isinstance(a, numpy.ndarray) else a for a in inputs), kwargs
         )
+
+    def _check_outputs(self, args: list[Any], outs: list[Any]) -> None:
+        """_get_out_args_from_optionals: an output is a device array of the shape that the inputs and
+        outputs broadcast to together (NumPy would broadcast a larger output instead)."""
+        if outs and args[self.nin :]:
+            raise ValueError("Cannot specify 'out' as both a positional and keyword argument")
+        outs += args[self.nin :]
+        if not outs:
+            return
+        for o in outs:
+            operand(o)  # _preprocess_optional_args: a host array is refused as an input is
+        shape = broadcast(args[: self.nin] + outs)
+        for o in outs:
+            if not isinstance(o, ndarray):
+                raise TypeError("Output arguments type must be cupy.ndarray")
+            if o.shape != shape:
+                raise ValueError("Out shape is mismatched")
 
     def at(self, a: ndarray, indices: Any, b: Any = None) -> None:
         if self.__name__ not in AT:
@@ -98,7 +117,11 @@ def creation(name: str) -> Any:
 
 
 # Their keywords besides `dtype` (CuPy 14.2's signatures; none takes NumPy's `device`).
-KEYWORDS = {"array": {"copy", "order", "subok", "ndmin", "blocking"}, "ascontiguousarray": set(), "asfortranarray": set()}
+KEYWORDS = {
+    "array": {"copy", "order", "subok", "ndmin", "blocking"},
+    "ascontiguousarray": set(),
+    "asfortranarray": set(),
+}
 KEYWORDS |= {"asarray": {"order", "copy", "blocking"}, "asanyarray": {"order", "copy", "blocking"}}
 
 

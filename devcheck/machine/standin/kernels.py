@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy
 
-from devcheck.machine.standin.arrays import ndarray, operand, unwrap, wrap
+from devcheck.machine.standin.arrays import broadcast, ndarray, operand, unwrap, wrap
 from devcheck.machine.standin.state import COUNTS, fault, faulty, scaled
 
 # CUDA's math functions by their C names; its float max and min are fmax and fmin, which return the
@@ -78,11 +78,7 @@ def _loop_shape(args: list[Any], params: tuple[_Param, ...], size: int) -> tuple
         return (size,)
     if all(a is None for a in arrays):
         raise ValueError("Loop size is undecided.")
-    try:
-        return numpy.broadcast_shapes(*(a.shape for a in arrays if a is not None))
-    except ValueError:
-        shapes = " ".join(str(a.shape) if a is not None else "()" for a in arrays)
-        raise ValueError(f"operands could not be broadcast together with shapes {shapes}") from None
+    return broadcast(arrays)
 
 
 class ElementwiseKernel:
