@@ -144,6 +144,9 @@ def test_data_dependent_shapes_copy_to_the_host_and_empty_launches_nothing(cp):
     x[mask] = 0.0
     assert standin.COUNTS["to_host"] == 1 and x.get().tolist() == [0.0, 1.0, 0.0, 0.0]
     standin.COUNTS.clear()
+    cp.add.at(x, mask, 1.0)  # _scatter_op_mask_single sizes its work by the mask's count too
+    assert standin.COUNTS["to_host"] == 1 and x.get().tolist() == [0.0, 1.0, 1.0, 1.0]
+    standin.COUNTS.clear()
     cp.empty(3), cp.empty_like(x), cp.ndarray((2,))
     assert standin.COUNTS["launches"] == 0 and standin.COUNTS["to_host"] == 0
 

@@ -71,6 +71,7 @@ class ufunc_:  # noqa: N801
         if items and not one_mask and a.dtype.name not in AT[self.__name__].replace(",", "").split():
             raise TypeError(f"cupy.{self.__name__}.at only supports {AT[self.__name__]} as data type")
         COUNTS["launches"] += 1
+        COUNTS["to_host"] += any(i.dtype == bool for i in items)  # a mask's count, read back first
         self._u.at(unwrap(a), index, *(() if b is None else (unwrap(b, host_ok=True),)))
 
     def reduce(self, a: Any, axis: Any = 0, dtype: Any = None, out: Any = None, keepdims: bool = False) -> Any:
