@@ -19,7 +19,8 @@ def test_a_0d_numpy_array_is_no_operand(cp):
     """_scalar.pyx CScalar takes Python and NumPy scalars only: a 0-d numpy.ndarray is not one."""
     x, host = cp.ones(3), numpy.array(2.0)
     kernel = cp.ElementwiseKernel("T x, T a", "T y", "y = a * x", "scale")
-    for use in (lambda: x + host, lambda: host * x, lambda: cp.add(x, host), lambda: kernel(x, host)):
+    uses = (lambda: x + host, lambda: host * x, lambda: cp.add(x, host), lambda: kernel(x, host))
+    for use in (*uses, lambda: cp.where(x > 1, x, host)):
         with pytest.raises(TypeError, match="Unsupported type <class 'numpy.ndarray'>"):
             use()
     with pytest.raises(TypeError, match="Unsupported type"):

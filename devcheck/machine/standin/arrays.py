@@ -111,6 +111,9 @@ def compute(name: str, fn: Any, args: tuple, kwargs: dict) -> Any:
     for key in ("device", "stream"):
         if key in kwargs:
             raise TypeError(f"{name}() got an unexpected keyword argument '{key}'")
+    if name == "where" and len(args) == 3:  # cupy.where(c, x, y) is a ufunc (_where_ufunc): no host arrays
+        for a in args:
+            operand(a)
     given = kwargs.get("out")
     args = tuple(unwrap(a) for a in args)
     kwargs = {k: unwrap(v) for k, v in kwargs.items()}
