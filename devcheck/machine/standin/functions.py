@@ -53,8 +53,9 @@ class ufunc_:  # noqa: N801
         outs += args[self.nin :]
         if not outs:
             return
-        for o in outs:
-            operand(o)  # _preprocess_optional_args: a host array is refused as an input is
+        for o in outs:  # _preprocess_optional_args: a host array is refused as an input is (a device
+            if not isinstance(o, ndarray):  # array's device is checked once, when it is computed into)
+                operand(o)
         shape = broadcast(args[: self.nin] + outs)
         for o in outs:
             if not isinstance(o, ndarray):

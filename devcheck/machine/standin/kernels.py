@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy
 
-from devcheck.machine.standin.arrays import broadcast, ndarray, operand, unwrap, wrap
+from devcheck.machine.standin.arrays import broadcast, ndarray, operand, wrap
 from devcheck.machine.standin.state import COUNTS, fault, faulty, scaled
 
 # CUDA's math functions by their C names; its float max and min are fmax and fmin, which return the
@@ -123,8 +123,7 @@ class ElementwiseKernel:
                 f"Wrong number of arguments for {self.name!r}. "
                 f"It must be either {self.nin} or {self.nargs} (with outputs), but given {len(args)}."
             )
-        for a in args:
-            operand(a)  # _preprocess_args: on this device, or a Python or NumPy scalar
+        values = [operand(a) for a in args]  # _preprocess_args: on this device, or a Python or NumPy scalar
         shape = _loop_shape(list(args), self.params, size)
         bound: dict[str, numpy.dtype] = {}
         _decide(self.out_params, [_dtype(a) for a in args[self.nin :]], bound)  # the outputs first
@@ -134,7 +133,7 @@ class ElementwiseKernel:
         outs = self._outputs(list(args[self.nin :]), out_types, shape, sized=size != -1)
         result = None if self.no_return else outs[0] if self.nout == 1 and not self.return_tuple else tuple(outs)
         if 0 not in shape:
-            self._run(args[: self.nin], in_types, outs, shape)
+            self._run(values[: self.nin], in_types, outs, shape)
         return result
 
     def _outputs(self, given: list[Any], types: list[numpy.dtype], shape: tuple, sized: bool) -> list[ndarray]:
@@ -150,16 +149,17 @@ class ElementwiseKernel:
                 raise ValueError("Out shape is mismatched")
         return given
 
-    def _run(self, ins: tuple, in_types: list[numpy.dtype], outs: list[ndarray], shape: tuple[int, ...]) -> None:
-        """The operation over the whole loop at once; a raw array is read and written by its flat
-        (C-order) index, as CuPy's CArray is, with `i` the loop's own index."""
+    def _run(self, ins: list, in_types: list[numpy.dtype], outs: list[ndarray], shape: tuple[int, ...]) -> None:
+        """The operation over the whole loop at once (`ins`: the inputs' memory, or host scalars); a raw
+        array is read and written by its flat (C-order) index, as CuPy's CArray is, with `i` the loop's
+        own index."""
         scope: dict[str, Any] = {"__builtins__": {}, **_MATH}
         if "i" in self._code.co_names:
             scope["i"] = numpy.arange(numpy.prod(shape, dtype=numpy.int64)).reshape(shape)
         for p, a, t in zip(self.in_params, ins, in_types):  # a host scalar becomes its parameter's C type
-            scope[p.name] = t.type(a) if not isinstance(a, ndarray) else unwrap(a).reshape(-1) if p.raw else unwrap(a)
-        for p, o in zip(self.out_params, outs):  # outputs too: on this device
-            scope[p.name] = unwrap(o).reshape(-1).copy() if p.raw else unwrap(o).copy()
+            scope[p.name] = t.type(a) if not isinstance(a, numpy.ndarray) else a.reshape(-1) if p.raw else a
+        for p, o in zip(self.out_params, outs):  # outputs, on this device (operand checked a given one)
+            scope[p.name] = o._a.reshape(-1).copy() if p.raw else o._a.copy()
         COUNTS["launches"] += 1
         faulty("ElementwiseKernel", None)
         with numpy.errstate(all="ignore"):  # a kernel's 0/0 is nan, silently, as on a GPU
