@@ -298,3 +298,26 @@ def test_in_range_indices_still_work(device):
     assert x[tensor([0, 2])].shape == (2, 4)  # an index tensor on the CPU serves every device
     with pytest.raises(IndexError, match="integer \\(or boolean\\) type"):
         x[tensor([0.0])]
+
+
+def test_clip_takes_numpy_bounds_on_every_device_and_is_one_gpu_kernel(fused_device):
+    """A NumPy bound (0-d, a scalar, an array) works on every device as on the CPU (CuPy refuses a host
+    array as an operand); on a GPU, clip is one kernel: array-api-compat's generic clip assigns through
+    boolean masks, and each mask reads its count back to the host, a synchronisation."""
+    from devcheck.machine import standin
+
+    z = numpy.array([[1.0, -2.0, 3.0], [0.5, 0.0, -1.0]], "float32")
+    for low, high in (
+        (numpy.array(0.0), numpy.array(1.0)),
+        (numpy.float32(0), None),
+        (numpy.array([0.0, -5.0, 0.0]), 2),
+    ):
+        x = tensor(z, device=fused_device, requires_grad=True)
+        standin.COUNTS.clear()
+        y = x.clip(low, high)
+        assert standin.COUNTS["to_host"] == 0 and standin.COUNTS["launches"] <= 2  # a bound's copy, the kernel
+        y.sum().backward()
+        expected = numpy.clip(z, low, high)
+        assert y.dtype == "float32" and numpy.array_equal(y.numpy(), expected)
+        inside = (z >= (low if low is not None else -numpy.inf)) & (z <= (high if high is not None else numpy.inf))
+        assert numpy.array_equal(x.grad.numpy(), inside.astype("float32"))
