@@ -321,3 +321,17 @@ def test_clip_takes_numpy_bounds_on_every_device_and_is_one_gpu_kernel(fused_dev
         assert y.dtype == "float32" and numpy.array_equal(y.numpy(), expected)
         inside = (z >= (low if low is not None else -numpy.inf)) & (z <= (high if high is not None else numpy.inf))
         assert numpy.array_equal(x.grad.numpy(), inside.astype("float32"))
+
+
+def test_abs_backward_is_sign_with_nans_and_never_synchronises(fused_device):
+    """d|x|/dx = sign(x), nan at nan, as NumPy's and CuPy 14's sign give it; array-api-compat's, on
+    CuPy, also assigns nans through a boolean mask: a synchronisation on a GPU."""
+    from devcheck.machine import standin
+
+    z = numpy.array([-2.0, -0.0, 0.0, 3.0, numpy.nan, -numpy.inf], "float32")
+    x = tensor(z, device=fused_device, requires_grad=True)
+    y = abs(x).sum()
+    standin.COUNTS.clear()
+    y.backward()
+    assert standin.COUNTS["to_host"] == 0
+    numpy.testing.assert_array_equal(x.grad.numpy(), numpy.sign(z))
