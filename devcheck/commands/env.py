@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
-from devcheck.machine import blas, cpu, cupy_probe, envvars, nvml, packages, python, toolkit, visible
+from devcheck.machine import blas, cpu, cupy_probe, envvars, nvml, packages, python, toolkit, topology, visible
 from devcheck.machine.devices import gpu_required_check
 from devcheck.report import Check, Findings, Report, Status
 
@@ -54,6 +54,7 @@ def collect(*, require_gpu: bool = False, environ: Mapping[str, str] | None = No
         for gpu in driver.gpus:
             index = visible.cuda_index_of(gpu.nvml_index, driver.gpus, selection, state.bus_ids)
             report.add(guarded(f"gpu{gpu.nvml_index}", lambda g=gpu, i=index: nvml.gpu_findings(module, g, i)))
+        report.add(guarded("topology", lambda: topology.findings(module, driver.gpus)))
     report.add(guarded("toolkit", lambda: toolkit_probe(state.runtime_major)))
     report.add(guarded("envvars", lambda: envvars.probe(environ)))
 
