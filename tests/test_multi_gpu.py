@@ -25,7 +25,7 @@ COMMANDS = {
     "env": ["env"],
     "grad": ["grad", "--ops", "matmul,linear,tanh,cross_entropy,sum,index_repeats"],
     "train": ["train", "--epochs", "5", "--min-accuracy", "0.5"],
-    "bench": ["bench", "--size", "200", "--cases", "matmul,e2e,autograd", "--max-time", "5"],
+    "bench": ["bench", "--size", "200", "--cases", "matmul,e2e,autograd", "--max-time", "300"],  # a bound, not a target
     "check": ["check", "--budget", "10s"],
 }
 
@@ -78,7 +78,7 @@ def test_env_and_check_on_two_gpus_without_peer_access():
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_every_command_on_eight_gpus_with_peer_access(command):
     """An 8x H100 NVLink node: peer access everywhere, so a misplaced array would only warn."""
-    code, doc = run(8, True, *COMMANDS[command], *(["--device", "all"] if command not in ("env", "check") else []))
+    code, doc = run(8, True, *COMMANDS[command], *(["--device", "all"] if command != "env" else []))
     assert code == 0 and not bad_checks(doc), bad_checks(doc)
     names = [f"cuda:{k}" for k in range(8)]
     if command == "env":
