@@ -353,6 +353,8 @@ def mig_devices(calls: Calls, g: dict, i: int, h: dict) -> None:
         m = {"__handle__": f"gpu{i}/mig{k}"}
         calls.add("nvmlDeviceGetMigDeviceHandleByIndex", [h, k], m)
         _mig_device(calls, g, shown[k], product, i, k, m)
+        if _processes(get(g, "processes")) == {"__list__": []}:  # none on the GPU: none on any of its slices
+            calls.add("nvmlDeviceGetComputeRunningProcesses", [m], {"__list__": []})
 
 
 def _not_found() -> dict:

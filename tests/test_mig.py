@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from devcheck.cli import app
 from devcheck.commands.env import collect
 from devcheck.machine import facts, mig, nvml, seam, visible
-from devcheck.machine.recording import Recording
+from devcheck.machine.recording import Handle, Recording
 from devcheck.report import Status
 from tests.recordings import FOLDER, GPU0, h100, mig_slice, mig_uuid, variant
 
@@ -176,3 +176,21 @@ def test_check_runs_on_a_slice_and_says_which(tmp_path):
     assert [m["profile"]["value"] for m in doc["data"]["mig"]] == ["1g.20gb"] * 4
     code, doc = runs["ecc"]
     assert code == 1 and doc["verdict"] == "check: NOT FIT — GPU 0: 4 uncorrected ECC errors since boot"
+
+
+def test_who_shares_a_slice_is_asked_of_the_slice_not_of_the_gpu(monkeypatch):
+    """Jobs on the GPU's other slices do not share this slice's SMs: the parent's list (here two of
+    them) is not the slice's (none in the dump; then two of its own, synthetic pids)."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", mig_uuid(0))
+    job = {"__struct__": "nvmlFriendlyObject", "pid": 4242, "usedGpuMemory": 512 * 2**20}
+    others = [job, {**job, "pid": 4343}]
+    base = mig_slice("a100-sxm4-80gb-mig.xml")
+    elsewhere = variant(base, "two jobs on other slices", nvml={("nvmlDeviceGetComputeRunningProcesses", GPU0): others})
+    slice0 = Handle("gpu0/mig0")
+    here = variant(elsewhere, "two on this one", nvml={("nvmlDeviceGetComputeRunningProcesses", slice0): others})
+    seen = {}
+    for name, recording in (("elsewhere", elsewhere), ("here", here)):
+        with seam.replay(recording):
+            seen[name] = facts.gpu_sharers(0)
+    assert seen["elsewhere"] == (0, [], False)
+    assert seen["here"] == (1, [(4242, 512 * 2**20), (4343, 512 * 2**20)], False)

@@ -182,12 +182,15 @@ def gpu_sharers(index: int) -> tuple[int, list[tuple[int, int | None]], bool] | 
     """Who else computes on GPU `index`, read while devcheck holds a context there (just after its
     matmul): (how many others, NVML's (pid, bytes or None) entries, whether devcheck's own pid is
     among them). In a container NVML lists host pids, so devcheck cannot find itself: one entry is
-    then devcheck's. None when NVML cannot say."""
+    then devcheck's. On a MIG slice, the slice's own processes: jobs on the GPU's other slices do not
+    share its SMs. None when NVML cannot say."""
     found = _nvml_gpu_at(index)
     if found is None:
         return None
     _, read, gpu = found
-    processes = read("nvmlDeviceGetComputeRunningProcesses", gpu.handle).value
+    on_slice = _mig_slice(gpu.bus_id)
+    handle = on_slice.handle if on_slice is not None else gpu.handle
+    processes = read("nvmlDeviceGetComputeRunningProcesses", handle).value
     if processes is None:
         return None
     entries = [(p.pid, p.usedGpuMemory) for p in processes]

@@ -9,7 +9,7 @@ reaches the slice through the parent's MIG device handles. This maps one to the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -34,6 +34,7 @@ class Slice:
     sms: int | None
     memory_mib: int | None
     parent_memory_mib: int | None
+    handle: Any = field(default=None, compare=False, repr=False)  # NVML's MIG device handle
 
     @property
     def profile(self) -> str | None:
@@ -102,6 +103,7 @@ def _slice(read: Reader, gpu: Gpu, k: int, h: Any, parent_mib: int | None) -> Sl
         sms=read("nvmlDeviceGetAttributes", h, convert=lambda a: a.multiprocessorCount).value,
         memory_mib=read("nvmlDeviceGetMemoryInfo", h, convert=lambda m: m.total // MIB).value,
         parent_memory_mib=parent_mib,
+        handle=h,
     )
 
 
