@@ -194,3 +194,12 @@ def test_who_shares_a_slice_is_asked_of_the_slice_not_of_the_gpu(monkeypatch):
             seen[name] = facts.gpu_sharers(0)
     assert seen["elsewhere"] == (0, [], False)
     assert seen["here"] == (1, [(4242, 512 * 2**20), (4343, 512 * 2**20)], False)
+
+
+def test_the_variable_alone_says_cuda_takes_one_mig_device():
+    """Read without NVML (env's envvars probe): a list with MIG devices is not a list of CUDA devices."""
+    from devcheck.machine.envvars import visible_devices
+
+    two = visible_devices(f"{mig_uuid(0)},{mig_uuid(1)}")
+    assert two.status is Status.OK and "of MIG devices CUDA computes on one only" in two.summary
+    assert "MIG" not in visible_devices("0,1").summary

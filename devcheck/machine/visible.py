@@ -44,7 +44,7 @@ def resolve(environ: Mapping[str, str], gpus: list[Gpu], slices: list[Slice] | N
                             Status.WARN,
                             f"CUDA_VISIBLE_DEVICES={raw!r}: entry {token!r} matches no GPU, "
                             "so CUDA ignores it and every entry after it",
-                            fix=f"use indices 0..{len(gpus) - 1} or GPU UUIDs (`nvidia-smi -L`)",
+                            fix=f"use indices 0..{len(gpus) - 1}, GPU UUIDs or MIG device UUIDs (`nvidia-smi -L`)",
                         )
                     )
                 break
