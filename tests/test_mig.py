@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from devcheck.cli import app
 from devcheck.commands.env import collect
 from devcheck.machine import facts, mig, nvml, seam, visible
-from devcheck.machine.recording import Handle, Recording
+from devcheck.machine.recording import MASKED_UUID, Handle, Recording
 from devcheck.report import Status
 from tests.recordings import FOLDER, GPU0, h100, mig_slice, mig_uuid, variant
 
@@ -203,3 +203,19 @@ def test_the_variable_alone_says_cuda_takes_one_mig_device():
     two = visible_devices(f"{mig_uuid(0)},{mig_uuid(1)}")
     assert two.status is Status.OK and "of MIG devices CUDA computes on one only" in two.summary
     assert "MIG" not in visible_devices("0,1").summary
+
+
+def test_a_recording_of_a_slice_keeps_its_mig_uuid_masked_and_replays_the_same(tmp_path):
+    """`env --record` on a MIG machine masks a slice's UUID in its MIG- spelling, so the recording
+    resolves CUDA_VISIBLE_DEVICES=MIG-<uuid> as the machine did."""
+    environ = {"CUDA_VISIBLE_DEVICES": mig_uuid(1)}
+    path = tmp_path / "again.json"
+    with seam.replay(mig_slice("a100-sxm4-40gb-mig.xml", 1)):
+        expected = collect(environ=environ).to_dict()
+        with seam.record(path, {"nvidia-ml-py": "13.615.71"}):
+            collect(environ=environ)
+    recorded = [c for c in Recording.load(path).nvml if c["fn"] == "nvmlDeviceGetUUID"]
+    assert [c["result"] for c in recorded] == [MASKED_UUID.format(0), mig_uuid(0), mig_uuid(1)]
+    with seam.replay(Recording.load(path)):
+        again = collect(environ=environ).to_dict()
+    assert again["data"]["mig"] == expected["data"]["mig"] and again["data"]["visible"] == expected["data"]["visible"]
