@@ -69,7 +69,12 @@ def collect(*, require_gpu: bool = False, environ: Mapping[str, str] | None = No
 def _slices(report: Report, module, gpus: list[nvml.Gpu]) -> list[mig.Slice]:
     """The MIG slices of every GPU in MIG mode; a probe that crashes is reported, and env goes on."""
     found: list[mig.Slice] = []
-    report.add(guarded("mig", lambda: found.extend(mig.slices(module, gpus)) or Findings()))
+
+    def probe() -> Findings:
+        found.extend(mig.slices(module, gpus))
+        return Findings()
+
+    report.add(guarded("mig", probe))
     return found
 
 

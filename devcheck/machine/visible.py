@@ -159,7 +159,7 @@ def _line(i: int, gpu: Gpu | None, on_slice: Slice | None) -> str:
 def cuda_index_of(nvml_index: int, gpus: list[Gpu], sel: Selection, cuda_bus_ids: dict[int, str] | None) -> Field:
     index = _cuda_index_of(nvml_index, gpus, sel, cuda_bus_ids)
     if sel.mig is not None and sel.mig.parent_index == nvml_index and index.value is not None:
-        return Field(index.value, index.source, index.status, f"through its {sel.mig.label.split(' of ')[0]}")
+        return Field(index.value, index.source, index.status, f"through its MIG slice {sel.mig.profile or '?'}")
     return index
 
 
