@@ -38,7 +38,7 @@ class Slice:
 
     @property
     def profile(self) -> str | None:
-        """ "3g.20gb": NVML names a MIG device after its parent and its profile."""
+        """The profile, e.g. 3g.20gb: NVML names a MIG device after its parent GPU and its profile."""
         return self.name.rsplit(" MIG ", 1)[1] if self.name and " MIG " in self.name else None
 
     @property
