@@ -67,32 +67,51 @@ def variant(
     return out
 
 
+def n_gpus(base: Recording, n: int, why: str = "", peer: bool = False) -> Recording:
+    """The recorded GPU n times, GPU k with its own handle, NVML and CUDA index, UUID and bus id
+    (device 6 + k on bus 0, as the recorded H100 sits at 00:06.0). `peer`: every pair can reach the
+    other's memory (cudaDeviceCanAccessPeer 1), as on an NVLink H100 node (`nvidia-smi topo -p2p r`
+    reads OK for all 56 pairs of a public 8x H100 dump); without it no pair can (0), as on a PCIe box
+    whose `topo -p2p` reads NS (a public 2x RTX 2080 Ti dump), and the CuPy stand-in refuses an operand
+    on another GPU, as CuPy does then."""
+    out = copy.deepcopy(base)
+    about = why or f"{n} GPUs copied from the recorded one" + (", peer access between all" if peer else "")
+    out.synthetic = "; ".join(x for x in (base.synthetic, about) if x)
+    mine = [json.dumps(c) for c in base.nvml if '"gpu0"' in json.dumps(c)]
+    extra = []
+    for k in range(1, n):
+        for text in mine:
+            call = json.loads(text.replace('"gpu0"', f'"gpu{k}"'))
+            if call["fn"] == "nvmlDeviceGetHandleByIndex":
+                call["args"] = [k]
+            if call["fn"] == "nvmlDeviceGetUUID":
+                call["result"] = f"GPU-5e1f0c2a-0000-4000-8000-{k + 1:012d}"
+            if call["fn"] == "nvmlDeviceGetPciInfo":
+                call["result"] = {**call["result"], "busId": f"00000000:00:{6 + k:02X}.0", "device": 6 + k}
+            extra.append(call)
+    past = [c for c in out.nvml if c["fn"] == "nvmlDeviceGetHandleByIndex" and c["args"] != [0]]
+    out.nvml = (
+        [c for c in out.nvml if c not in past] + extra + [{**c, "args": [n]} for c in past[:1]]
+    )  # n: past the end
+    _replace(out.nvml, "nvmlDeviceGetCount", [], {"result": n})
+    if out.cupy is not None:
+        for k in range(1, n):
+            for call in [c for c in base.cupy if c.get("args") == [0]]:
+                copied = {**copy.deepcopy(call), "args": [k]}
+                if call["fn"] == "Device.pci_bus_id":
+                    copied["result"] = f"0000:00:{6 + k:02x}.0"
+                out.cupy.append(copied)
+        _replace(out.cupy, "cuda.runtime.getDeviceCount", [], {"result": n})
+        for i in range(n):
+            for j in range(n):
+                if i != j:
+                    _replace(out.cupy, "cuda.runtime.deviceCanAccessPeer", [i, j], {"result": int(peer)})
+    return out
+
+
 def two_gpus(base: Recording, why: str = "") -> Recording:
     """The recorded GPU twice, the second with its own UUID and bus id (CUDA enumerates both)."""
-    out = copy.deepcopy(base)
-    out.synthetic = "; ".join(x for x in (base.synthetic, why or "a second GPU copied from the recorded one") if x)
-    extra = []
-    for call in base.nvml:
-        text = json.dumps(call)
-        if '"gpu0"' in text:
-            extra.append(json.loads(text.replace('"gpu0"', '"gpu1"')))
-    for call in extra:
-        if call["fn"] == "nvmlDeviceGetHandleByIndex":
-            call["args"] = [1]
-        if call["fn"] == "nvmlDeviceGetUUID":
-            call["result"] = "GPU-5e1f0c2a-0000-4000-8000-000000000002"
-        if call["fn"] == "nvmlDeviceGetPciInfo":
-            call["result"] = {**call["result"], "busId": "00000000:00:07.0", "device": 7}
-    out.nvml = [c for c in out.nvml if not (c["fn"] == "nvmlDeviceGetHandleByIndex" and c["args"] == [1])] + extra
-    _replace(out.nvml, "nvmlDeviceGetCount", [], {"result": 2})
-    if out.cupy is not None:
-        for call in [c for c in base.cupy if c.get("args") == [0]]:
-            copied = {**copy.deepcopy(call), "args": [1]}
-            if call["fn"] == "Device.pci_bus_id":
-                copied["result"] = "0000:00:07.0"
-            out.cupy.append(copied)
-        _replace(out.cupy, "cuda.runtime.getDeviceCount", [], {"result": 2})
-    return out
+    return n_gpus(base, 2, why or "a second GPU copied from the recorded one")
 
 
 def h100(**changes: Any) -> Recording:

@@ -139,3 +139,17 @@ def test_compare_output_validates(tmp_path):
     )
     jsonschema.validate(doc, schema())
     jsonschema.validate(doc, schema("compare"))
+
+
+TOPOLOGY = sorted(p.stem for p in (FOLDER / "topology").glob("*.json"))
+
+
+@pytest.mark.parametrize("dump", TOPOLOGY)
+def test_env_on_every_public_topology_dump_validates(dump):
+    from devcheck.commands.env import collect
+    from devcheck.machine.recording import Recording
+
+    with seam.replay(Recording.load(FOLDER / "topology" / f"{dump}.json")):
+        doc = collect(environ={}).to_dict()
+    jsonschema.validate(doc, schema())
+    assert doc["data"]["topology"]  # the matrix is there, validated as rows

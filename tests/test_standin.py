@@ -8,7 +8,7 @@ import pytest
 
 from devcheck.machine import seam, standin
 from devcheck.machine.recording import Recording
-from tests.recordings import h100, two_gpus
+from tests.recordings import h100, n_gpus, two_gpus
 
 
 @pytest.fixture
@@ -155,3 +155,44 @@ def test_a_recording_made_over_a_replay_replays_the_same_report(tmp_path):
     assert gpu.pop("uuid")["value"] == "GPU-00000000-0000-4000-8000-000000000000"  # masked
     before.pop("uuid")
     assert gpu == before and again["verdict"] == expected["verdict"]
+
+
+def _on(cp, device: int, make):
+    with cp.cuda.Device(device):
+        return make()
+
+
+@pytest.mark.parametrize("peer", [False, True], ids=["no peer access", "peer access"])
+def test_an_operand_on_another_gpu_is_refused_or_warned_as_cupy_does(peer):
+    """CuPy's _check_peer_access, in every kind of kernel: operators, ufuncs, reductions, methods that
+    compute, indexing that gathers, assignment, ElementwiseKernel. Views (reshape, basic slices) need no kernel."""
+    from devcheck.machine.standin.arrays import PerformanceWarning
+
+    with seam.replay(n_gpus(h100(), 2, peer=peer)):
+        cp = seam.cupy()
+        assert cp.cuda.runtime.deviceCanAccessPeer(0, 1) == int(peer)
+        on_1 = _on(cp, 1, lambda: cp.arange(6, dtype=cp.float32))
+        kernel = cp.ElementwiseKernel("T x", "T y", "y = x * 2", "twice")
+        uses = {
+            "operator": lambda: on_1 + cp.ones(6, dtype=cp.float32),
+            "inplace": lambda: cp.ones(6, dtype=cp.float32).__iadd__(on_1),
+            "ufunc": lambda: cp.exp(on_1),
+            "reduction": lambda: cp.sum(on_1),
+            "method": lambda: on_1.sum(),
+            "gather": lambda: on_1[cp.asarray([0, 1])],
+            "assignment": lambda: on_1.__setitem__(0, 1.0),
+            "ElementwiseKernel": lambda: kernel(on_1),
+        }
+        for name, use in uses.items():
+            if peer:
+                with pytest.warns(PerformanceWarning, match=r"\(1\) is different from the current device \(0\)\. Peer"):
+                    out = use()
+                assert out is None or out.device.id == 0, name  # computed on the current device
+            else:
+                with pytest.raises(ValueError, match=r"\(1\) .* \(0\)\. Peer access is unavailable"):
+                    use()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert on_1.reshape(2, 3).device.id == 1 and on_1[1:].device.id == 1  # views: no kernel, no check
+            assert _on(cp, 1, lambda: (on_1 * 2).sum()).device.id == 1
+            assert cp.asarray(on_1).device.id == 0  # a copy between devices is always allowed

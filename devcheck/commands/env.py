@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
-from devcheck.machine import blas, cpu, cupy_probe, envvars, mig, nvml, packages, python, toolkit, visible
+from devcheck.machine import blas, cpu, cupy_probe, envvars, mig, nvml, packages, python, toolkit, topology, visible
 from devcheck.machine.devices import gpu_required_check
 from devcheck.report import Check, Field, Findings, Report, Status
 
@@ -57,6 +57,7 @@ def collect(*, require_gpu: bool = False, environ: Mapping[str, str] | None = No
             report.add(guarded(f"gpu{gpu.nvml_index}", lambda g=gpu, i=index: nvml.gpu_findings(module, g, i)))
             for s in (s for s in slices if s.parent_index == gpu.nvml_index):
                 report.add(mig.findings(s, index if s == selection.mig else _not_cuda(selection)))
+        report.add(guarded("topology", lambda: topology.findings(module, driver.gpus)))
     report.add(guarded("toolkit", lambda: toolkit_probe(state.runtime_major)))
     report.add(guarded("envvars", lambda: envvars.probe(environ)))
 

@@ -35,7 +35,7 @@ from devcheck.engine.ops import (
     reduction_axes,
     take_axis_of,
 )
-from devcheck.engine.tensor import Tensor
+from devcheck.engine.tensor import Tensor, raise_two_devices
 
 
 def _operands(a: Tensor, b: Any) -> tuple[Tensor, Any]:
@@ -297,30 +297,35 @@ def to(x, target):
 # --- non-differentiable helpers -----------------------------------------------------------------------------
 
 
-def _plain(x: Tensor, data: Any) -> Tensor:
-    return Tensor(data, x.device)
+def _plain(x: Tensor, compute: Any) -> Tensor:
+    """compute(xp, data) on x's device, in its context: on a GPU that is not the current one, CuPy would
+    otherwise put the result on the current GPU and refuse (or, with peer access, reach across for) x."""
+    with x.device.context():
+        return Tensor(compute(x.device.xp, x.data), x.device)
 
 
 def isnan(x):
-    return _plain(x, x.device.xp.isnan(x.data))
+    return _plain(x, lambda xp, a: xp.isnan(a))
 
 
 def isinf(x):
-    return _plain(x, x.device.xp.isinf(x.data))
+    return _plain(x, lambda xp, a: xp.isinf(a))
 
 
 def isfinite(x):
-    return _plain(x, x.device.xp.isfinite(x.data))
+    return _plain(x, lambda xp, a: xp.isfinite(a))
 
 
 def argmax(x, axis: int | None = None, keepdims: bool = False):
-    return _plain(x, x.device.xp.argmax(x.data, axis=axis, keepdims=keepdims))
+    return _plain(x, lambda xp, a: xp.argmax(a, axis=axis, keepdims=keepdims))
 
 
 def _compare(op: str):
     def compare(a, b):
+        if isinstance(b, Tensor) and b.device is not a.device:
+            raise_two_devices(a.device, b.device)
         other = b.data if isinstance(b, Tensor) else b
-        return _plain(a, getattr(a.data, op)(other))
+        return _plain(a, lambda xp, data: getattr(data, op)(other))
 
     return compare
 

@@ -73,7 +73,8 @@ class Module:
         Parameter objects, so an optimizer built before keeps working)."""
         for p in self.parameters():
             if target in FLOAT_DTYPES:
-                p.data = p.device.xp.astype(p.data, p.device.dtype(target))
+                with p.device.context():
+                    p.data = p.device.xp.astype(p.data, p.device.dtype(target))
             else:
                 device = get_device(target)
                 p.data, p.device = device.from_host(p.device.to_host(p.data)), device

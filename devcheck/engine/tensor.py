@@ -121,7 +121,11 @@ class Tensor:
             raise RuntimeError("backward() on a tensor that does not require grad (was it computed under no_grad?)")
         grads = run_backward([self], [_seed(self, gradient)], retain_graph=retain_graph, want=None)
         for leaf, g in grads.values():
-            leaf.grad = Tensor(g, leaf.device) if leaf.grad is None else Tensor(leaf.grad.data + g, leaf.device)
+            if leaf.grad is None:
+                leaf.grad = Tensor(g, leaf.device)
+            else:
+                with leaf.device.context():
+                    leaf.grad = Tensor(leaf.grad.data + g, leaf.device)
 
 
 _dtype_names: dict[int, tuple[Any, str]] = {}  # by identity: dtypes of two libraries must not be compared
@@ -143,12 +147,23 @@ def _seed(output: Tensor, gradient: Tensor | None) -> Any:
                 f"backward() needs a gradient for an output of shape {output.shape}: "
                 "an implicit gradient of 1 exists only for one-element outputs"
             )
-        xp = output.device.xp
-        return xp.ones(output.data.shape, dtype=output.data.dtype, device=getattr(output.data, "device", None))
+        # In the output's device context: array-api-compat drops `device=` for CuPy, whose creation
+        # functions allocate on the current GPU, which need not be the output's.
+        with output.device.context():
+            return output.device.xp.ones(output.data.shape, dtype=output.data.dtype)
     data = gradient.data if isinstance(gradient, Tensor) else gradient
     if tuple(data.shape) != output.shape:
         raise RuntimeError(f"gradient of shape {tuple(data.shape)} given for an output of shape {output.shape}")
+    if not output.device.owns(data):
+        where = gradient.device.name if isinstance(gradient, Tensor) else type(data).__name__
+        raise RuntimeError(f"gradient on {where} given for an output on {output.device.name}: move it with .to(device)")
     return data
+
+
+def raise_two_devices(one: Any, other: Any) -> None:
+    raise RuntimeError(
+        f"expected all tensors on one device, got {one.name} and {other.name}: move one with .to(device)"
+    )
 
 
 class Function:
@@ -178,10 +193,7 @@ class Function:
                 if device is None:
                     device = x.device
                 elif x.device is not device:
-                    raise RuntimeError(
-                        f"expected all tensors on one device, got {device.name} and {x.device.name}: "
-                        "move one with .to(device)"
-                    )
+                    raise_two_devices(device, x.device)
                 arrays.append(x.data)
                 if x.requires_grad:
                     record, generation = True, max(generation, x.generation)
@@ -226,7 +238,8 @@ def run_backward(
     def accumulate(tensor: Tensor, g: Any) -> None:
         entry = pending.get(id(tensor))
         if entry is not None:
-            entry[1] = entry[1] + g  # out of place: g may be shared
+            with tensor.device.context():  # the sum is a kernel on the tensor's GPU, not the current one
+                entry[1] = entry[1] + g  # out of place: g may be shared
             return
         pending[id(tensor)] = [tensor, g]
         if tensor.creator is not None:

@@ -11,6 +11,8 @@ from devcheck.commands.bench import cases
 from devcheck.commands.check import health as health_checks
 from devcheck.commands.check.stress import stress as stress_window
 from devcheck.interrupt import Interruption
+from devcheck.machine.links import counters_now
+from devcheck.machine.topology import growth_checks
 from devcheck.report import Check, Report, Status
 
 CORRECTNESS_N = 256
@@ -202,6 +204,24 @@ def speed(work: Work) -> None:
 
 
 def stress(work: Work) -> None:
+    before = _link_errors(work)
+    _stress(work)
+    if before:  # NVLink errors made under load (env already judged those since boot)
+        work.report.checks += growth_checks(before, _link_errors(work))
+
+
+def _link_errors(work: Work) -> dict:
+    """Every GPU's NVLink error counters, when the stress window runs on a GPU ({} otherwise, or when NVML
+    cannot say: the health step has said why)."""
+    if not any(d.name.startswith("cuda:") for d in work.selection.devices):
+        return {}
+    try:
+        return counters_now()
+    except Exception:
+        return {}
+
+
+def _stress(work: Work) -> None:
     devices = work.selection.devices
     window = min(work.clock.left - 1.0, STRESS_CAP[work.settings.budget]) / max(len(devices), 1)
     for device in devices:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy
 
-from devcheck.machine.standin.state import COUNTS, faulty, state
+from devcheck.machine.standin.state import COUNTS, faulty, recorded, state
 
 _IMPLICIT = (
     "Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a NumPy array explicitly."
@@ -31,14 +31,31 @@ def wrap(value: Any, device: int | None = None) -> Any:
     return value
 
 
+class PerformanceWarning(RuntimeWarning):
+    """cupy._util.PerformanceWarning: what CuPy warns when it turns on peer access by itself."""
+
+
+PerformanceWarning.__module__ = "cupy._util"
+
+
+def check_peer(device: int) -> None:
+    """CuPy's _check_peer_access (_kernel.pyx; reductions and concatenation too): a kernel on the current
+    device given an array that lives on another refuses it, or, where the recording says the two GPUs can
+    reach each other's memory (cudaDeviceCanAccessPeer), turns peer access on and warns. A recording that
+    does not say is taken as no peer access."""
+    current = state.current
+    if device == current:
+        return
+    message = f"The device where the array resides ({device}) is different from the current device ({current})."
+    if not recorded("cuda.runtime.deviceCanAccessPeer", current, device, default=0):
+        raise ValueError(f"{message} Peer access is unavailable between these devices.")
+    warnings.warn(f"{message} Peer access has been activated automatically.", PerformanceWarning, stacklevel=4)
+
+
 def unwrap(value: Any, host_ok: bool = False) -> Any:
     """A stand-in array's memory (on the current device); a NumPy array only where CuPy takes host data."""
     if isinstance(value, ndarray):
-        if value._device != state.current:  # CuPy's _check_peer_access, without peer access recorded
-            raise ValueError(
-                f"The device where the array resides ({value._device}) is different from the current device "
-                f"({state.current}). Peer access is unavailable between these devices."
-            )
+        check_peer(value._device)
         return value._a
     if isinstance(value, numpy.ndarray) and not host_ok and value.ndim:
         raise TypeError(f"Unsupported type {type(value)}")
@@ -246,9 +263,7 @@ class ndarray:  # noqa: N801 (CuPy's name)
     # indexing (_routines_indexing.pyx): wrapping integer arrays; `fill` for a basic index
     def __getitem__(self, key: Any) -> Any:
         key = _wrap_indices(unwrap(key, host_ok=True), self._a.shape)
-        out = self._a[key]
-        COUNTS["launches"] += not _is_view(out, (self._a,))
-        return wrap(out, self._device)
+        return _result(self, self._a[key])
 
     def __setitem__(self, key: Any, value: Any) -> None:
         key = unwrap(key, host_ok=True)
@@ -258,6 +273,7 @@ class ndarray:  # noqa: N801 (CuPy's name)
             raise ValueError("non-scalar numpy.ndarray cannot be used for fill")
         else:
             value = unwrap(value)
+        check_peer(self._device)
         COUNTS["launches"] += 1
         self._a[_wrap_indices(key, self._a.shape)] = value
 
@@ -294,11 +310,18 @@ def _method(name: str) -> Any:
     def method(self: ndarray, *args: Any, **kwargs: Any) -> Any:
         args = tuple(unwrap(a) for a in args)
         kwargs = {k: unwrap(v) for k, v in kwargs.items()}
-        out = getattr(self._a, name)(*args, **kwargs)
-        COUNTS["launches"] += not _is_view(out, (self._a,))
-        return wrap(out, self._device)
+        return _result(self, getattr(self._a, name)(*args, **kwargs))
 
     return method
+
+
+def _result(self: ndarray, out: Any) -> Any:
+    """A view of `self` stays where it is; anything else a kernel computed on the current device from `self`."""
+    if _is_view(out, (self._a,)):
+        return wrap(out, self._device)
+    check_peer(self._device)
+    COUNTS["launches"] += 1
+    return wrap(out)
 
 
 def install_methods(names: list[str]) -> None:

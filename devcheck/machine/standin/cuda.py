@@ -113,6 +113,7 @@ def runtime() -> types.ModuleType:
     module.driverGetVersion = lambda: answer("cuda.runtime.driverGetVersion")
     module.getDeviceProperties = lambda device: answer("cuda.runtime.getDeviceProperties", device)
     module.getDevice = get_device
+    module.deviceCanAccessPeer = lambda device, peer: answer("cuda.runtime.deviceCanAccessPeer", device, peer)
     module.setDevice = lambda device: Device(device).use() and None
     module.deviceSynchronize = lambda: COUNTS.update(syncs=1)
     return module

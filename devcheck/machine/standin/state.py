@@ -62,6 +62,13 @@ def answer(fn: str, *args: Any) -> Any:
     return decode(entry.get("result"))
 
 
+def recorded(fn: str, *args: Any, default: Any) -> Any:
+    """The recorded answer to a question CuPy asks by itself (not on a caller's behalf), or `default` where
+    the recording does not hold it."""
+    entry = state.answers.get(key_of(fn, list(args)))
+    return default if entry is None or "error" in entry else decode(entry.get("result"))
+
+
 def fault(name: str) -> float | None:
     """A synthetic recording's fault on this call of `name`: a number scales its results, a text is the
     error it raises, {"every": 50, "scale": 1.001} scales one call in 50 (a GPU wrong now and then)."""
