@@ -5,6 +5,8 @@ hardware gives come from `tests/fixtures/recordings/*.json`, recorded on real ma
 changes named answers of a real recording and says so in its `synthetic` field; the values it puts
 in come from a real source (NVML's own error codes, public `nvidia-smi -q` dumps and verbatim error
 messages in shared/fixtures/public/, named in each variant).
+
+It imports no pytest: benchmarks/step.py loads the H100's recording from here, outside any test run.
 """
 
 from __future__ import annotations
@@ -15,9 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pynvml
-import pytest
 
-from devcheck.machine import seam
 from devcheck.machine.nvml import normalize_bus_id
 from devcheck.machine.recording import Handle, Recording, encode, key_of, masked_uuid
 
@@ -117,12 +117,6 @@ def two_gpus(base: Recording, why: str = "") -> Recording:
 def h100(**changes: Any) -> Recording:
     base = load("h100-sxm")
     return variant(base, changes.pop("why"), **changes) if changes else base
-
-
-@pytest.fixture
-def replay():
-    """`with replay(recording):` inside a test: every NVML and CuPy question is answered by it."""
-    return seam.replay
 
 
 def mig_slice(dump: str, k: int = 0) -> Recording:

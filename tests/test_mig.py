@@ -219,3 +219,16 @@ def test_a_recording_of_a_slice_keeps_its_mig_uuid_masked_and_replays_the_same(t
     with seam.replay(Recording.load(path)):
         again = collect(environ=environ).to_dict()
     assert again["data"]["mig"] == expected["data"]["mig"] and again["data"]["visible"] == expected["data"]["visible"]
+
+
+def test_the_table_shows_the_slices_only_with_their_gpus_details(monkeypatch):
+    """As a healthy GPU's own table, its slices' tables wait for --details; the selection names the slice."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", mig_uuid(1))
+    shown = {}
+    with seam.replay(mig_slice("a100-sxm4-80gb-mig.xml", 1)):
+        for args in ([], ["--details"]):
+            result = runner.invoke(app, ["env", *args], env={"COLUMNS": "200"})
+            shown[bool(args)] = result.stderr
+    assert "cuda:0 = MIG slice 1g.20gb of GPU 0 (NVIDIA A100-SXM4-80GB)" in shown[False]
+    assert "(NVIDIA A100-SXM4-80GB), MIG device" not in shown[False]
+    assert all(f"MIG slice 1g.20gb of GPU 0 (NVIDIA A100-SXM4-80GB), MIG device {k}" in shown[True] for k in range(4))

@@ -56,7 +56,7 @@ def collect(*, require_gpu: bool = False, environ: Mapping[str, str] | None = No
             index = visible.cuda_index_of(gpu.nvml_index, driver.gpus, selection, state.bus_ids)
             report.add(guarded(f"gpu{gpu.nvml_index}", lambda g=gpu, i=index: nvml.gpu_findings(module, g, i)))
             for s in (s for s in slices if s.parent_index == gpu.nvml_index):
-                report.add(mig.findings(s, index if s == selection.mig else _not_cuda(selection)))
+                report.add(mig.findings(s, _slice_index(s, selection, index)))
         report.add(guarded("topology", lambda: topology.findings(module, driver.gpus)))
     report.add(guarded("toolkit", lambda: toolkit_probe(state.runtime_major)))
     report.add(guarded("envvars", lambda: envvars.probe(environ)))
@@ -79,7 +79,10 @@ def _slices(report: Report, module, gpus: list[nvml.Gpu]) -> list[mig.Slice]:
     return found
 
 
-def _not_cuda(selection: visible.Selection) -> Field:
+def _slice_index(s: mig.Slice, selection: visible.Selection, parent: Field) -> Field:
+    """The slice's CUDA index: its parent's, when CUDA computes on this slice."""
+    if s == selection.mig and parent.value is not None:
+        return Field(parent.value, parent.source, parent.status)
     why = "CUDA computes on one MIG device per process" if selection.mig else "not visible to CUDA"
     return Field(None, "CUDA_VISIBLE_DEVICES", Status.NA, why)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from devcheck.machine import cpu, peaks
@@ -41,7 +42,7 @@ def cpu_facts() -> DeviceFacts:
 
 def _read_size(path: str) -> int | None:
     try:
-        text = open(path).read().strip()
+        text = Path(path).read_text().strip()
     except OSError:
         return None
     units = {"K": 2**10, "M": 2**20, "G": 2**30}
