@@ -65,10 +65,14 @@ def gpu_rows(report: Report) -> list[GpuRow]:
     return rows
 
 
+GPU_GROUPS = ("gpus", "mig")  # a GPU's own section, and one per MIG slice of it (keys gpuN, gpuN.migK)
+
+
 def shown_sections(report: Report, details: bool) -> list[Section]:
-    """The sections to print in full: a GPU's only when its row is not ok, unless `details`."""
+    """The sections to print in full: a GPU's (and its MIG slices') only when its row is not ok, unless
+    `details`."""
     quiet = set() if details else {f"gpu{r.index}" for r in gpu_rows(report) if r.status is Status.OK}
-    return [s for s in report.sections if s.shown and not (s.group == "gpus" and s.key in quiet)]
+    return [s for s in report.sections if s.shown and not (s.group in GPU_GROUPS and s.key.split(".")[0] in quiet)]
 
 
 def _pair(a: Any, b: Any) -> str:

@@ -59,7 +59,7 @@ def health(work: Work) -> None:
     work.report.checks += [c for c in env.checks if c.id != "machine.replay" or not work.report.check(c.id)]
     work.report.checks += health_checks.health_checks(env, work.settings.thresholds, work.settings.strict)
     # what a fleet's reports must agree on (devcheck compare's drift): driver, GPUs, NumPy/BLAS, CuPy/CUDA
-    work.report.sections += [s for s in env.sections if s.group == "gpus" or s.key in SHARED_SECTIONS]
+    work.report.sections += [s for s in env.sections if s.group in ("gpus", "mig") or s.key in SHARED_SECTIONS]
     work.report.data["env_verdict"] = env.verdict
 
 
