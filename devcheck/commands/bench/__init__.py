@@ -155,7 +155,7 @@ def _execute(
         for i, p in enumerate(plan):
             label = f"{p.case} {p.dtype} on {p.device.name}"
             left = settings.max_time - (time.perf_counter() - started)
-            if left <= 0 and not p.why:  # --max-time bounds the whole run: the rest is named, not run
+            if i and left <= 0 and not p.why:  # --max-time bounds the whole run: the rest is named, not run
                 p = plan[i] = p._replace(why=f"not run: --max-time {settings.max_time:g} s reached")
             progress(label)
             try:
