@@ -104,7 +104,8 @@ def main() -> int:
 
         cupy.cuda.runtime.getDeviceCount()
     except Exception as e:  # no CuPy, no driver, no GPU
-        print(f"copies.py needs a GPU through CuPy: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        why = str(e).splitlines()[0] if str(e) else ""
+        print(f"copies.py: no GPU usable through CuPy here: {type(e).__name__}: {why}")
         return 0
     try:
         import torch

@@ -3,6 +3,7 @@ kernel launches and host synchronisations, beside PyTorch eager's count for the 
 time beside the same math written directly in NumPy.
 
     python benchmarks/step.py            # launches on the CuPy stand-in (the recorded H100), CPU times
+    python benchmarks/step.py --quick    # the two small models, a tenth of the repeats (gpu_smoke.sh, no GPU)
 
 On a machine with a GPU, CuPy and a CUDA build of torch it also times the engine's step against
 torch eager's on the same GPU (CUDA events, steps back to back), and counts the kernels each ran
@@ -151,10 +152,14 @@ def cpu_times(sizes: list[int], batch: int, repeats: int) -> tuple[float, float,
 
 
 def main() -> int:
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the two small models, a tenth of the CPU repeats: "
+                        "proves the script runs where there is no GPU (gpu_smoke.sh), rough figures")  # fmt: skip
+    quick = parser.parse_args().quick
+    models = MODELS[:2] if quick else MODELS
     ok = True
     print(f"{'model':<32} {'opt':<5} {'launches':>8} {'torch':>6} {'ratio':>6} {'syncs':>5}")
-    for name, sizes, batch in MODELS:
+    for name, sizes, batch in models:
         for optimizer in ("sgd", "adam"):
             launches, syncs = launches_on_the_standin(sizes, batch, optimizer)
             reference = torch_kernels(sizes, batch, optimizer)
@@ -163,7 +168,7 @@ def main() -> int:
             print(f"{name:<32} {optimizer:<5} {launches:>8} {reference or '-':>6} {ratio:>6.2f} {syncs:>5}")
     print()
     gpu = have_gpu()
-    for (name, sizes, batch), target in zip(MODELS, (1.2, 1.0, 1.0)) if gpu else ():
+    for (name, sizes, batch), target in zip(models, (1.2, 1.0, 1.0)) if gpu else ():
         for optimizer in ("sgd", "adam"):
             engine, torch_eager, kernels = gpu_times(sizes, batch, optimizer)
             ok &= engine / torch_eager <= target
@@ -173,7 +178,7 @@ def main() -> int:
         print("gpu: no GPU with CuPy and a CUDA build of torch here: step times on a GPU not measured")
     print()
     for (name, sizes, batch), target, repeats in zip(MODELS[:2], (2.0, 1.05), (3000, 200)):
-        engine, raw, ratio = cpu_times(sizes, batch, repeats)
+        engine, raw, ratio = cpu_times(sizes, batch, repeats // 10 if quick else repeats)
         ok &= ratio <= target
         print(f"cpu {name:<28} engine {engine * 1e6:9.1f} us  numpy {raw * 1e6:9.1f} us  "
               f"ratio {ratio:4.2f} (target <= {target})")  # fmt: skip

@@ -37,6 +37,10 @@ RequireGpuOpt = Annotated[bool, typer.Option("--require-gpu", help="Fail (exit 1
 JunitOpt = Annotated[
     Path | None, typer.Option("--junit", metavar="PATH", help="Also write JUnit XML, one test case per check.")
 ]
+DetailsOpt = Annotated[
+    bool,
+    typer.Option("--details", help="The table shows every GPU's fields, not only those of GPUs with a problem."),
+]
 JsonFileOpt = Annotated[
     Path | None, typer.Option("--json-file", metavar="PATH", help="Also write the JSON report to PATH.")
 ]
@@ -73,11 +77,12 @@ def run_command(
     summary: Path | None,
     junit: Path | None = None,
     json_file: Path | None = None,
+    details: bool = False,
 ) -> None:
     """Run one command (devcheck/runner.py) and exit with its code."""
     from devcheck.runner import run
 
-    raise typer.Exit(run(build, fmt, as_json, quiet, summary, junit, json_file))
+    raise typer.Exit(run(build, fmt, as_json, quiet, summary, junit, json_file, details))
 
 
 @app.command()
@@ -96,6 +101,7 @@ def env(
     fmt: FormatOpt = Format.table,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    details: DetailsOpt = False,
     summary: SummaryOpt = None,
 ) -> None:
     """What is installed and what is wrong with it: Python, CPU, NumPy/BLAS, CuPy, CUDA, every GPU; with fixes."""
@@ -113,7 +119,7 @@ def env(
         with seam.record(path, packages.installed()):
             return collect(require_gpu=require_gpu)
 
-    run_command(build, fmt, as_json, quiet, summary, junit, json_file)
+    run_command(build, fmt, as_json, quiet, summary, junit, json_file, details)
 
 
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="auto, all, cpu, cuda or cuda:N.")]
@@ -273,6 +279,7 @@ def check(
     fmt: FormatOpt = Format.table,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    details: DetailsOpt = False,
     summary: SummaryOpt = None,
 ) -> None:
     """Is this machine fit to compute? Health, correctness, speed and a stress window, in a time budget."""
@@ -292,7 +299,7 @@ def check(
         )
         return command.run(settings, select(options.device(device)), require_gpu=require_gpu, progress=step)
 
-    run_command(build, fmt, as_json, quiet, summary, junit, json_file)
+    run_command(build, fmt, as_json, quiet, summary, junit, json_file, details)
 
 
 @app.command()

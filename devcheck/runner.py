@@ -28,14 +28,18 @@ def run(
     summary: Path | None,
     junit: Path | None = None,
     json_file: Path | None = None,
+    details: bool = False,
 ) -> int:
     """Build the report (options parsed first, then a progress bar on stderr for people), render it;
-    the exit code of the outcome."""
+    the exit code of the outcome. `details`: the table shows every GPU's fields."""
     with signals_end_the_work():
-        return _run(build, Format.json if as_json else fmt, as_json, fmt, quiet, (summary, junit, json_file))
+        files = (summary, junit, json_file)
+        return _run(build, Format.json if as_json else fmt, as_json, fmt, quiet, files, details)
 
 
-def _run(build: Callable, fmt: Format, as_json: bool, asked: Format, quiet: bool, files: tuple) -> int:
+def _run(
+    build: Callable, fmt: Format, as_json: bool, asked: Format, quiet: bool, files: tuple, details: bool = False
+) -> int:
     try:
         if as_json and asked not in (Format.table, Format.json):
             raise BadInput(f"--json and --format {asked}: give one of them")
@@ -51,7 +55,7 @@ def _run(build: Callable, fmt: Format, as_json: bool, asked: Format, quiet: bool
                 report = build(step)
         else:
             report = build(lambda *a, **k: None)
-        _write(report, fmt, quiet, files)
+        _write(report, fmt, quiet, files, details)
         return 0 if report.ok else 1
     except BadInput as e:
         outcome_decided()
@@ -94,11 +98,11 @@ def _interrupted(
     return code
 
 
-def _write(report: Report, fmt: Format, quiet: bool, files: tuple) -> None:
+def _write(report: Report, fmt: Format, quiet: bool, files: tuple, details: bool = False) -> None:
     """Every output asked for; signals from now on wait, so the report comes out whole and once."""
     summary, junit, json_file = files
     outcome_decided()
-    emit(report, fmt, quiet=quiet, summary=summary, junit=junit, json_file=json_file)
+    emit(report, fmt, quiet=quiet, summary=summary, junit=junit, json_file=json_file, details=details)
 
 
 def _silence_stdout() -> None:

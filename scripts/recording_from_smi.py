@@ -23,6 +23,10 @@ recording (a replay answers it "not in the recording"). Read as NVML would answe
   the sum of its volatile "Uncorrectable" lines.
 - The GPU count is the number of GPU blocks in the file (the public files keep the first GPU only).
 - UUIDs are masked as the recorder masks them; MIG devices become handles gpuN/migK.
+- A MIG device: its GPU and compute instance ids, SMs and copy/media engines (nvmlDeviceGetAttributes)
+  and memory as shown; NVML's name for it ("NVIDIA A100-SXM4-40GB MIG 3g.20gb"), which nvidia-smi -q
+  does not print, from NVIDIA's MIG profile table by its SMs and share of memory; the GPU's 7 MIG slots
+  (nvmlDeviceGetMaxMigDeviceCount) from the MIG user guide, the slots the dump does not list NotFound.
 Also recorded, for the deprecated fields: display mode, applications clocks, and PCIe "Device Max".
 """
 
@@ -38,7 +42,7 @@ import pynvml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devcheck.machine.recording import MASKED_UUID, Recording  # noqa: E402
+from devcheck.machine.recording import MASKED_UUID, Recording, masked_uuid  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "recordings" / "public"
 ERRORS = {
@@ -316,11 +320,70 @@ def modes(calls: Calls, g: dict, i: int, h: dict) -> None:
     calls.add(
         "nvmlDeviceGetMigMode", [h], mig if None not in mig else None, lambda m: {"__list__": [on_off(x) for x in m]}
     )
-    devices = get(g, "mig devices/mig device", "mig_devices/mig_device")
-    for device in devices if isinstance(devices, list) else [devices] if devices else []:
-        k = integer(device["index"])
-        calls.add("nvmlDeviceGetMigDeviceHandleByIndex", [h, k], {"__handle__": f"gpu{i}/mig{k}"})
     calls.add("nvmlDeviceGetComputeRunningProcesses", [h], _processes(get(g, "processes")))
+
+
+# NVIDIA's MIG user guide: "Supported GPUs" (the most MIG devices a GPU holds: 7 on an A100) and
+# "Supported MIG Profiles" (on an A100 a profile takes sevenths of the SMs, 14 SMs each as the guide's
+# `nvidia-smi mig -lgip` listing shows, and eighths of the memory; the 80GB card's names double the GB).
+MAX_MIG_DEVICES = {"A100": 7}
+MIG_PROFILES = {  # (SMs, eighths of the memory) -> profile
+    "A100-SXM4-40GB": {(14, 1): "1g.5gb", (14, 2): "1g.10gb", (28, 2): "2g.10gb", (42, 4): "3g.20gb"}
+    | {(56, 4): "4g.20gb", (98, 8): "7g.40gb"},
+    "A100-SXM4-80GB": {(14, 1): "1g.10gb", (14, 2): "1g.20gb", (28, 2): "2g.20gb", (42, 4): "3g.40gb"}
+    | {(56, 4): "4g.40gb", (98, 8): "7g.80gb"},
+}
+
+
+def mig_devices(calls: Calls, g: dict, i: int, h: dict) -> None:
+    """Each MIG device the dump lists, as NVML answers for its handle gpuN/migK: its ids, SMs, memory;
+    its name from NVIDIA's profile table (nvidia-smi -q does not print it); the empty slots NotFound."""
+    devices = get(g, "mig devices/mig device", "mig_devices/mig_device")
+    devices = devices if isinstance(devices, list) else [devices] if isinstance(devices, dict) else []
+    product = str(get(g, "product name", "product_name"))
+    slots = next((n for chip, n in MAX_MIG_DEVICES.items() if chip in product), None)
+    if not devices or slots is None:
+        return
+    calls.add("nvmlDeviceGetMaxMigDeviceCount", [h], slots)
+    shown = {integer(d["index"]): d for d in devices}
+    for k in range(slots):
+        if k not in shown:
+            calls.nvml.append({"fn": "nvmlDeviceGetMigDeviceHandleByIndex", "args": [h, k], "error": _not_found()})
+            continue
+        m = {"__handle__": f"gpu{i}/mig{k}"}
+        calls.add("nvmlDeviceGetMigDeviceHandleByIndex", [h, k], m)
+        _mig_device(calls, g, shown[k], product, i, k, m)
+        if _processes(get(g, "processes")) == {"__list__": []}:  # none on the GPU: none on any of its slices
+            calls.add("nvmlDeviceGetComputeRunningProcesses", [m], {"__list__": []})
+
+
+def _not_found() -> dict:
+    error = pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
+    return {"type": type(error).__name__, "value": pynvml.NVML_ERROR_NOT_FOUND, "str": str(error)}
+
+
+def _mig_device(calls: Calls, g: dict, d: dict, product: str, i: int, k: int, m: dict) -> None:
+    mib = 1024 * 1024
+    calls.add("nvmlDeviceGetUUID", [m], "masked", lambda _: masked_uuid(f"gpu{i}/mig{k}"))
+    calls.add("nvmlDeviceGetGpuInstanceId", [m], get(d, "gpu instance id", "gpu_instance_id"), integer)
+    calls.add("nvmlDeviceGetComputeInstanceId", [m], get(d, "compute instance id", "compute_instance_id"), integer)
+    shared = get(d, "device attributes/shared", "device_attributes/shared") or {}
+    names = {"multiprocessorCount": "multiprocessor_count", "sharedCopyEngineCount": "copy_engine_count"}
+    names |= {"sharedDecoderCount": "decoder_count", "sharedEncoderCount": "encoder_count"}
+    names |= {"sharedJpegCount": "jpg_count", "sharedOfaCount": "ofa_count"}
+    attributes = {name: integer(shared[key]) for name, key in names.items() if key in shared}
+    struct = {"__struct__": "c_nvmlDeviceAttributes"}
+    calls.add("nvmlDeviceGetAttributes", [m], attributes or None, lambda a: struct | a)
+    fb, whole = get(d, "fb memory usage", "fb_memory_usage"), get(g, "fb memory usage", "fb_memory_usage")
+    if not isinstance(fb, dict):
+        return
+    used = integer(fb["used"]) + (integer(fb["reserved"]) if "reserved" in fb else 0)
+    memory = {"__struct__": "c_nvmlMemory_t", "total": integer(fb["total"]) * mib}
+    calls.add("nvmlDeviceGetMemoryInfo", [m], memory | {"free": integer(fb["free"]) * mib, "used": used * mib})
+    eighths = round(8 * integer(fb["total"]) / integer(whole["total"])) if isinstance(whole, dict) else None
+    table = next((t for card, t in MIG_PROFILES.items() if card in product), {})
+    profile = table.get((attributes.get("multiprocessorCount"), eighths))
+    calls.add("nvmlDeviceGetName", [m], f"{product} MIG {profile}" if profile else None)
 
 
 def _processes(shown) -> dict | None:
@@ -381,6 +444,7 @@ def build(path: Path, source: str) -> Recording:
         pcie(calls, g, h)
         memory_health(calls, g, h)
         modes(calls, g, i, h)
+        mig_devices(calls, g, i, h)
         clock_reasons(calls, g, h)
     attached = header.get("attached_gpus")
     names = ", ".join(str(get(g, "product name", "product_name")) for g in gpus)
@@ -391,9 +455,18 @@ def build(path: Path, source: str) -> Recording:
         about=f"Stand-in for {names} (driver {header.get('driver_version')}, CUDA {header.get('cuda_version')}), "
         f"written by scripts/recording_from_smi.py from the public nvidia-smi -q dump {path.name}",
         synthetic=f"built from the public dump {path.name} ({source}), values as the dump shows them, "
-        f"calls it does not show absent{note}",
+        f"calls it does not show absent{note}{_mig_note(calls)}",
         packages={"nvidia-ml-py": version("nvidia-ml-py")},
         nvml=calls.nvml,
+    )
+
+
+def _mig_note(calls: Calls) -> str:
+    if not any(c["fn"] == "nvmlDeviceGetMaxMigDeviceCount" for c in calls.nvml):
+        return ""
+    return (
+        "; MIG devices: names from NVIDIA's MIG profile table (MIG user guide, Supported MIG Profiles) by their "
+        "SMs and share of memory, 7 MIG slots from its Supported GPUs table, UUIDs masked"
     )
 
 

@@ -5,6 +5,8 @@ hardware gives come from `tests/fixtures/recordings/*.json`, recorded on real ma
 changes named answers of a real recording and says so in its `synthetic` field; the values it puts
 in come from a real source (NVML's own error codes, public `nvidia-smi -q` dumps and verbatim error
 messages in shared/fixtures/public/, named in each variant).
+
+It imports no pytest: benchmarks/step.py loads the H100's recording from here, outside any test run.
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pynvml
-import pytest
 
-from devcheck.machine import seam
-from devcheck.machine.recording import Handle, Recording, encode, key_of
+from devcheck.machine.nvml import normalize_bus_id
+from devcheck.machine.recording import Handle, Recording, encode, key_of, masked_uuid
 
 FOLDER = Path(__file__).parent / "fixtures" / "recordings"
 GPU0, GPU1 = Handle("gpu0"), Handle("gpu1")
@@ -118,7 +119,59 @@ def h100(**changes: Any) -> Recording:
     return variant(base, changes.pop("why"), **changes) if changes else base
 
 
-@pytest.fixture
-def replay():
-    """`with replay(recording):` inside a test: every NVML and CuPy question is answered by it."""
-    return seam.replay
+def mig_slice(dump: str, k: int = 0) -> Recording:
+    """A job's view of MIG device `k` of a public A100 MIG dump (`a100-sxm4-40gb-mig.xml`...): NVML as
+    the dump's stand-in answers; CuPy as CUDA describes a MIG device: one device named and sized as the
+    slice (NVML's name, SMs and memory for it, from the dump), on its parent's bus."""
+    base = Recording.load(FOLDER / "public" / f"{dump}.json")
+    nvml = {key_of(c["fn"], c["args"]): c.get("result") for c in base.nvml}
+    mig, gpu = {"__handle__": f"gpu0/mig{k}"}, {"__handle__": "gpu0"}
+    name = nvml[key_of("nvmlDeviceGetName", [mig])]
+    sms = nvml[key_of("nvmlDeviceGetAttributes", [mig])]["multiprocessorCount"]
+    memory = nvml[key_of("nvmlDeviceGetMemoryInfo", [mig])]
+    pci = nvml[key_of("nvmlDeviceGetPciInfo", [gpu])]
+    mem_mhz = nvml[key_of("nvmlDeviceGetMaxClockInfo", [gpu, pynvml.NVML_CLOCK_MEM])]
+    a100 = next(m for m in json.loads((FOLDER.parent / "gpu_specs.json").read_text()) if m["name"] == "A100 SXM4 80GB")
+    major, minor = (int(x) for x in a100["compute_capability"].split("."))
+    shown = {"major": major, "minor": minor, "multiProcessorCount": sms, "totalGlobalMem": memory["total"]}
+    shown |= {"clockRate": a100["boost_mhz"] * 1000, "memoryClockRate": mem_mhz * 1000}
+    shown |= {"memoryBusWidth": a100["bus_width_bits"], "pciBusID": pci["bus"], "pciDeviceID": pci["device"]}
+    shown |= {"pciDomainID": pci["domain"]}
+    h100 = load("h100-sxm")
+    props = next(c["result"] for c in h100.cupy if c["fn"] == "cuda.runtime.getDeviceProperties")
+    attributes = next(c["result"] for c in h100.cupy if c["fn"] == "Device.attributes")
+    as_attribute = {"ClockRate": "clockRate", "MemoryClockRate": "memoryClockRate", "PciBusId": "pciBusID"}
+    as_attribute |= {"MultiProcessorCount": "multiProcessorCount", "GlobalMemoryBusWidth": "memoryBusWidth"}
+    as_attribute |= {"PciDeviceId": "pciDeviceID", "PciDomainId": "pciDomainID"}
+    as_attribute |= {"ComputeCapabilityMajor": "major", "ComputeCapabilityMinor": "minor"}
+    cuda12 = load("cupy-no-driver")  # this VM's real cupy-cuda12x: CuPy for the dump's CUDA 12 driver
+    out = variant(
+        h100,
+        f"MIG device {k} of the public dump {dump} as CUDA shows it: NVML from that dump's stand-in; CuPy "
+        f"cupy-cuda12x 14.2.0 (runtime as in cupy-no-driver.json) on the dump's driver; one device named as "
+        f"NVML names the slice, with its SMs and memory from the dump, on the GPU's bus; compute capability, "
+        f"rated boost clock and bus width of the A100 from tests/fixtures/gpu_specs.json, memory clock from the "
+        f"dump; its other properties the recorded H100's",
+        cupy={
+            ("cuda.runtime.runtimeGetVersion",): next(
+                c["result"] for c in cuda12.cupy if c["fn"] == "cuda.runtime.runtimeGetVersion"
+            ),
+            ("cuda.runtime.driverGetVersion",): nvml[key_of("nvmlSystemGetCudaDriverVersion_v2", [])],
+            ("cuda.runtime.getDeviceCount",): 1,
+            ("cuda.runtime.getDeviceProperties", 0): props | shown | {"name": {"__bytes__": name}},
+            ("Device.attributes", 0): attributes
+            | {a: shown[p] for a, p in as_attribute.items() if a in attributes and p in shown},
+            ("Device.compute_capability", 0): f"{major}{minor}",
+            ("Device.pci_bus_id", 0): normalize_bus_id(pci["busId"]),
+            ("Device.mem_info", 0): (memory["free"], memory["total"]),
+        },
+        packages={"cupy-cuda12x": "14.2.0", **base.packages},
+    )
+    out.about, out.nvml = base.about, base.nvml
+    out.synthetic = f"{base.synthetic}; {out.synthetic.removeprefix(h100.synthetic).lstrip('; ')}"
+    return out
+
+
+def mig_uuid(k: int) -> str:
+    """The masked UUID of MIG device k of GPU 0 in a stand-in (CUDA_VISIBLE_DEVICES=MIG-<uuid>)."""
+    return masked_uuid(f"gpu0/mig{k}")

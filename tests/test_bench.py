@@ -17,10 +17,10 @@ from devcheck.machine import facts as hardware
 from devcheck.machine import peaks as peak
 from devcheck.machine import seam
 from devcheck.report import Status
-from tests.recordings import h100
+from tests.recordings import h100, n_gpus
 
 runner = CliRunner()
-SMALL = ["--size", "400", "--repeat", "3", "--max-time", "5"]
+SMALL = ["--size", "400", "--repeat", "3", "--max-time", "120"]  # small cases; the time is a bound, not a target
 
 
 def invoke(*args):
@@ -349,17 +349,26 @@ def test_crossover_names_the_first_size_the_gpu_wins_and_none_when_it_never_does
     assert (never["kernel_from"], never["with_copies_from"]) == (None, None)
 
 
-def test_crossover_runs_on_each_gpu_against_the_cpu_and_is_skipped_without_the_cpu(gpu):
-    result = invoke("bench", "--json", "--cases", "crossover", *SMALL)
+def test_crossover_runs_on_each_gpu_against_the_cpu_measured_once_and_is_skipped_without_the_cpu():
+    with seam.replay(n_gpus(h100(), 2)):
+        result = invoke("bench", "--json", "--cases", "crossover", "--max-time", "120")
+        alone = json.loads(invoke("bench", "--json", "--device", "cuda", "--cases", "crossover", *SMALL).stdout)
     assert result.exit_code == 0, result.stdout
     doc = json.loads(result.stdout)
     rows = doc["data"]["crossover"]
-    assert [(r["device"], r["workload"].split()[0]) for r in rows] == [("cuda:0", "matmul"), ("cuda:0", "training")]
+    assert [(r["device"], r["workload"].split()[0]) for r in rows] == [
+        ("cuda:0", "matmul"),
+        ("cuda:0", "training"),
+        ("cuda:1", "matmul"),
+        ("cuda:1", "training"),
+    ]
     for r in rows:
         assert [s["size"] for s in r["sizes"]] == sorted(s["size"] for s in r["sizes"])
         first = next((s["size"] for s in r["sizes"] if s["gpu_kernel_s"] < s["cpu_s"]), None)
         assert r["kernel_from"] == first and all(s["cpu_s"] > 0 and s["gpu_with_copies_s"] > 0 for s in r["sizes"])
-    alone = json.loads(invoke("bench", "--json", "--device", "cuda", "--cases", "crossover", *SMALL).stdout)
+    for on_0, on_1 in zip(rows[:2], rows[2:]):  # the CPU's side, measured once for every GPU (8 on a node)
+        assert [s["cpu_s"] for s in on_0["sizes"]] == [s["cpu_s"] for s in on_1["sizes"]]
+        assert [s["gpu_kernel_s"] for s in on_0["sizes"]] != [s["gpu_kernel_s"] for s in on_1["sizes"]]
     assert alone["data"]["skipped"] == [
         {
             "case": "crossover",
@@ -368,6 +377,18 @@ def test_crossover_runs_on_each_gpu_against_the_cpu_and_is_skipped_without_the_c
             "reason": "needs the CPU in --device to compare with",
         }
     ]
+
+
+def test_max_time_bounds_the_whole_run_and_names_the_cases_it_left_out():
+    doc = json.loads(invoke("bench", "--json", "--device", "cpu", "--size", "400", "--max-time", "0.001").stdout)
+    ran = [(r["case"], r["device"]) for r in doc["data"]["records"]]
+    assert ran == [("matmul", "cpu")]  # the first case always starts (3 samples of 1 ms); none after it
+    assert {(s["case"], s["reason"]) for s in doc["data"]["skipped"]} == {
+        ("matmul", "not run: --max-time 0.001 s reached"),
+        ("bandwidth", "not run: --max-time 0.001 s reached"),
+        ("autograd", "not run: --max-time 0.001 s reached"),
+        ("crossover", "compares each GPU with the CPU: no GPU selected"),  # a reason of its own comes first
+    }
 
 
 def test_crossover_without_a_gpu_says_why():

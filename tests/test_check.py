@@ -315,3 +315,25 @@ def test_a_stress_window_cut_short_still_judges_the_gemms_it_ran():
         assert isinstance(stop.stop, KeyboardInterrupt)
         assert record["runs"] >= 1 and len(record["rates_gflops"]) == record["runs"]
         assert checks[0].status is verdict and (record["changed_results"] > 0) == bool(faults)
+
+
+@pytest.mark.parametrize("left, ran", [(2.5, 3), (1.5, 1)])
+def test_a_step_runs_the_devices_in_turn_while_the_budget_has_room_for_the_next(left, ran):
+    """On an 8-GPU node a step that fit as estimated can still meet slower GPUs: the next device starts
+    only with its time left in the budget, and the ones left out are named in one skip."""
+    from types import SimpleNamespace
+
+    from devcheck.commands.check import steps
+    from devcheck.report import Report
+
+    clock = SimpleNamespace(left=left)
+    devices = [SimpleNamespace(name=n) for n in ("cpu", "cuda:0", "cuda:1")]
+    work = steps.Work(SimpleNamespace(budget="10s"), SimpleNamespace(devices=devices), Report("check"), clock)
+    assert [d.name for d in steps._in_time(work, "speed", lambda device: 2.0)] == [d.name for d in devices[:ran]]
+    skips = [(c.id, c.status, c.summary) for c in work.report.checks]
+    if ran == 3:
+        assert skips == []
+    else:
+        assert skips == [
+            ("check.speed.budget", Status.SKIP, "speed not run on cuda:0, cuda:1: no time left in the 10s budget")
+        ]

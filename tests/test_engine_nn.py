@@ -147,6 +147,23 @@ def test_plain_sgd_matches_the_formula(fused_device):
     numpy.testing.assert_allclose(p.numpy(), w, rtol=1e-6)
 
 
+def test_hyperparameters_given_as_0d_numpy_arrays_update_on_every_device(fused_device):
+    """A fused kernel on a GPU takes Python and NumPy scalars, not a 0-d numpy.ndarray (CuPy's
+    "Unsupported type"): the optimizer holds its hyperparameters as floats, as it does lr."""
+    results = []
+    for number in (float, numpy.array):
+        p, q = (nn.Parameter(tensor([1.0, -2.0], device=fused_device)) for _ in range(2))
+        sgd = optim.SGD([p], lr=0.1, momentum=number(0.9), weight_decay=number(0.01))
+        adam = optim.Adam([q], lr=0.1, betas=(number(0.9), number(0.999)), eps=number(1e-8), weight_decay=number(0.05))
+        for _ in range(2):
+            sgd.zero_grad(), adam.zero_grad()
+            ((p * p).sum() + (q * q).sum()).backward()
+            sgd.step(), adam.step()
+        results.append((p.numpy(), q.numpy()))
+    numpy.testing.assert_array_equal(results[0], results[1])
+    assert all(type(v) is float for v in sgd.hyper.values()) and all(type(v) is float for v in adam.hyper.values())
+
+
 @pytest.mark.parametrize("decay", [0.0, 0.05])
 def test_adam_matches_the_formula(fused_device, decay):
     p = nn.Parameter(tensor([0.5, -1.5], device=fused_device))

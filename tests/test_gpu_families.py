@@ -200,15 +200,18 @@ def test_the_v13_dump_answers_deprecated_for_display_mode_and_applications_clock
     )
 
 
-def test_mig_stand_ins_list_their_mig_devices_but_not_the_maximum():
-    """The dumps list 4 (80 GB) and 2 (40 GB) MIG devices; NVML's maximum MIG device count, which
-    devcheck's count starts from, is not in a dump, so devcheck says so instead of counting."""
+def test_mig_stand_ins_list_their_mig_devices_and_count_them():
+    """The dumps list 4 (80 GB) and 2 (40 GB) MIG devices; NVML's maximum MIG device count is not in a
+    dump, so the stand-ins take the A100's 7 from NVIDIA's MIG user guide (said in `synthetic`), and
+    answer NotFound for the slots the dump does not list, as NVML does."""
     for dump, found in (("a100-sxm4-80gb-mig.xml", 4), ("a100-sxm4-40gb-mig.xml", 2)):
         recording = stand_in(dump)
         handles = [c for c in recording.nvml if c["fn"] == "nvmlDeviceGetMigDeviceHandleByIndex"]
-        assert len(handles) == found
+        assert len([h for h in handles if "result" in h]) == found
+        assert {h["error"]["type"] for h in handles if "error" in h} == {"NVMLError_NotFound"}
+        assert "7 MIG slots from its Supported GPUs table" in recording.synthetic
         g = env(dump).to_dict()["data"]["gpus"][0]
-        assert g["mig_mode"]["value"] == "on" and shown(g["mig_instances"]) == ABSENT
+        assert g["mig_mode"]["value"] == "on" and g["mig_instances"]["value"] == found
         assert g["utilization_percent"]["status"] == "n/a"  # utilization is N/A under MIG
 
 

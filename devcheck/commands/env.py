@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
-from devcheck.machine import blas, cpu, cupy_probe, envvars, nvml, packages, python, toolkit, topology, visible
+from devcheck.machine import blas, cpu, cupy_probe, envvars, mig, nvml, packages, python, toolkit, topology, visible
 from devcheck.machine.devices import gpu_required_check
-from devcheck.report import Check, Findings, Report, Status
+from devcheck.report import Check, Field, Findings, Report, Status
 
 
 def guarded(name: str, probe: Callable[[], Findings]) -> Findings:
@@ -49,11 +49,14 @@ def collect(*, require_gpu: bool = False, environ: Mapping[str, str] | None = No
     cupy_findings, state = cupy_probe.probe(dists, driver)
     report.add(cupy_findings)
     if driver.loaded:
-        selection = visible.resolve(environ, driver.gpus)
+        slices = _slices(report, module, driver.gpus)
+        selection = visible.resolve(environ, driver.gpus, slices)
         report.add(visible.findings(environ, driver.gpus, selection, state.bus_ids))
         for gpu in driver.gpus:
             index = visible.cuda_index_of(gpu.nvml_index, driver.gpus, selection, state.bus_ids)
             report.add(guarded(f"gpu{gpu.nvml_index}", lambda g=gpu, i=index: nvml.gpu_findings(module, g, i)))
+            for s in (s for s in slices if s.parent_index == gpu.nvml_index):
+                report.add(mig.findings(s, _slice_index(s, selection, index)))
         report.add(guarded("topology", lambda: topology.findings(module, driver.gpus)))
     report.add(guarded("toolkit", lambda: toolkit_probe(state.runtime_major)))
     report.add(guarded("envvars", lambda: envvars.probe(environ)))
@@ -62,6 +65,26 @@ def collect(*, require_gpu: bool = False, environ: Mapping[str, str] | None = No
     if require_gpu and not state.ready:
         report.checks.append(gpu_required_check(report.verdict))
     return report
+
+
+def _slices(report: Report, module, gpus: list[nvml.Gpu]) -> list[mig.Slice]:
+    """The MIG slices of every GPU in MIG mode; a probe that crashes is reported, and env goes on."""
+    found: list[mig.Slice] = []
+
+    def probe() -> Findings:
+        found.extend(mig.slices(module, gpus))
+        return Findings()
+
+    report.add(guarded("mig", probe))
+    return found
+
+
+def _slice_index(s: mig.Slice, selection: visible.Selection, parent: Field) -> Field:
+    """The slice's CUDA index: its parent's, when CUDA computes on this slice."""
+    if s == selection.mig and parent.value is not None:
+        return Field(parent.value, parent.source, parent.status)
+    why = "CUDA computes on one MIG device per process" if selection.mig else "not visible to CUDA"
+    return Field(None, "CUDA_VISIBLE_DEVICES", Status.NA, why)
 
 
 def verdict(report: Report, state: cupy_probe.CupyState) -> str:

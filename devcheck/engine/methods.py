@@ -127,7 +127,16 @@ def sigmoid(x):
 
 
 def clip(x, min=None, max=None):  # noqa: A002 (PyTorch's names)
-    return Clip.apply(x, low=min, high=max)
+    return Clip.apply(x, low=_bound(x, min), high=_bound(x, max))
+
+
+def _bound(x: Tensor, bound: Any) -> Any:
+    """A clip bound every device takes: a Python number, or an array of x's dtype on x's device (CuPy
+    refuses a NumPy array, even a 0-d one, as an operand; array-api-strict a NumPy scalar)."""
+    if bound is None or isinstance(bound, int | float | Tensor):
+        return bound
+    host = numpy.asarray(bound)
+    return host.item() if host.ndim == 0 else x.device.from_host(host.astype(x.dtype))
 
 
 def where(condition, a, b):

@@ -19,7 +19,8 @@ class Optimizer:
             raise ValueError("the optimizer got no parameters")
         if not (isinstance(lr, int | float) and lr > 0 and lr == lr and lr != float("inf")):
             raise ValueError(f"learning rate lr={lr!r}: expected a positive finite number")
-        self.hyper = {"lr": float(lr), **hyper}
+        # floats, as lr: a 0-d NumPy array is no argument of a GPU's fused kernel (CuPy: "Unsupported type")
+        self.hyper = {"lr": float(lr), **{name: float(value) for name, value in hyper.items()}}
         self.state: dict[Parameter, dict[str, Any]] = {p: {} for p in self.params}
         self._placed: dict[Parameter, tuple] = {}  # (device, id(state dict)) when a parameter's state was last placed
 
@@ -59,7 +60,7 @@ class Optimizer:
         saved = state.get("state", {})
         if len(saved) > len(self.params) or any(int(k) >= len(self.params) for k in saved):
             raise ValueError(f"optimizer state has {len(saved)} parameters, this optimizer {len(self.params)}")
-        self.hyper.update(state.get("hyper", {}))
+        self.hyper.update({name: float(value) for name, value in state.get("hyper", {}).items()})
         for key, entries in saved.items():
             p = self.params[int(key)]
             restored = {}

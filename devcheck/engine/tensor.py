@@ -148,9 +148,11 @@ def _seed(output: Tensor, gradient: Tensor | None) -> Any:
                 "an implicit gradient of 1 exists only for one-element outputs"
             )
         # In the output's device context: array-api-compat drops `device=` for CuPy, whose creation
-        # functions allocate on the current GPU, which need not be the output's.
+        # functions allocate on the current GPU, which need not be the output's; other namespaces
+        # (array-api-strict's devices) place it by `device=`.
         with output.device.context():
-            return output.device.xp.ones(output.data.shape, dtype=output.data.dtype)
+            xp, data = output.device.xp, output.data
+            return xp.ones(data.shape, dtype=data.dtype, device=getattr(data, "device", None))
     data = gradient.data if isinstance(gradient, Tensor) else gradient
     if tuple(data.shape) != output.shape:
         raise RuntimeError(f"gradient of shape {tuple(data.shape)} given for an output of shape {output.shape}")

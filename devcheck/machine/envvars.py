@@ -110,6 +110,8 @@ def visible_devices(raw: str) -> Check:
         f"CUDA_VISIBLE_DEVICES={raw!r} limits CUDA to GPU {shown}; "
         "a GPU this machine lacks is hidden, and so is every entry after it"
     )
+    if any(t.startswith("MIG-") for t in usable):
+        summary += "; of MIG devices CUDA computes on one only, the first it can use"
     if len(usable) < len(tokens):
         bad = tokens[len(usable)]
         summary += f"; CUDA stops reading at {bad!r}, which is no index or UUID"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from devcheck.machine import cpu, peaks
@@ -20,6 +21,7 @@ class DeviceFacts:
     pcie_peak: peaks.Peak
     cache_bytes: int  # the last-level cache (CPU) or L2 (GPU): bandwidth arrays must be well beyond it
     problem: str = ""  # why the facts could not be read, when they could not
+    mig: Any = None  # the MIG slice (devcheck.machine.mig.Slice) a GPU device is, when it is one
 
 
 def cpu_facts() -> DeviceFacts:
@@ -41,8 +43,7 @@ def cpu_facts() -> DeviceFacts:
 
 def _read_size(path: str) -> int | None:
     try:
-        with open(path) as f:
-            text = f.read().strip()
+        text = Path(path).read_text().strip()
     except OSError:
         return None
     units = {"K": 2**10, "M": 2**20, "G": 2**30}
@@ -72,15 +73,49 @@ def cuda_facts(index: int) -> DeviceFacts:
     tf32 = os.environ.get("CUPY_TF32", "0") not in ("", "0")
     with device:
         free, _ = device.mem_info
+    bandwidth = peaks.gpu_bandwidth_peak(mem_mhz, nv.get("bus_bits") or props.get("memoryBusWidth"))
+    on_slice = _mig_slice(device.pci_bus_id)
     return DeviceFacts(
         name=f"cuda:{index}",
         label=name,
         free_bytes=free,
-        flops_peak=lambda dtype: peaks.gpu_flops_peak(dtype, gpu, tf32),
-        bandwidth_peak=peaks.gpu_bandwidth_peak(mem_mhz, nv.get("bus_bits") or props.get("memoryBusWidth")),
+        flops_peak=lambda dtype: _of_slice(peaks.gpu_flops_peak(dtype, gpu, tf32), on_slice),
+        bandwidth_peak=_slice_bandwidth(bandwidth, on_slice) if on_slice else bandwidth,
         pcie_peak=peaks.pcie_peak(nv.get("pcie_gen"), nv.get("pcie_width")),
         cache_bytes=props.get("l2CacheSize") or 64 * 2**20,
+        mig=on_slice,
     )
+
+
+def _mig_slice(bus_id: str) -> Any:
+    """The MIG slice a CUDA device is, when its GPU is in MIG mode: CUDA gives a slice its parent's bus id
+    and computes on one slice per process, the one CUDA_VISIBLE_DEVICES picks."""
+    from devcheck.machine import mig, nvml, seam, visible
+
+    driver = nvml.read_driver()
+    slices = mig.slices(seam.nvml(), driver.gpus) if driver.loaded else []
+    chosen = visible.resolve(os.environ, driver.gpus, slices).mig if slices else None
+    if chosen is None or driver.gpus[chosen.parent_index].bus_id != nvml.normalize_bus_id(bus_id):
+        return None
+    return chosen
+
+
+def _of_slice(peak: peaks.Peak, on_slice: Any) -> peaks.Peak:
+    """A slice's peak is its own SMs' (CUDA's multiProcessorCount on a slice is the slice's): say whose."""
+    if on_slice is None or peak.value is None:
+        return peak
+    return peaks.Peak(peak.value, peak.unit, f"{peak.basis} (the SMs of {on_slice.label})")
+
+
+def _slice_bandwidth(peak: peaks.Peak, on_slice: Any) -> peaks.Peak:
+    share = on_slice.memory_share
+    if peak.value is None or share is None:
+        return peaks.Peak(None, peak.unit, f"{on_slice.label}: its share of the GPU's memory is not known")
+    basis = (
+        f"{peak.basis} x {on_slice.memory_mib}/{on_slice.parent_memory_mib} MiB: {on_slice.label} has that "
+        "share of the memory, and of its bandwidth (NVIDIA's MIG user guide: a memory slice brings its controllers)"
+    )
+    return peaks.Peak(peak.value * share, peak.unit, basis)
 
 
 def _nvml_gpu(bus_id: str) -> tuple[Any, Any, Any] | None:
@@ -149,12 +184,15 @@ def gpu_sharers(index: int) -> tuple[int, list[tuple[int, int | None]], bool] | 
     """Who else computes on GPU `index`, read while devcheck holds a context there (just after its
     matmul): (how many others, NVML's (pid, bytes or None) entries, whether devcheck's own pid is
     among them). In a container NVML lists host pids, so devcheck cannot find itself: one entry is
-    then devcheck's. None when NVML cannot say."""
+    then devcheck's. On a MIG slice, the slice's own processes: jobs on the GPU's other slices do not
+    share its SMs. None when NVML cannot say."""
     found = _nvml_gpu_at(index)
     if found is None:
         return None
     _, read, gpu = found
-    processes = read("nvmlDeviceGetComputeRunningProcesses", gpu.handle).value
+    on_slice = _mig_slice(gpu.bus_id)
+    handle = on_slice.handle if on_slice is not None else gpu.handle
+    processes = read("nvmlDeviceGetComputeRunningProcesses", handle).value
     if processes is None:
         return None
     entries = [(p.pid, p.usedGpuMemory) for p in processes]

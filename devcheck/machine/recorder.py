@@ -7,7 +7,7 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
-from devcheck.machine.recording import MASKED_SERIAL, MASKED_UUID, Handle, Recording, encode
+from devcheck.machine.recording import MASKED_SERIAL, Handle, Recording, encode, masked_uuid
 
 # What devcheck asks CuPy about the hardware (compute calls pass through unrecorded).
 CUPY_FACTS = (
@@ -76,11 +76,13 @@ class NvmlRecorder:
 
     def _mask_arg(self, arg: Any) -> Any:
         encoded = encode(arg, self._handle_key)
-        return MASKED_UUID.format(0) if isinstance(encoded, str) and encoded.startswith("GPU-") else encoded
+        if isinstance(encoded, str) and encoded.startswith(("GPU-", "MIG-")):
+            return masked_uuid("gpu0/mig0" if encoded.startswith("MIG-") else "gpu0")
+        return encoded
 
     def _mask(self, name: str, args: tuple, result: Any) -> Any:
         if name == "nvmlDeviceGetUUID":
-            return MASKED_UUID.format(int(str(self._handle_key(args[0]) or "gpu0").split("/")[0][3:] or 0))
+            return masked_uuid(str(self._handle_key(args[0]) or "gpu0"))
         if name == "nvmlDeviceGetSerial":
             return MASKED_SERIAL
         return result

@@ -33,6 +33,7 @@ from typing import Any
 
 FORMAT, VERSION = "devcheck recording", 1
 MASKED_UUID = "GPU-00000000-0000-4000-8000-{:012d}"
+MASKED_MIG_UUID = "MIG-00000000-0000-4000-8000-{:06d}{:06d}"  # GPU index, then MIG device index
 MASKED_SERIAL = "0000000000000"
 
 
@@ -145,6 +146,15 @@ def decode(value: Any) -> Any:
     if "__struct__" in value:
         return types.SimpleNamespace(**{k: decode(v) for k, v in value.items() if k != "__struct__"})
     return {k: decode(v) for k, v in value.items()}
+
+
+def masked_uuid(handle_key: str) -> str:
+    """The masked UUID of the GPU or MIG device whose handle is named `handle_key` ("gpu1", "gpu1/mig2"):
+    a MIG device keeps the MIG- spelling NVML gives it, so a replay resolves CUDA_VISIBLE_DEVICES as the
+    machine did."""
+    gpu, _, mig = handle_key.partition("/")
+    index = int(gpu[3:]) if gpu[3:].isdigit() else 0
+    return MASKED_MIG_UUID.format(index, int(mig[3:])) if mig[3:].isdigit() else MASKED_UUID.format(index)
 
 
 def key_of(fn: str, args: list) -> str:

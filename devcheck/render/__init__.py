@@ -30,7 +30,9 @@ def emit(
     summary: Path | None = None,
     junit: Path | None = None,
     json_file: Path | None = None,
+    details: bool = False,
 ) -> None:
+    """`details`: the table shows every GPU's fields, not only those of GPUs with a problem."""
     from devcheck.files import write_atomic
     from devcheck.render.text import to_github, to_json, to_markdown
 
@@ -38,7 +40,7 @@ def emit(
         if not quiet:
             from devcheck.render.console import print_report
 
-            print_report(report)
+            print_report(report, details)
     else:
         text = {Format.json: to_json, Format.markdown: to_markdown, Format.github: to_github}[fmt](report)
         write(sys.stdout, text)

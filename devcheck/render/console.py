@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from devcheck.render.glance import glance_table, shown_sections
 from devcheck.render.values import field_text, shorten, show
 from devcheck.report import Chart, Report, Section, Status
 
@@ -129,12 +130,17 @@ def chart_table(chart: Chart) -> Table:
     return table
 
 
-def print_report(report: Report) -> None:
+def print_report(report: Report, details: bool = False) -> None:
+    """The verdict, the GPUs at a glance, each section (a GPU's only when it has a problem, unless
+    `details`), charts, every check, and the verdict again."""
     console = stderr_console()
     verdict = Text(report.verdict, style="bold green" if report.ok else "bold red")
     if report.verdict:
         console.print(verdict)
-    for section in (s for s in report.sections if s.shown):
+    glance = glance_table(report, details)
+    if glance is not None:
+        console.print(glance, "")
+    for section in shown_sections(report, details):
         console.print(section_table(section))
     for chart in report.charts:
         if any(chart.series.values()):

@@ -170,21 +170,23 @@ def _execute(
     """Run the plan; a case that raises is a failed check on that device, and the run goes on. An
     interrupt ends it, held in `stop`: the cases not run are skipped."""
     done: list[list[dict] | Check] = []  # per case handled: its records, or the check of its crash
-    inputs: dict = {}
+    shared: dict = {}  # the matmul inputs per dtype, and the CPU's side of every GPU's crossover
     started = time.perf_counter()
     progress("benchmarking", total=len(plan))
     with stop:
         for i, p in enumerate(plan):
             label = f"{p.case} {p.dtype} on {p.device.name}"
+            left = settings.max_time - (time.perf_counter() - started)
+            if i and left <= 0 and not p.why:  # --max-time bounds the whole run: the rest is named, not run
+                p = plan[i] = p._replace(why=f"not run: --max-time {settings.max_time:g} s reached")
             progress(label)
             try:
                 outcome: list[dict] | Check = []
                 if not p.why:
-                    left = max(settings.max_time - (time.perf_counter() - started), 0.0)
                     budget = Budget(settings.repeat, left / (len(plan) - i))
-                    if p.case in ("matmul", "e2e") and p.dtype not in inputs:
-                        inputs[p.dtype] = cases.host_inputs(settings.shape.mkn, p.dtype)
-                    outcome = _run_case(p, settings.shape.mkn, budget, inputs.get(p.dtype))
+                    if p.case in ("matmul", "e2e") and p.dtype not in shared:
+                        shared[p.dtype] = cases.host_inputs(settings.shape.mkn, p.dtype)
+                    outcome = _run_case(p, settings.shape.mkn, budget, shared)
             except Exception as e:
                 outcome = _crash_check(p, e)
             done.append(outcome)  # one append: the case is handled, or (interrupted before it) not run
@@ -206,11 +208,11 @@ def _crash_check(p: Planned, e: Exception) -> Check:
     )
 
 
-def _run_case(p: Planned, mkn: tuple[int, int, int], budget: Budget, inputs: Any) -> list[dict]:
+def _run_case(p: Planned, mkn: tuple[int, int, int], budget: Budget, shared: dict) -> list[dict]:
     if p.case == "matmul":
-        return [cases.matmul(p.device, p.facts, mkn, p.dtype, budget, inputs)]
+        return [cases.matmul(p.device, p.facts, mkn, p.dtype, budget, shared[p.dtype])]
     if p.case == "e2e":
-        return [cases.matmul_end_to_end(p.device, mkn, p.dtype, budget, inputs)]
+        return [cases.matmul_end_to_end(p.device, mkn, p.dtype, budget, shared[p.dtype])]
     if p.case == "bandwidth":
         return [cases.bandwidth(p.device, p.facts, budget, p.size)]
     if p.case == "copy":
@@ -227,9 +229,9 @@ def _run_case(p: Planned, mkn: tuple[int, int, int], budget: Budget, inputs: Any
         from devcheck.commands.bench import crossover
         from devcheck.engine import get_device
 
-        cpu = get_device("cpu")
+        cpu, cpu_times = get_device("cpu"), shared.setdefault("crossover", {})
         return [
-            {"case": "crossover", **crossover.matmul(cpu, p.device)},
-            {"case": "crossover", **crossover.training_step(cpu, p.device)},
+            {"case": "crossover", **crossover.matmul(cpu, p.device, cpu_times)},
+            {"case": "crossover", **crossover.training_step(cpu, p.device, cpu_times)},
         ]
     return [cases.training_step(p.device, budget)]

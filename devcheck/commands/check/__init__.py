@@ -84,13 +84,19 @@ def run(
     if settings.strict:
         report.checks = [_strict(c) for c in report.checks]
     failure = report.first_failure
-    names = ", ".join(selection.names)
+    names = ", ".join(_named(name, work.facts.get(name)) for name in selection.names)
     report.verdict = (
         f"check: NOT FIT — {failure.summary}"
         if failure
         else f"check: fit to compute on {names} ({clock.elapsed:.1f} s)"
     )
     return stop.hand_over(report)
+
+
+def _named(name: str, facts) -> str:
+    """A device as the verdict names it: a MIG slice says which slice of which GPU it is."""
+    on_slice = getattr(facts, "mig", None)
+    return f"{name} ({on_slice.label})" if on_slice is not None else name
 
 
 def _budget_checks(plan: list[dict], settings: Settings) -> list[Check]:

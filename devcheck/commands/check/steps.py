@@ -16,6 +16,7 @@ from devcheck.machine.topology import growth_checks
 from devcheck.report import Check, Report, Status
 
 CORRECTNESS_N = 256
+CORRECTNESS_EACH = 0.8  # seconds of the correctness step per device
 SIZES = (512, 1024, 2048, 4096, 8192)
 SIZE_CAP = {"10s": 1024, "60s": 2048, "5m": 4096, "15m": 8192}
 STRESS_CAP = {"10s": 2.0, "60s": 40.0, "5m": 240.0, "15m": 780.0}  # seconds of stress per budget, all devices
@@ -58,7 +59,7 @@ def health(work: Work) -> None:
     work.report.checks += [c for c in env.checks if c.id != "machine.replay" or not work.report.check(c.id)]
     work.report.checks += health_checks.health_checks(env, work.settings.thresholds, work.settings.strict)
     # what a fleet's reports must agree on (devcheck compare's drift): driver, GPUs, NumPy/BLAS, CuPy/CUDA
-    work.report.sections += [s for s in env.sections if s.group == "gpus" or s.key in SHARED_SECTIONS]
+    work.report.sections += [s for s in env.sections if s.group in ("gpus", "mig") or s.key in SHARED_SECTIONS]
     work.report.data["env_verdict"] = env.verdict
 
 
@@ -70,7 +71,7 @@ def correctness(work: Work) -> None:
     from devcheck.machine.facts import facts_for
 
     shape, budget = (CORRECTNESS_N,) * 3, cases.Budget(3, 0.5)
-    for device in work.selection.devices:
+    for device in _in_time(work, "correctness", lambda device: CORRECTNESS_EACH):
         work.facts[device.name] = facts = facts_for(device.name)
         for dtype in ("float32", "float64"):
             record = _guarded(
@@ -184,7 +185,7 @@ def speed(work: Work) -> None:
     from devcheck.commands.check.verdicts import cpu_busy, speed_check
 
     busy = cpu_busy()
-    for device in work.selection.devices:
+    for device in _in_time(work, "speed", lambda device: _estimate_speed_on(work, device)):
         facts = work.facts.get(device.name)
         if facts is None:
             continue
@@ -300,6 +301,26 @@ def _reader(name: str) -> Any:
     return read
 
 
+def _in_time(work: Work, step: str, each: Any) -> Any:
+    """The selected devices in turn, while the budget has room for the next (`each(device)` seconds): a
+    step that fit as estimated can still meet slower devices, on an 8-GPU node most of all. The first
+    always runs (the step was planned for it); those left are named in one check, not dropped."""
+    devices = work.selection.devices
+    for i, device in enumerate(devices):
+        if i and work.clock.left < each(device):
+            names = ", ".join(d.name for d in devices[i:])
+            work.check(
+                Check(
+                    f"check.{step}.budget",
+                    Status.SKIP,
+                    f"{step} not run on {names}: no time left in the {work.settings.budget} budget",
+                    fix="a longer --budget",
+                )
+            )
+            return
+        yield device
+
+
 def _guarded(work: Work, check_id: str, fn: Any, *args: Any) -> Any:
     """A step that raises is a failed check on its device, and the run goes on (fail closed)."""
     try:
@@ -318,15 +339,16 @@ def _guarded(work: Work, check_id: str, fn: Any, *args: Any) -> Any:
 
 
 def _estimate_correctness(work: Work) -> float:
-    return 1.0 + 0.8 * len(work.selection.devices)
+    return 1.0 + CORRECTNESS_EACH * len(work.selection.devices)
+
+
+def _estimate_speed_on(work: Work, device: Any) -> float:
+    n, rate = speed_size(work, device.name), work.rates.get(device.name) or 1.0
+    return CHECK_CASES * (2.0 * n**3 / (rate * 1e9)) * 3 + (1.5 if device.name != "cpu" else 0.0)  # f32 + f64
 
 
 def _estimate_speed(work: Work) -> float:
-    total = 0.0
-    for device in work.selection.devices:
-        n, rate = speed_size(work, device.name), work.rates.get(device.name) or 1.0
-        total += CHECK_CASES * (2.0 * n**3 / (rate * 1e9)) * 3 + (1.5 if device.name != "cpu" else 0.0)  # f32 + f64
-    return total
+    return sum(_estimate_speed_on(work, d) for d in work.selection.devices)
 
 
 ORDER = (

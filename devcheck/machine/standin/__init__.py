@@ -6,13 +6,19 @@ Where CuPy behaves differently from NumPy, the stand-in behaves like CuPy, becau
 code written against NumPy breaks on a GPU:
 - arrays are not numpy.ndarray subclasses and have no `__array_namespace__`;
 - implicit conversion to NumPy raises TypeError (`numpy.asarray(x)`); `.get()` / `cupy.asnumpy` copy out;
-- NumPy arrays are refused as operands of device arithmetic (CuPy: "Unsupported type");
+- NumPy arrays, 0-d ones too, are refused as operands of device arithmetic and kernels (CuPy:
+  "Unsupported type"), and so is NumPy's `device=` keyword;
+- user kernels check their keywords, names, raw parameters, output shapes and types as CuPy does;
 - NumPy's ufuncs and functions dispatch to the stand-in through `__array_ufunc__` / `__array_function__`;
 - reductions return 0-d device arrays, not scalars; arrays carry `.device` (a `cupy.cuda.Device` with `.id`);
-- out-of-range integer-array indices wrap around instead of raising.
+- out-of-range integer-array indices wrap around instead of raising (in `take` too).
 Every name it offers exists on the real module with the same kind (tests/test_contract.py).
 
-It also counts what costs time on a real GPU (`COUNTS`: launches, copies to the host, synchronisations).
+It also counts what costs time on a real GPU (`COUNTS`: launches, copies to the host, synchronisations),
+including the count a boolean mask, nonzero or unique reads back before it can size its result.
+What it cannot show, tests must allow for: CuPy compiles kernels with -ftz=true (float32 subnormals
+flush to 0), NVRTC contracts a * b + c into an FMA, CUDA's libm is a few ulps from NumPy's, float16
+kernels compute in float and round once, and atomic scatters (add.at) add in no fixed order.
 state.py holds what it knows, arrays.py the arrays, ufuncs and functions, kernels.py the user kernels,
 cuda.py the devices and the runtime, names.py the names it offers.
 """
@@ -78,6 +84,7 @@ def _build() -> dict[str, types.ModuleType]:
     cupy = types.ModuleType("cupy", "CuPy stand-in (devcheck.machine.standin): NumPy arithmetic, recorded facts")
     _numpy_names(cupy)
     arrays.install_methods(names.NDARRAY_METHODS)
+    cupy.take = ndarray.take = functions.take
     cupy.ndarray, cupy.ufunc, cupy.asnumpy = ndarray, ufunc_, asnumpy
     cupy.get_array_module = lambda *args: cupy if any(isinstance(a, ndarray) for a in args) else numpy
     cupy.is_available = lambda: bool(answer("is_available"))

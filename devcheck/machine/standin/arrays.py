@@ -67,10 +67,20 @@ def unwrap(value: Any, host_ok: bool = False) -> Any:
 
 
 def operand(value: Any) -> Any:
-    """What CuPy's elementwise kernels take: device arrays and scalars, nothing else (no lists)."""
-    if isinstance(value, (ndarray, numpy.ndarray, *_SCALARS)):
+    """What CuPy's elementwise kernels take: device arrays and scalars, nothing else: no lists, and no
+    NumPy array, not even a 0-d one (_kernel.pyx _preprocess_arg, _scalar.pyx CScalar)."""
+    if isinstance(value, (ndarray, *_SCALARS)):
         return unwrap(value)
     raise TypeError(f"Unsupported type {type(value)}")
+
+
+def broadcast(values: list[Any]) -> tuple[int, ...]:
+    """The shape the device arrays among `values` broadcast to (internal.pyx _broadcast_core's message)."""
+    try:
+        return numpy.broadcast_shapes(*(v.shape for v in values if isinstance(v, ndarray)))
+    except ValueError:
+        shapes = " ".join(str(v.shape) if isinstance(v, ndarray) else "()" for v in values)
+        raise ValueError(f"operands could not be broadcast together with shapes {shapes}") from None
 
 
 def _tf32(a: Any) -> Any:
@@ -101,12 +111,34 @@ def _is_view(out: Any, inputs: tuple) -> bool:
     )
 
 
+# Results whose shape depends on the data: CuPy reads a count back from the device first (a copy to
+# the host, so a synchronisation: _routines_indexing.pyx _ndarray_nonzero, "# synchronize!").
+COUNTING = {"nonzero", "argwhere", "flatnonzero", "compress", "extract"}
+COUNTING |= {"unique", "unique_all", "unique_counts", "unique_inverse", "unique_values"}
+NO_KERNEL = {"empty", "empty_like"}  # an allocation, no kernel
+
+
+def reads_a_count(name: str, args: tuple) -> bool:
+    return name in COUNTING or (name == "where" and len(args) == 1)
+
+
 def compute(name: str, fn: Any, args: tuple, kwargs: dict) -> Any:
-    """One device computation: CuPy returns arrays, 0-d ones for reductions and for allclose & co."""
+    """One device computation: CuPy returns arrays, 0-d ones for reductions and for allclose & co.;
+    none of CuPy's functions takes NumPy's `device=` (nor a `stream=`)."""
+    for key in ("device", "stream"):
+        if key in kwargs:
+            raise TypeError(f"{name}() got an unexpected keyword argument '{key}'")
+    if name == "where" and len(args) == 3:  # cupy.where(c, x, y) is a ufunc (_where_ufunc): no host arrays
+        for a in args:
+            operand(a)
+    given = kwargs.get("out")
     args = tuple(unwrap(a) for a in args)
-    kwargs = {k: unwrap(v) for k, v in kwargs.items() if k not in ("device", "stream")}
+    kwargs = {k: unwrap(v) for k, v in kwargs.items()}
+    COUNTS["to_host"] += reads_a_count(name, args)
     out = faulty(name, fn(*args, **kwargs))
-    COUNTS["launches"] += not _is_view(out, args)
+    COUNTS["launches"] += not _is_view(out, args) and name not in NO_KERNEL
+    if isinstance(given, ndarray):
+        return given  # CuPy returns the `out` it was given
     if isinstance(out, bool | int | float) and not isinstance(out, numpy.generic):
         out = numpy.asarray(out)
     return wrap(out)
@@ -136,6 +168,11 @@ def _wrap_indices(key: Any, shape: tuple[int, ...]) -> Any:
     return tuple(out) if isinstance(key, tuple) else out[0]
 
 
+def _masked(key: Any) -> bool:
+    items = key if isinstance(key, tuple) else (key,)
+    return any(isinstance(i, numpy.ndarray) and i.dtype == bool and i.ndim for i in items)
+
+
 def _advanced(key: Any) -> bool:
     items = key if isinstance(key, tuple) else (key,)
     return any(isinstance(i, list | numpy.ndarray) for i in items)
@@ -149,8 +186,7 @@ class ndarray:  # noqa: N801 (CuPy's name)
     __hash__ = None
 
     def __init__(self, shape: Any, dtype: Any = float, memptr: Any = None, strides: Any = None, order: str = "C"):
-        self._a, self._device = numpy.empty(shape, dtype, order=order), state.current
-        COUNTS["launches"] += 1
+        self._a, self._device = numpy.empty(shape, dtype, order=order), state.current  # no kernel
 
     shape = property(lambda self: self._a.shape)
     dtype = property(lambda self: self._a.dtype)
@@ -172,7 +208,7 @@ class ndarray:  # noqa: N801 (CuPy's name)
         return len(self._a)
 
     def __repr__(self) -> str:
-        return repr(self._a)
+        return repr(to_host(self._a))  # CuPy prints a copy on the host
 
     def __format__(self, spec: str) -> str:
         return format(to_host(self._a), spec)
@@ -263,6 +299,7 @@ class ndarray:  # noqa: N801 (CuPy's name)
     # indexing (_routines_indexing.pyx): wrapping integer arrays; `fill` for a basic index
     def __getitem__(self, key: Any) -> Any:
         key = _wrap_indices(unwrap(key, host_ok=True), self._a.shape)
+        COUNTS["to_host"] += _masked(key)  # the mask's count of True, read back (_prepare_mask_indexing_single)
         return _result(self, self._a[key])
 
     def __setitem__(self, key: Any, value: Any) -> None:
@@ -275,6 +312,7 @@ class ndarray:  # noqa: N801 (CuPy's name)
             value = unwrap(value)
         check_peer(self._device)
         COUNTS["launches"] += 1
+        COUNTS["to_host"] += _masked(key)
         self._a[_wrap_indices(key, self._a.shape)] = value
 
 
@@ -310,6 +348,7 @@ def _method(name: str) -> Any:
     def method(self: ndarray, *args: Any, **kwargs: Any) -> Any:
         args = tuple(unwrap(a) for a in args)
         kwargs = {k: unwrap(v) for k, v in kwargs.items()}
+        COUNTS["to_host"] += reads_a_count(name, (self, *args))
         return _result(self, getattr(self._a, name)(*args, **kwargs))
 
     return method
