@@ -127,7 +127,7 @@ def _training_agreement(work: Work) -> None:
 
 # --- 2b. GPU to GPU: copies between every pair (each GPU to the next in the smallest budget) ----------
 
-P2P_SECONDS = {"10s": 0.4, "60s": 3.0, "5m": 10.0, "15m": 20.0}
+P2P_SECONDS = {"10s": 0.3, "60s": 3.0, "5m": 10.0, "15m": 20.0}  # of measuring; setup and checks add ~0.1 s a GPU
 
 
 def p2p(work: Work) -> None:
@@ -156,7 +156,7 @@ def p2p(work: Work) -> None:
 def _estimate_p2p(work: Work) -> float | None:
     """None: not a step for fewer than two GPUs (left out of the plan)."""
     n = len(work.selection.gpus)
-    return None if n < 2 else P2P_SECONDS[work.settings.budget] + 0.05 * n
+    return None if n < 2 else P2P_SECONDS[work.settings.budget] + 0.1 * n
 
 
 # --- 3. speed: against each device's own peak ---------------------------------------------------------
