@@ -5,11 +5,14 @@ without CuPy's consent fails the test."""
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 import time
+from importlib.resources import files
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from devcheck.commands import bench, check
@@ -27,6 +30,7 @@ from tests.recordings import h100, n_gpus, nvml_error, variant
 pytestmark = pytest.mark.filterwarnings("error")
 
 TOPOLOGY = Path(__file__).parent / "fixtures" / "topology"
+SCHEMA = json.loads(files("devcheck.schema").joinpath("report.schema.json").read_text(encoding="utf-8"))
 LINKS = 18  # an H100 SXM's NVLinks: 18 in public `nvidia-smi nvlink -s` and `topo -m` (NV18) of 8x H100 nodes
 NVLINK_4 = 6  # nvmlDeviceGetNvLinkVersion's answer for NVLink 4.0 (NVML_NVLINK_VERSION_4_0 in nvidia-ml-py)
 
@@ -171,11 +175,13 @@ def test_bench_p2p_matrix_with_peer_access(n):
         assert 0 < r["latency_s"] < r["stats"]["median_s"]
     for r in both:
         assert r["peak"]["value"] == 900.0 and r["bytes"] == 2 * r["shape"][0] and r["intact"]
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["verdict"].startswith("bench: GPU to GPU: every GPU-to-GPU copy arrived intact")
     rows = doc["data"]["p2p"]
     assert len(rows) == n * (n - 1) and {"write_gb_per_s", "both_ways_gb_per_s", "latency_us"} <= set(rows[0])
     found = checks_of(doc)
     assert found["bench.p2p"]["status"] == "ok" and "bench.p2p.peer_access" not in found
-    skip = found[f"bench.allreduce.{','.join(f'cuda:{k}' for k in range(n))}"]
+    skip = found[f"bench.allreduce.cuda:0-{n - 1}"]
     assert skip["status"] == "skip"
     assert 'pip install "nvidia-nccl-cu13>=2.27.7,<3"' in skip["summary"]  # the recorded CuPy is cupy-cuda13x
     assert "allreduce" not in doc["data"]
@@ -206,6 +212,7 @@ def test_one_gpu_skips_p2p_only_when_asked_for():
     assert not [c for c in run_bench(one, cases=bench.CASES[:1], seconds=1.0)["checks"] if "p2p" in c["id"]]
     found = checks_of(run_bench(one, cases=("p2p",)))
     assert found["bench.p2p.cuda:0"]["status"] == "skip" and "two or more GPUs" in found["bench.p2p.cuda:0"]["summary"]
+    assert "p2p on cuda:0 skipped" in found["bench.p2p.cuda:0"]["summary"]
 
 
 # --- the stand-in: CUDA's own refusals --------------------------------------------------------------------

@@ -119,20 +119,20 @@ def _across_gpus_plan(devices: list, chosen: tuple[str, ...], explicit: bool) ->
     """GPU-to-GPU copies and an NCCL all-reduce, once over all selected GPUs; with fewer than two they
     are skipped, and said so only when asked for by name."""
     from devcheck.commands.bench import allreduce
-    from devcheck.commands.bench.interconnect import Gpus
+    from devcheck.commands.bench.interconnect import group
 
     gpus = [(d, f) for d, f in devices if d.name != "cpu"]
     if len(gpus) < 2 and not explicit:
         return []
-    group = Gpus(",".join(d.name for d, _ in gpus) or "gpus", gpus)
+    gpus_group = group(gpus)
     facts = next((f for _, f in gpus or devices), None)
     plan = []
     for case in (c for c in ("p2p", "allreduce") if c in chosen):
         if len(gpus) < 2:
-            plan.append(Planned(case, group, facts, why=f"needs two or more GPUs, {len(gpus)} selected"))
+            plan.append(Planned(case, gpus_group, facts, why=f"needs two or more GPUs, {len(gpus)} selected"))
             continue
         why = allreduce.missing(gpus[0][0].native) if case == "allreduce" else ""
-        plan.append(Planned(case, group, facts, why=why))
+        plan.append(Planned(case, gpus_group, facts, why=why))
     return plan
 
 

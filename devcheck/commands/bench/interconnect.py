@@ -26,10 +26,20 @@ CHECKED_BYTES = 2**20  # of each copy, read back and compared with what was sent
 
 
 class Gpus(NamedTuple):
-    """The GPUs a case across devices runs on; `name` stands for them in skips and errors."""
+    """The GPUs a case across devices runs on; `name` ("cuda:0-7") stands for them in records, skips and
+    check ids."""
 
     name: str
     members: list[tuple[Any, Any]]  # (engine Device, DeviceFacts)
+
+
+def group(members: list[tuple[Any, Any]]) -> Gpus:
+    ids = [index(d) for d, _ in members]
+    if not ids:
+        return Gpus("cuda", members)
+    if ids == list(range(ids[0], ids[-1] + 1)):
+        return Gpus(f"cuda:{ids[0]}-{ids[-1]}" if len(ids) > 1 else f"cuda:{ids[0]}", members)
+    return Gpus("-".join(f"cuda:{k}" for k in ids), members)
 
 
 class StreamsClock:

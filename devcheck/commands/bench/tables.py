@@ -165,6 +165,8 @@ def add_results(
             f"bench: fastest matmul {fastest['rate']:,.1f} GFLOP/s on {fastest['device']} "
             f"({fastest['dtype']}); results correct on every device"
         )
+    elif report.check("bench.p2p"):
+        report.verdict = f"bench: GPU to GPU: {report.check('bench.p2p').summary}"
     else:
         report.verdict = "bench: done"
 

@@ -133,7 +133,7 @@ P2P_SECONDS = {"10s": 0.3, "60s": 3.0, "5m": 10.0, "15m": 20.0}  # of measuring;
 def p2p(work: Work) -> None:
     """bench's P2P matrix, judged: every copy intact, each P2P pair at least its floor of its link's
     peak, and a warning for the pairs whose copies are staged through host memory. Two GPUs at least."""
-    from devcheck.commands.bench.interconnect import Gpus, matrix
+    from devcheck.commands.bench.interconnect import group, matrix
     from devcheck.commands.bench.interconnect_report import checks
     from devcheck.commands.check.verdicts import p2p_check
     from devcheck.machine.facts import facts_for
@@ -143,8 +143,7 @@ def p2p(work: Work) -> None:
         return
     members = [(d, work.facts.get(d.name) or facts_for(d.name)) for d in gpus]
     budget = work.settings.budget
-    group = Gpus(",".join(d.name for d in gpus), members)
-    records = _guarded(work, "check.p2p", matrix, group, cases.Budget(3, P2P_SECONDS[budget]), budget == "10s")
+    records = _guarded(work, "check.p2p", matrix, group(members), cases.Budget(3, P2P_SECONDS[budget]), budget == "10s")
     if records is None:
         return
     work.records += records
