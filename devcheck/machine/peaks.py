@@ -6,6 +6,8 @@ GPU:  SMs x FP32 cores/SM x 2 x SM clock; FP64 at the part's ratio, or at the FP
       rate, float32 with TF32 on (CUPY_TF32=1) at the TF32 tensor-core rate (half the FP16 rate);
       memory bandwidth = 2 (DDR) x memory clock x bus width / 8.
 PCIe: lanes x per-lane rate of the generation, after line encoding.
+GPU to GPU: NVLink generation x active links x per-link rate per direction, else the PCIe link; a
+      pair gets the slower GPU's; an all-reduce's busbw = algbw x 2(n-1)/n (nccl-tests).
 Sources: NVIDIA cuda-samples helper_cuda.h (_ConvertSMVer2Cores), cudnn-frontend's
 _FLOPS_PER_CLOCK_PER_SM, mixbench/nvbench's bandwidth formula (see shared/research/bench_anchors.md).
 """
