@@ -16,23 +16,17 @@ import numpy
 from devcheck.commands.grad_cases import INPUT_SHAPE, USES_MATMUL, cases, input_for
 from devcheck.interrupt import Interruption
 from devcheck.machine.devices import Selection, selection_checks
+from devcheck.machine.numerics import UNIT_ROUNDOFF, tf32_on
 from devcheck.report import Check, Report, Section, Status
 
-EPS32 = float(numpy.finfo(numpy.float32).eps)
-EPS_TF32 = 2.0**-10  # TF32 keeps 10 mantissa bits: float32 matmuls with CUPY_TF32=1
+EPS32 = 2 * UNIT_ROUNDOFF["float32"]  # machine epsilon: twice the unit roundoff
+EPS_TF32 = 2 * UNIT_ROUNDOFF["tf32"]  # TF32 keeps 10 mantissa bits: float32 matmuls with TF32 on
 Progress = Callable[..., None]
 
 
 def float32_tolerance(reduction_length: int, tf32: bool = False) -> float:
     """Two correct float32 results differ by rounding that grows like sqrt(terms summed)."""
     return 16 * (EPS_TF32 if tf32 else EPS32) * math.sqrt(reduction_length)
-
-
-def tf32_on(device: str) -> bool:
-    """CuPy runs float32 matmuls as TF32 on tensor cores when CUPY_TF32 is set (not on the CPU)."""
-    import os
-
-    return device.startswith("cuda") and os.environ.get("CUPY_TF32", "0") not in ("", "0")
 
 
 def op_names() -> tuple[str, ...]:

@@ -7,13 +7,12 @@ CuPy comes from the hardware seam (`devcheck.machine.seam`), so a recording can 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from devcheck.machine import seam
+from devcheck.machine import numerics, seam
 from devcheck.machine.nvml import Driver, cuda_version_text, normalize_bus_id
 from devcheck.machine.packages import cupy_dists
 from devcheck.report import Check, Field, Findings, Section, Status, na
@@ -105,7 +104,12 @@ def _versions(runtime: ModuleType, fields: dict[str, Field], state: CupyState) -
         if driver_api
         else na("cupy.cuda.runtime.driverGetVersion", "no driver")
     )
-    fields["TF32 for float32 matmul"] = Field(os.environ.get("CUPY_TF32", "0") not in ("", "0"), "CUPY_TF32")
+    tf32 = numerics.tf32()
+    fields["TF32 for float32 matmul"] = (
+        Field(None, "CUPY_TF32", Status.ERROR, f"CuPy raises {tf32.error} at every float32 matmul")
+        if tf32.error
+        else Field(tf32.on, "CUPY_TF32")
+    )
     return driver_api
 
 
@@ -255,7 +259,7 @@ def _device_row(cupy: ModuleType, index: int) -> tuple[dict, str, str]:
         ref = a.astype(numpy.float64) @ b.astype(numpy.float64)
         rel = float(numpy.abs(got - ref).max() / numpy.abs(ref).max())
         row["matmul rel err"] = rel
-        tolerance = 5e-3 if os.environ.get("CUPY_TF32", "0") not in ("", "0") else 1e-5
+        tolerance = 5e-3 if numerics.tf32().on else 1e-5
         matmul_error = "" if rel <= tolerance else f"relative error {rel:.2e} > {tolerance:.0e}"
     except Exception as e:
         matmul_error = _first_lines(e)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from devcheck.machine import numerics
 from devcheck.report import Check, Field, Findings, Section, Status
 
 RELEVANT = (
@@ -63,7 +64,6 @@ _HARMFUL = {
     "CUDA_DEVICE_WAITS_ON_EXCEPTION": "a GPU exception hangs the process for a debugger",
     "CUDA_AUTO_BOOST": "GPU boost clocks are forced on or off",
     "CUDA_CACHE_DISABLE": "the JIT cache is off: every kernel recompiles at every start",
-    "CUPY_TF32": "float32 matmuls run as TF32 (about 1000x more rounding error)",
 }
 
 
@@ -75,9 +75,10 @@ def probe(environ: Mapping[str, str]) -> Findings:
         for name, why in _HARMFUL.items()
         if present.get(name, "0").strip() not in ("", "0")
     ]
+    checks += tf32_check(environ)
     if "CUDA_VISIBLE_DEVICES" in present:
         checks.append(visible_devices(present["CUDA_VISIBLE_DEVICES"]))
-    if not any(c.status is Status.WARN for c in checks):
+    if not any(c.status in (Status.WARN, Status.FAIL) for c in checks):
         others = "" if "CUDA_VISIBLE_DEVICES" not in present else "; CUDA_VISIBLE_DEVICES: above"
         checks.append(
             Check(
@@ -89,6 +90,19 @@ def probe(environ: Mapping[str, str]) -> Findings:
     return Findings(
         [Section("envvars", "Environment variables (relevant ones only)", fields, names_are_identifiers=True)], checks
     )
+
+
+def tf32_check(environ: Mapping[str, str]) -> list[Check]:
+    """CUPY_TF32 as CuPy reads it (devcheck.machine.numerics): "00" is off, "true" breaks every matmul."""
+    state = numerics.tf32(environ)
+    fix = "set CUPY_TF32=0 (float32) or CUPY_TF32=1 (TF32): CuPy reads it as an integer"
+    if state.error:
+        what = f"CUPY_TF32={state.raw!r}: CuPy raises {state.error} at every float32 matmul"
+        return [Check("envvar.CUPY_TF32", Status.FAIL, what, fix=fix)]
+    if state.on:
+        what = f"CUPY_TF32={state.raw!r}: float32 matmuls run as TF32 (about 1000x more rounding error)"
+        return [Check("envvar.CUPY_TF32", Status.WARN, what, fix="unset CUPY_TF32")]
+    return []
 
 
 def visible_devices(raw: str) -> Check:
