@@ -120,5 +120,20 @@ def _learned_check(r: Run, config: Config) -> Check:
         f"train.{r.name}.learned",
         Status.FAIL,
         f"{r.name}: validation accuracy {accuracy:.3f} < {config.min_accuracy} after {len(r.epochs)} epochs",
-        fix="with the default options this means wrong gradients or arithmetic: run `devcheck grad`",
+        fix=not_learned_fix(config),
+    )
+
+
+def not_learned_fix(config: Config) -> str:
+    """Only the defaults are known to learn: with other options a model may simply be too small or too short."""
+    changed = [
+        f"--{name.replace('_', '-')} {getattr(config, name)} (default {default})"
+        for name, default in ((f, getattr(Config(), f)) for f in Config.__dataclass_fields__)
+        if name != "num_workers" and getattr(config, name) != default
+    ]
+    if not changed:
+        return "with the default options this means wrong gradients or arithmetic: run `devcheck grad`"
+    return (
+        f"{', '.join(changed)}: with these options the model may not reach the threshold; "
+        "if it fails with the default options too, run `devcheck grad`"
     )
