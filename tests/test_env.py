@@ -520,3 +520,41 @@ def test_cupy_without_a_driver_replays_cudas_own_reason():
     check = report.check("cupy.available")
     assert check.status is Status.SKIP and "cudaErrorInsufficientDriver" in check.detail
     assert report.to_dict()["data"]["cupy"]["cuda_runtime"]["value"] == "12.9"
+
+
+# --- the install advice compiles for the GPU it is given for (issue 23, item 8) ------------------------------
+# CUDA 13's NVRTC refuses -arch=sm_50 to sm_72 (NVIDIA's "Navigating GPU Architecture Support" blog on CUDA
+# 13.0): a V100 (7.0) or P100 (6.0) on a driver for CUDA 13 needs cupy-cuda12x, which runs on that driver.
+
+
+def older_gpu(cc, recording=None):
+    return variant(
+        recording or h100(),
+        f"NVML reports compute capability {cc[0]}.{cc[1]} (a V100 is 7.0, a P100 6.0, a T4 7.5)",
+        nvml={("nvmlDeviceGetCudaComputeCapability", GPU0): cc},
+        cupy={("Device.compute_capability", 0): f"{cc[0]}{cc[1]}"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("cc", "wheel"), [((6, 0), "12"), ((7, 0), "12"), ((7, 2), "12"), ((7, 5), "13"), ((9, 0), "13")]
+)
+def test_the_cupy_to_install_can_compile_for_the_gpu(cc, wheel):
+    fix = run(without_cupy(older_gpu(cc))).check("cupy.installed").fix
+    assert fix.startswith(f'pip install "cupy-cuda{wheel}x[ctk]"'), fix
+    assert (f"CUDA 13 cannot compile for compute capability {cc[0]}.{cc[1]}" in fix) is (wheel == "12")
+
+
+@pytest.mark.parametrize(("cc", "fails"), [((7, 0), True), ((7, 5), False)])
+def test_cupy_cuda13x_on_a_gpu_cuda_13_cannot_compile_for_fails(cc, fails):
+    check = run(older_gpu(cc)).check("cupy.installed")  # the recorded H100 has cupy-cuda13x
+    assert (check.status is Status.FAIL) is fails, check
+    if fails:
+        assert "cannot compile a kernel for compute capability 7.0" in check.summary
+        assert check.fix.startswith('pip uninstall -y cupy-cuda13x && pip install "cupy-cuda12x[ctk]"')
+
+
+def test_install_line_takes_the_oldest_gpu():
+    assert install_line(13, (7, 0)).startswith('pip install "cupy-cuda12x[ctk]"')
+    assert install_line(13, (7, 5)) == install_line(13) == 'pip install "cupy-cuda13x[ctk]"'
+    assert install_line(12, (6, 0)) == 'pip install "cupy-cuda12x[ctk]"'

@@ -33,14 +33,23 @@ class CupyState:
         return self.runtime_version // 1000 if self.runtime_version else None
 
 
-def install_line(driver_cuda_major: int | None) -> str:
-    """The CuPy wheel that matches the driver, with NVIDIA's CUDA library wheels ([ctk])."""
+# CUDA 13 compiles for compute capability 7.5 and newer only: its NVRTC refuses -arch=sm_50 to sm_72
+# (Maxwell, Pascal, Volta; NVIDIA's "Navigating GPU Architecture Support" blog, CUDA 13.0 release notes).
+CUDA_13_FROM = (7, 5)
+
+
+def install_line(driver_cuda_major: int | None, oldest_cc: tuple[int, int] | None = None) -> str:
+    """The CuPy wheel that matches the driver and can compile for every GPU (`oldest_cc`), with NVIDIA's
+    CUDA library wheels ([ctk]); a CUDA 12 runtime runs on a driver for CUDA 13."""
     if driver_cuda_major is None:
         return 'pip install "cupy-cuda12x[ctk]"  (or cupy-cuda13x[ctk] with a driver for CUDA 13)'
     if driver_cuda_major < 12:
         return (
             'upgrade the NVIDIA driver to one for CUDA 12 or newer (CuPy 14 needs it), or pip install "cupy-cuda11x<14"'
         )
+    if driver_cuda_major >= 13 and oldest_cc is not None and oldest_cc < CUDA_13_FROM:
+        cc = f"{oldest_cc[0]}.{oldest_cc[1]}"
+        return f'pip install "cupy-cuda12x[ctk]"  (CUDA 13 cannot compile for compute capability {cc})'
     return f'pip install "cupy-cuda{min(driver_cuda_major, 13)}x[ctk]"'
 
 
@@ -85,7 +94,7 @@ def probe(dists: dict[str, str], driver: Driver) -> tuple[Findings, CupyState]:
                 Status.FAIL,
                 f"CuPy's CUDA runtime {cuda_version_text(state.runtime_version)} is newer than the driver "
                 f"supports ({cuda_version_text(driver_api)})",
-                fix=install_line(driver_api // 1000),
+                fix=install_line(driver_api // 1000, driver.oldest_cc),
             )
         )
         return out, state
@@ -135,7 +144,7 @@ def _compute_on_every_device(cupy: ModuleType, driver: Driver, state: CupyState)
             kernel_errors,
             len(rows),
             "NVRTC could not compile or run a kernel",
-            f"{install_line(_nvrtc_major(kernel_errors) or driver.cuda_major)}  (brings NVRTC), "
+            f"{install_line(_nvrtc_major(kernel_errors) or driver.cuda_major, driver.oldest_cc)}  (brings NVRTC), "
             "or install the CUDA toolkit",
         )
     )
@@ -146,7 +155,7 @@ def _compute_on_every_device(cupy: ModuleType, driver: Driver, state: CupyState)
             matmul_errors,
             len(rows),
             "cuBLAS matmul failed or was wrong",
-            f"{install_line(driver.cuda_major)}  (brings cuBLAS), or install the CUDA toolkit",
+            f"{install_line(driver.cuda_major, driver.oldest_cc)}  (brings cuBLAS), or install the CUDA toolkit",
         )
     )
     return Findings([Section("cuda_devices", "CUDA devices (as CuPy sees them)", rows=rows)], checks)
@@ -159,7 +168,7 @@ def _nvrtc_major(errors: list[str]) -> int | None:
 
 
 def _packages_check(installed: dict[str, str], driver: Driver) -> Check:
-    names = list(installed)
+    names, line = list(installed), install_line(driver.cuda_major, driver.oldest_cc)
     if not names:
         if not driver.loaded:
             return Check("cupy.installed", Status.SKIP, "CuPy is not installed (and there is no working NVIDIA driver)")
@@ -167,7 +176,7 @@ def _packages_check(installed: dict[str, str], driver: Driver) -> Check:
             "cupy.installed",
             Status.WARN,
             "CuPy is not installed: the GPU cannot be used from devcheck",
-            fix=install_line(driver.cuda_major),
+            fix=line,
         )
     if len(names) > 1:
         return Check(
@@ -175,7 +184,7 @@ def _packages_check(installed: dict[str, str], driver: Driver) -> Check:
             Status.FAIL,
             f"{len(names)} CuPy packages are installed: {', '.join(names)}",
             detail="they overwrite one another's files; exactly one must be installed",
-            fix=f"pip uninstall -y {' '.join(names)} && {install_line(driver.cuda_major)}",
+            fix=f"pip uninstall -y {' '.join(names)} && {line}",
         )
     name = names[0]
     wheel_major = wheel_cuda_major(name)
@@ -185,7 +194,16 @@ def _packages_check(installed: dict[str, str], driver: Driver) -> Check:
             Status.FAIL,
             f"{name} needs a driver for CUDA {wheel_major}, this driver supports CUDA "
             f"{cuda_version_text(driver.cuda_version)}",
-            fix=f"pip uninstall -y {name} && {install_line(driver.cuda_major)}  (or upgrade the driver)",
+            fix=f"pip uninstall -y {name} && {line}  (or upgrade the driver)",
+        )
+    oldest = driver.oldest_cc
+    if wheel_major and wheel_major >= 13 and oldest is not None and oldest < CUDA_13_FROM:
+        return Check(
+            "cupy.installed",
+            Status.FAIL,
+            f"{name} cannot compile a kernel for compute capability {oldest[0]}.{oldest[1]} "
+            f"(CUDA 13 starts at {CUDA_13_FROM[0]}.{CUDA_13_FROM[1]})",
+            fix=f"pip uninstall -y {name} && {line}",
         )
     return Check("cupy.installed", Status.OK, f"{name} {installed[name]}")
 
@@ -208,7 +226,7 @@ def _unavailable_check(runtime: ModuleType, driver: Driver) -> Check:
         return Check("cupy.available", Status.SKIP, "CuPy has no GPU to use", detail=reason, fix=driver.check.fix)
     fix = "check CUDA_VISIBLE_DEVICES and the container's GPU access (`--gpus all`)"
     if "InsufficientDriver" in reason:
-        fix = install_line(driver.cuda_major) + "  (or upgrade the NVIDIA driver)"
+        fix = install_line(driver.cuda_major, driver.oldest_cc) + "  (or upgrade the NVIDIA driver)"
     return Check("cupy.available", Status.FAIL, "CuPy cannot use any GPU", detail=reason, fix=fix)
 
 
