@@ -65,7 +65,8 @@ def cuda_facts(index: int) -> DeviceFacts:
     sm_mhz, mem_mhz = props.get("clockRate", 0) / 1000, props.get("memoryClockRate", 0) / 1000
     nv = _nvml_facts(device.pci_bus_id)
     sm_mhz, mem_mhz = sm_mhz or nv.get("sm_mhz"), mem_mhz or nv.get("mem_mhz")
-    gpu = peaks.Gpu(cc, props["multiProcessorCount"], sm_mhz, nv.get("geforce", False))
+    geforce = nv.get("geforce", "GeForce" in name)  # NVML's brand; without NVML, CUDA's name says it too
+    gpu = peaks.Gpu(cc, props["multiProcessorCount"], sm_mhz, geforce)
     gpu = replace(gpu, fp64_ratio=props.get("singleToDoublePrecisionPerfRatio") or None)
     tf32 = numerics.tf32().on
     with device:
