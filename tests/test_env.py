@@ -558,3 +558,97 @@ def test_install_line_takes_the_oldest_gpu():
     assert install_line(13, (7, 0)).startswith('pip install "cupy-cuda12x[ctk]"')
     assert install_line(13, (7, 5)) == install_line(13) == 'pip install "cupy-cuda13x[ctk]"'
     assert install_line(12, (6, 0)) == 'pip install "cupy-cuda12x[ctk]"'
+
+
+# --- env says what is set, and what is broken (issue 23, item 11) ------------------------------------------
+
+
+def test_a_cupy_with_no_package_metadata_that_imports_is_used():
+    """A source, conda or copied install has no *.dist-info: it is installed all the same."""
+    no_metadata = variant(h100(), "CuPy imports, no package metadata", packages={"nvidia-ml-py": "13.610.43"})
+    report = run(no_metadata)
+    assert (
+        status(report, "cupy.installed") is Status.OK
+        and "no package metadata" in report.check("cupy.installed").summary
+    )
+    assert status(report, "cupy.import") is Status.OK and status(report, "cupy.matmul") is Status.OK
+
+
+def test_a_broken_cupy_with_no_package_metadata_is_broken_not_missing():
+    message = "libcudart.so.12: cannot open shared object file: No such file or directory"
+    broken = variant(
+        h100(), "a `cupy` folder that fails to import, no package metadata", packages={"nvidia-ml-py": "1"}
+    )
+    broken.cupy = [{"fn": "import", "args": [], "error": {"type": "ImportError", "str": message}}]
+    report = run(broken)
+    assert "not installed" not in " ".join(c.summary for c in report.checks) + report.verdict
+    assert status(report, "cupy.import") is Status.FAIL and "libcudart.so.12" in report.check("cupy.import").detail
+    assert "`python -c 'import cupy'` names its folder" in report.check("cupy.import").fix
+
+
+def test_without_metadata_or_module_cupy_is_not_installed():
+    report = run(without_cupy(h100()))
+    assert report.check("cupy.installed").summary.startswith("CuPy is not installed")
+    assert report.check("cupy.import") is None
+
+
+@pytest.mark.parametrize("value", ["", "0", "1"])
+def test_a_variable_set_is_never_reported_unset(value):
+    from devcheck.machine.envvars import RELEVANT
+
+    environ = {name: value for name in RELEVANT}
+    doc = run(environ=environ).to_dict()["data"]
+    for name in RELEVANT:
+        field = doc["envvars"][name]
+        assert field["value"] == value and field["status"] == "ok", (name, field)
+        assert (field.get("note") == "set, to the empty string") is (value == "")
+    home = doc["toolkit"]["cuda_home"]
+    assert home["value"] == value and home["status"] == "ok" and "unset" not in home.get("note", ""), home
+
+
+@pytest.mark.parametrize(
+    ("environ", "value", "note"),
+    [
+        ({"CUDA_HOME": "/opt/cuda"}, "/opt/cuda", None),
+        ({"CUDA_HOME": ""}, "", "set, to the empty string"),
+        ({"CUDA_PATH": "/usr/local/cuda"}, "/usr/local/cuda", "CUDA_HOME is unset"),
+        ({}, None, "unset, and so is CUDA_PATH"),
+    ],
+)
+def test_cuda_home_as_set(environ, value, note):
+    home = run(environ=environ).to_dict()["data"]["toolkit"]["cuda_home"]
+    assert home["value"] == value and home.get("note") == note, home
+
+
+def readme_json_example() -> dict:
+    import json
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("## JSON") :]
+    return json.loads(re.search(r"```json\n(.*?)```", section, re.S).group(1))
+
+
+def test_the_readmes_json_example_is_what_a_machine_without_a_driver_reports():
+    """Every key of the example, and every check, as this machine without a driver writes them."""
+    example = readme_json_example()
+    real = run(load("no-driver")).to_dict()
+    assert set(example) == set(real)
+    for section, fields in example["data"].items():
+        for name, field in fields.items():
+            got = real["data"][section][name]
+            assert set(got) == set(field), (section, name, got)
+            assert got["source"] == field["source"] and got["status"] == field["status"], (section, name, got)
+    ours = {c["id"]: c for c in real["checks"]}
+    for check in example["checks"]:
+        assert ours[check["id"]]["status"] == check["status"] and ours[check["id"]]["summary"] == check["summary"]
+
+
+def test_every_fact_env_reads_is_a_field_and_every_table_a_list_of_records():
+    for section in run(load("no-driver")).to_dict()["data"].values():
+        if isinstance(section, list):
+            assert all(isinstance(row, dict) for row in section)
+            continue
+        for name, field in section.items():
+            assert {"value", "source", "status"} <= set(field), (name, field)

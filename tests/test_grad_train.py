@@ -252,3 +252,13 @@ def test_a_run_with_other_options_that_does_not_learn_is_not_blamed_on_gradients
 )
 def test_only_the_default_options_blame_gradients(config, blames_gradients):
     assert not_learned_fix(config).startswith("with the default options this means wrong gradients") is blames_gradients
+
+
+def test_train_json_and_log_name_each_value_alike(tmp_path):
+    log = tmp_path / "log.jsonl"
+    result = invoke("train", "--device", "cpu", "--json", "--epochs", "2", "--hidden", "4", "--min-accuracy", "0",
+                    "--log", str(log))  # fmt: skip
+    rows = json.loads(result.stdout)["data"]["epochs"]
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [set(line) for line in lines] == [set(row) for row in rows]
+    assert "train_accuracy" in rows[0] and "train_acc" not in rows[0]

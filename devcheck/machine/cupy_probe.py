@@ -60,22 +60,24 @@ def probe(dists: dict[str, str], driver: Driver) -> tuple[Findings, CupyState]:
     installed = cupy_dists(dists)
     fields["packages"] = Field([f"{n} {v}" for n, v in installed.items()], "*.dist-info on sys.path")
     checks.append(_packages_check(installed, driver))
-    if not installed or checks[-1].status is Status.FAIL:
+    if checks[-1].status is Status.FAIL:
         return out, state
 
-    try:
+    try:  # also with no package metadata: a CuPy that imports, or fails to, is there all the same
         cupy = seam.cupy()
     except Exception as e:  # ImportError, but a broken install can raise anything at import
-        checks.append(
-            Check(
-                "cupy.import",
-                Status.FAIL,
-                "import cupy failed",
-                detail=_first_lines(e),
-                fix=f"pip install --force-reinstall --no-cache-dir {next(iter(installed))}",
+        if not installed and isinstance(e, ImportError) and e.name == "cupy":
+            return out, state  # no metadata and no module: not installed, as _packages_check said
+        if not installed:  # not "not installed": a `cupy` is there, and broken
+            checks[-1] = Check(
+                "cupy.installed", Status.WARN, "a `cupy` module is on sys.path, with no package metadata"
             )
-        )
+        checks.append(_import_failed(e, installed, driver))
         return out, state
+    if not installed:
+        where = getattr(cupy, "__file__", None) or "sys.path"
+        what = f"CuPy imports from {where}, with no package metadata (a source, conda or copied install)"
+        checks[-1] = Check("cupy.installed", Status.OK, what)
     fields["version"] = Field(cupy.__version__, "cupy.__version__")
     checks.append(Check("cupy.import", Status.OK, f"CuPy {cupy.__version__} imports"))
 
@@ -159,6 +161,18 @@ def _compute_on_every_device(cupy: ModuleType, driver: Driver, state: CupyState)
         )
     )
     return Findings([Section("cuda_devices", "CUDA devices (as CuPy sees them)", rows=rows)], checks)
+
+
+def _import_failed(error: Exception, installed: dict[str, str], driver: Driver) -> Check:
+    fix = (
+        f"pip install --force-reinstall --no-cache-dir {next(iter(installed))}"
+        if installed
+        else (
+            "remove the `cupy` that fails to import (no pip package owns it: "
+            f"`python -c 'import cupy'` names its folder), then {install_line(driver.cuda_major, driver.oldest_cc)}"
+        )
+    )
+    return Check("cupy.import", Status.FAIL, "import cupy failed", detail=_first_lines(error), fix=fix)
 
 
 def _nvrtc_major(errors: list[str]) -> int | None:

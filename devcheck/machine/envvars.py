@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from devcheck.machine import numerics
 from devcheck.report import Check, Field, Findings, Section, Status
 
+EMPTY = "set, to the empty string"  # set all the same: CUDA_VISIBLE_DEVICES="" hides every GPU
 RELEVANT = (
     "CUDA_VISIBLE_DEVICES",
     "CUDA_DEVICE_ORDER",
@@ -69,7 +70,7 @@ _HARMFUL = {
 
 def probe(environ: Mapping[str, str]) -> Findings:
     present = {name: environ[name] for name in RELEVANT if name in environ}
-    fields = {name: Field(value, "os.environ") for name, value in present.items()}
+    fields = {name: Field(value, "os.environ", note="" if value else EMPTY) for name, value in present.items()}
     checks = [
         Check(f"envvar.{name}", Status.WARN, f"{name}={present[name]}: {why}", fix=f"unset {name}")
         for name, why in _HARMFUL.items()

@@ -68,9 +68,9 @@ def run(
             "device": r.name,
             "epoch": e["epoch"],
             "loss": e["loss"],
-            "train acc": e["train_accuracy"],
+            "train accuracy": e["train_accuracy"],
             "val loss": e["val_loss"],
-            "val acc": e["val_accuracy"],
+            "val accuracy": e["val_accuracy"],
             "seconds": e["seconds"],
             "samples/s": e["samples_per_s"],
         }
@@ -95,7 +95,7 @@ def _device_row(r: Run) -> dict:
         "device": r.name,
         "epochs": len(r.epochs),
         "final loss": last.get("loss"),
-        "val acc": last.get("val_accuracy"),
+        "val accuracy": last.get("val_accuracy"),
         "s/epoch (median)": float(numpy.median(seconds)) if seconds else None,
         "samples/s (median)": float(numpy.median([e["samples_per_s"] for e in r.epochs])) if seconds else None,
     }
