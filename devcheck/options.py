@@ -31,9 +31,11 @@ class MatmulShape:
 
 
 def device(text: str) -> str:
-    spec = text.strip().lower()
+    """Names are exact, as every choice's is (--format, --ops, --optimizer): `CPU` is refused, not guessed."""
+    spec = text.strip()
     if not DEVICE.match(spec):
-        raise BadInput(f"--device {text!r}: expected auto, all, cpu, cuda or cuda:N")
+        case = " (names are lower case)" if DEVICE.match(spec.lower()) else ""
+        raise BadInput(f"--device {text!r}: expected auto, all, cpu, cuda or cuda:N{case}")
     return spec
 
 

@@ -736,6 +736,11 @@ VERDICT_ROWS = [
         for value in ("abc", "0", "-1", "inf", "nan")
         for env in ({"DEVCHECK_PROBE_TIMEOUT": value},)
     ),
+    # one rule for names: exact and lower case, as --format, --ops and --optimizer (issue 23, item 16)
+    row("grad-device-upper", ["grad", "--device", "CPU"], 2, "--device 'CPU'", "(names are lower case)"),
+    row("grad-device-cuda-upper", ["grad", "--device", "CUDA:0"], 2, "--device 'CUDA:0'", "(names are lower case)"),
+    row("grad-device-lower", ["grad", "--device", "cpu", "--fast", "--ops", "add", "-q"], 0),
+    row("env-format-upper", ["env", "--format", "JSON"], 2, "'JSON' is not one of", usage=True),
     row("env-probe-timeout-5", ["env", "--json"], 0, '"command": "env"', env={"DEVCHECK_PROBE_TIMEOUT": "5"}),
     row("env-probe-timeout-blank", ["env", "--json"], 0, '"command": "env"', env={"DEVCHECK_PROBE_TIMEOUT": ""}),
 ]
