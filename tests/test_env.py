@@ -366,6 +366,25 @@ def test_visible_devices_stops_at_an_invalid_entry():
     assert gpu(report, 0)["cuda_index"]["status"] == "n/a"
 
 
+@pytest.mark.parametrize(("value", "hides"), [("GPU-xyz", True), ("7", True), ("1", False), ("0,1", False)])
+def test_with_nvml_one_judgement_of_cuda_visible_devices(value, hides):
+    """Read as text, GPU-xyz looks like a UUID that limits CUDA to one GPU; NVML knows it matches none.
+    Only the judgement against the real GPUs is given, never both (issue 23, item 16)."""
+    report = visible_run(value)
+    summaries = " ".join(c.summary for c in report.checks)
+    assert report.check("envvar.CUDA_VISIBLE_DEVICES") is None and "limits CUDA to" not in summaries
+    assert (report.check("visible.none") is not None) is hides
+    assert (
+        report.check("envvars").status is Status.OK
+        and "see the CUDA device selection" in report.check("envvars").summary
+    )
+
+
+def test_without_nvml_cuda_visible_devices_is_read_as_text():
+    report = run(load("no-driver"), environ={"CUDA_VISIBLE_DEVICES": "GPU-xyz"})
+    assert "limits CUDA to GPU GPU-xyz (as cuda:0)" in report.check("envvar.CUDA_VISIBLE_DEVICES").summary
+
+
 def test_visible_devices_by_uuid_prefix():
     assert selected(visible_run("GPU-5e1f0c2a-0000-4000-8000-000000000002")) == [
         "cuda:0 = GPU 1 (GPU-5e1f0c2a-0000-4000-8000-000000000002, 0000:00:07.0)"

@@ -56,7 +56,7 @@ def collect(*, require_gpu: bool = False, environ: Mapping[str, str] | None = No
             report.add(guarded(f"gpu{gpu.nvml_index}", lambda g=gpu, i=index: nvml.gpu_findings(module, g, i)))
         report.add(guarded("topology", lambda: topology.findings(module, driver.gpus)))
     report.add(guarded("toolkit", lambda: toolkit_probe(state.runtime_major)))
-    report.add(guarded("envvars", lambda: envvars.probe(environ)))
+    report.add(guarded("envvars", lambda: envvars.probe(environ, gpus_known=driver.loaded)))
 
     report.verdict = verdict(report, state)
     if require_gpu and not state.ready:

@@ -68,7 +68,9 @@ _HARMFUL = {
 }
 
 
-def probe(environ: Mapping[str, str]) -> Findings:
+def probe(environ: Mapping[str, str], gpus_known: bool = False) -> Findings:
+    """`gpus_known`: NVML resolved CUDA_VISIBLE_DEVICES against the real GPUs (devcheck.machine.visible),
+    whose checks then judge it; read as text alone, a UUID that matches no GPU would look fine."""
     present = {name: environ[name] for name in RELEVANT if name in environ}
     fields = {name: Field(value, "os.environ", note="" if value else EMPTY) for name, value in present.items()}
     checks = [
@@ -77,10 +79,14 @@ def probe(environ: Mapping[str, str]) -> Findings:
         if present.get(name, "0").strip() not in ("", "0")
     ]
     checks += tf32_check(environ)
-    if "CUDA_VISIBLE_DEVICES" in present:
+    if "CUDA_VISIBLE_DEVICES" in present and not gpus_known:
         checks.append(visible_devices(present["CUDA_VISIBLE_DEVICES"]))
     if not any(c.status in (Status.WARN, Status.FAIL) for c in checks):
-        others = "" if "CUDA_VISIBLE_DEVICES" not in present else "; CUDA_VISIBLE_DEVICES: above"
+        others = (
+            ""
+            if "CUDA_VISIBLE_DEVICES" not in present
+            else "; CUDA_VISIBLE_DEVICES: " + ("see the CUDA device selection" if gpus_known else "above")
+        )
         checks.append(
             Check(
                 "envvars",
