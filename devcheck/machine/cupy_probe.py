@@ -75,8 +75,7 @@ def probe(dists: dict[str, str], driver: Driver) -> tuple[Findings, CupyState]:
         checks.append(_import_failed(e, installed, driver))
         return out, state
     if not installed:
-        where = getattr(cupy, "__file__", None) or "sys.path"
-        what = f"CuPy imports from {where}, with no package metadata (a source, conda or copied install)"
+        what = "CuPy imports, with no package metadata on sys.path (a source, conda or copied install)"
         checks[-1] = Check("cupy.installed", Status.OK, what)
     fields["version"] = Field(cupy.__version__, "cupy.__version__")
     checks.append(Check("cupy.import", Status.OK, f"CuPy {cupy.__version__} imports"))

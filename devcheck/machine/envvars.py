@@ -107,7 +107,7 @@ def tf32_check(environ: Mapping[str, str]) -> list[Check]:
         what = f"CUPY_TF32={state.raw!r}: CuPy raises {state.error} at every float32 matmul"
         return [Check("envvar.CUPY_TF32", Status.FAIL, what, fix=fix)]
     if state.on:
-        what = f"CUPY_TF32={state.raw!r}: float32 matmuls run as TF32 (about 1000x more rounding error)"
+        what = f"CUPY_TF32={state.raw!r}: float32 matmuls run as TF32 from compute capability 8.0 (1000x the rounding)"
         return [Check("envvar.CUPY_TF32", Status.WARN, what, fix="unset CUPY_TF32")]
     return []
 
