@@ -741,6 +741,17 @@ VERDICT_ROWS = [
     row("grad-device-cuda-upper", ["grad", "--device", "CUDA:0"], 2, "--device 'CUDA:0'", "(names are lower case)"),
     row("grad-device-lower", ["grad", "--device", "cpu", "--fast", "--ops", "add", "-q"], 0),
     row("env-format-upper", ["env", "--format", "JSON"], 2, "'JSON' is not one of", usage=True),
+    *(  # CuPy raises at every float32 matmul: refused before any work, not "internal error: ValueError"
+        row(
+            f"{cmd}-cupy-tf32-true",
+            [cmd, *rest, "--device", "cuda"],
+            2,
+            "--device 'cuda': CUPY_TF32='true'",
+            env={"CUPY_TF32": "true"},
+            machine="h100",
+        )
+        for cmd, rest in (("bench", BENCH[2:]), ("grad", ["--fast"]), ("train", ["--epochs", "1"]), ("check", []))
+    ),
     row("env-probe-timeout-5", ["env", "--json"], 0, '"command": "env"', env={"DEVCHECK_PROBE_TIMEOUT": "5"}),
     row("env-probe-timeout-blank", ["env", "--json"], 0, '"command": "env"', env={"DEVCHECK_PROBE_TIMEOUT": ""}),
 ]
