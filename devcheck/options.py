@@ -31,9 +31,11 @@ class MatmulShape:
 
 
 def device(text: str) -> str:
-    spec = text.strip().lower()
+    """Names are exact, as every choice's is (--format, --ops, --optimizer): `CPU` is refused, not guessed."""
+    spec = text.strip()
     if not DEVICE.match(spec):
-        raise BadInput(f"--device {text!r}: expected auto, all, cpu, cuda or cuda:N")
+        case = " (names are lower case)" if DEVICE.match(spec.lower()) else ""
+        raise BadInput(f"--device {text!r}: expected auto, all, cpu, cuda or cuda:N{case}")
     return spec
 
 
@@ -127,19 +129,16 @@ def input_file(option: str, path: Path | None) -> Path | None:
     return path
 
 
+def environment() -> None:
+    """devcheck's own environment variables, checked before any work as its options are."""
+    from devcheck.machine import seam
+
+    seam.probe_timeout()
+
+
 def bench_baseline(path: Path | None) -> list[dict] | None:
     """The records of an earlier `devcheck bench --json`."""
-    if path is None:
-        return None
-    input_file("--baseline", path)
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise BadInput(f"--baseline {path}: not a JSON file ({e})") from None
-    data = doc.get("data") if isinstance(doc, dict) else None
-    if not isinstance(data, dict) or doc.get("command") != "bench" or "records" not in data:
-        raise BadInput(f"--baseline {path}: not the JSON of `devcheck bench --json`")
-    return baseline_records("--baseline", path, doc)
+    return report_records("--baseline", path, ("bench",))
 
 
 def baseline_records(option: str, path: Path, doc: dict) -> list[dict]:
@@ -170,7 +169,8 @@ def baseline_records(option: str, path: Path, doc: dict) -> list[dict]:
 
 
 def report_records(option: str, path: Path | None, commands: tuple[str, ...]) -> list[dict] | None:
-    """The measured records of an earlier devcheck report (`bench --json`, `check --json`)."""
+    """The measured records of an earlier devcheck report (`bench --json`, `check --json`): one loader,
+    so every command refuses a malformed file with the same clear line."""
     if path is None:
         return None
     input_file(option, path)
@@ -178,9 +178,10 @@ def report_records(option: str, path: Path | None, commands: tuple[str, ...]) ->
         doc = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise BadInput(f"{option} {path}: not a JSON file ({e})") from None
-    if not isinstance(doc, dict) or doc.get("command") not in commands or "records" not in doc.get("data", {}):
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, dict) or doc.get("command") not in commands or "records" not in data:
         raise BadInput(f"{option} {path}: not the JSON of `devcheck {' or '.join(commands)} --json`")
-    return doc["data"]["records"]
+    return baseline_records(option, path, doc)
 
 
 def fail_on(text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:

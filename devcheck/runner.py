@@ -46,6 +46,7 @@ def _run(
         for option, path in zip(("--summary", "--junit", "--json-file"), files):
             options.output_file(option, path)
         options.distinct_files(dict(zip(("--summary", "--junit", "--json-file"), files)))
+        options.environment()
         if fmt is not Format.table and sys.stdout is None:
             raise BadInput("stdout is closed: nowhere to write the report (drop `>&-`, or use --json-file)")
         if fmt is Format.table and not quiet:

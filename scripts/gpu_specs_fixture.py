@@ -2,6 +2,7 @@
 its sources), plus, where a public `nvidia-smi -q` dump of the same card exists in
 shared/fixtures/public/, the max SM and memory clocks that card reports (NVML's max clocks: what
 devcheck reads on a real card), so a stand-in built from a model's figures needs nothing invented.
+Models added in tests/fixtures/gpu_specs.json itself (`added_here`: why, `sources`: where from) are kept.
 
     python scripts/gpu_specs_fixture.py ../shared/fixtures
 """
@@ -40,6 +41,8 @@ def main(shared: Path) -> None:
         found = dumps.get(model["nvidia_smi_name"]) or (None, None, None, None)
         model["dump"], model["max_sm_mhz"], model["max_memory_mhz"], model["brand"] = found
     out = ROOT / "tests/fixtures/gpu_specs.json"
+    known = {m["name"] for m in models}  # models added here (each says why in `added_here`) are kept
+    models += [m for m in json.loads(out.read_text()) if m.get("added_here") and m["name"] not in known]
     out.write_text(json.dumps(models, indent=1) + "\n")
     print(f"wrote {out}: {len(models)} models, {sum(bool(m['dump']) for m in models)} with a dump's clocks")
 

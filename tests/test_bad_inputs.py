@@ -716,7 +716,46 @@ TRAIN_ROWS = [  # the first 13 moved from tests/test_grad_train.py
     ),
 ]
 
-ROWS = ENV_ROWS + BENCH_ROWS + GRAD_ROWS + TRAIN_ROWS
+# One loader for every --baseline (bench's and check's), and devcheck's own variables refused alike by every
+# command (issue 23, item 4): check once said "internal error: KeyError", env "internal error: ValueError".
+VERDICT_ROWS = [
+    *(
+        row(f"check-baseline-{name}", ["check", "--baseline", f"{{fx}}/{name}.json"], 2, "--baseline", words)
+        for name, words in (
+            ("records", "record 0 is not a measured case"),
+            ("nanrate", "record 0 is not"),
+            ("datastring", "not the JSON of `devcheck bench or check --json`"),
+            ("newer", "schema_version 2 is newer"),
+            ("noschema", "no schema_version"),
+            ("list", "not the JSON of"),
+        )
+    ),
+    *(
+        row(f"{cmd}-probe-timeout-{value or 'blank'}", [cmd, *rest], 2, f"DEVCHECK_PROBE_TIMEOUT={value!r}", env=env)
+        for cmd, rest in (("env", []), ("bench", BENCH), ("grad", [*CPU, "--fast"]))
+        for value in ("abc", "0", "-1", "inf", "nan")
+        for env in ({"DEVCHECK_PROBE_TIMEOUT": value},)
+    ),
+    # one rule for names: exact and lower case, as --format, --ops and --optimizer (issue 23, item 16)
+    row("grad-device-upper", ["grad", "--device", "CPU"], 2, "--device 'CPU'", "(names are lower case)"),
+    row("grad-device-cuda-upper", ["grad", "--device", "CUDA:0"], 2, "--device 'CUDA:0'", "(names are lower case)"),
+    row("grad-device-lower", ["grad", "--device", "cpu", "--fast", "--ops", "add", "-q"], 0),
+    row("env-format-upper", ["env", "--format", "JSON"], 2, "'JSON' is not one of", usage=True),
+    *(  # CuPy raises at every float32 matmul: refused before any work, not "internal error: ValueError"
+        row(
+            f"{cmd}-cupy-tf32-true",
+            [cmd, *rest, "--device", "cuda"],
+            2,
+            "--device 'cuda': CUPY_TF32='true'",
+            env={"CUPY_TF32": "true"},
+            machine="h100",
+        )
+        for cmd, rest in (("bench", BENCH[2:]), ("grad", ["--fast"]), ("train", ["--epochs", "1"]), ("check", []))
+    ),
+    row("env-probe-timeout-5", ["env", "--json"], 0, '"command": "env"', env={"DEVCHECK_PROBE_TIMEOUT": "5"}),
+    row("env-probe-timeout-blank", ["env", "--json"], 0, '"command": "env"', env={"DEVCHECK_PROBE_TIMEOUT": ""}),
+]
+ROWS = ENV_ROWS + BENCH_ROWS + GRAD_ROWS + TRAIN_ROWS + VERDICT_ROWS
 MACHINES = {
     "h100": h100,
     "no-driver": lambda: recording("no-driver"),
@@ -747,7 +786,7 @@ def test_bad_input(case: Row, tmp_path: Path, fx: Path):
             assert fill(word) in (output if case.code != 2 else result.stderr), output
         if case.code == 2 and not case.usage:
             lines = result.stderr.strip().splitlines()
-            assert len(lines) == 1 and lines[0].startswith("devcheck: error: --"), result.stderr
+            assert len(lines) == 1 and lines[0].startswith(("devcheck: error: --", "devcheck: error: DEVCHECK_"))
             assert result.stdout == ""
     finally:
         if case.after:

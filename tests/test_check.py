@@ -335,5 +335,30 @@ def test_a_step_runs_the_devices_in_turn_while_the_budget_has_room_for_the_next(
         assert skips == []
     else:
         assert skips == [
-            ("check.speed.budget", Status.SKIP, "speed not run on cuda:0, cuda:1: no time left in the 10s budget")
+            ("check.speed.budget", Status.WARN, "speed not run on cuda:0, cuda:1: no time left in the 10s budget")
         ]
+
+
+# --- a step the budget left out is not a pass (issue 23, item 6) --------------------------------------------
+
+
+@pytest.mark.parametrize("strict", [False, True])
+@pytest.mark.parametrize("skipped", [[], ["speed"], ["speed", "stress"]])
+def test_a_step_left_out_for_time_is_never_fit(skipped, strict):
+    from devcheck.commands import check
+    from devcheck.report import Report
+
+    plan = [{"step": s, "ran": s not in skipped} for s in ("health", "correctness", "speed", "stress")]
+    report = Report("check")
+    report.checks += check._budget_checks(plan, check.Settings(budget="10s"))
+    if strict:
+        report.checks = [check._strict(c) for c in report.checks]
+    got = check.verdict(report, ["cpu"], 9.1)
+    if not skipped:
+        assert report.ok and got == "check: fit to compute on cpu (9.1 s)"
+    elif strict:
+        assert not report.ok and got.startswith("check: NOT FIT — skipped for time in the 10s budget: speed"), got
+    else:
+        assert report.ok and "fit to compute" not in got and "not fully checked" in got, got
+        assert f"skipped for time in the 10s budget: {', '.join(skipped)}" in got
+        assert report.check("check.budget").fix == "--budget 60s"

@@ -465,3 +465,18 @@ def test_prometheus_file_parses(h100_check, tmp_path):
         doc["data"]["outliers"]
     )
     assert "devcheck_compare_inputs_skipped 1" in lines
+
+
+def test_a_json_example_in_a_markdown_document_is_not_a_node(h100_check, tmp_path):
+    """The README's example (a valid report's shape) read as a node made `compare README.md` exit 0; the same
+    reports in a pod's log, between lines of other text, are still read (issue 23, item 16)."""
+    readme = Path(__file__).parents[1] / "README.md"
+    code, doc, stderr = compare(str(readme))
+    assert code == 2 and "a JSON example in a Markdown code block, not a report" in stderr
+    texts = list(fleets.fleet(h100_check, 3, kinds=()).values())
+    for fence in ("```json", "~~~"):
+        prose = "".join(f"# Node {i}\n\nIts report:\n\n{fence}\n{t.strip()}\n```\n\n" for i, t in enumerate(texts))
+        code, doc, stderr = compare("-", stdin=prose)
+        assert code == 2 and stderr.count("Markdown code block") == 1, stderr  # one line naming all three
+    code, doc, _ = compare("-", stdin="".join(f"pod {i} says:\n{t}" for i, t in enumerate(texts)))
+    assert code == 0 and doc["data"]["nodes_compared"] == 3

@@ -355,3 +355,24 @@ def test_the_optimizer_updates_a_parameter_on_its_own_gpu_not_the_current_one(ma
             opt.step()
         assert all(v.device.id == 1 for v in opt.state[p].values() if hasattr(v, "shape"))
         assert p.data.device.id == 1 and (p.numpy() < 1).all()
+
+
+def test_float16_adam_leaves_a_parameter_whose_gradient_is_0_alone(fused_device):
+    """eps = 1e-8 is 0 in float16: an update in float16 is 0 / (0 + 0) = nan where a gradient has been 0.
+    Computed in float32 and stored in float16 (PyTorch's fused Adam), it is 0 there and right elsewhere."""
+    if fused_device == "sim":
+        pytest.skip("the array API has no float16")
+    p = nn.Parameter(tensor(numpy.array([0.5, -1.5, 2.0], numpy.float16), device=fused_device))
+    opt = optim.Adam([p], lr=0.1)
+    w = numpy.array([0.5, -1.5, 2.0])
+    m = v = numpy.zeros(3)
+    for t in range(1, 4):
+        opt.zero_grad()
+        (p[:2] ** 2).sum().backward()  # the third element's gradient is 0
+        g = numpy.array([2 * w[0], 2 * w[1], 0.0])
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+        w = w - 0.1 * (m / (1 - 0.9**t)) / (numpy.sqrt(v / (1 - 0.999**t)) + 1e-8)
+        opt.step()
+    got = p.numpy()
+    assert got.dtype == numpy.float16 and got[2] == 2.0, got
+    numpy.testing.assert_allclose(got, w, rtol=2e-3)  # float16 keeps 11 bits: a few of its ulps

@@ -366,6 +366,25 @@ def test_visible_devices_stops_at_an_invalid_entry():
     assert gpu(report, 0)["cuda_index"]["status"] == "n/a"
 
 
+@pytest.mark.parametrize(("value", "hides"), [("GPU-xyz", True), ("7", True), ("1", False), ("0,1", False)])
+def test_with_nvml_one_judgement_of_cuda_visible_devices(value, hides):
+    """Read as text, GPU-xyz looks like a UUID that limits CUDA to one GPU; NVML knows it matches none.
+    Only the judgement against the real GPUs is given, never both (issue 23, item 16)."""
+    report = visible_run(value)
+    summaries = " ".join(c.summary for c in report.checks)
+    assert report.check("envvar.CUDA_VISIBLE_DEVICES") is None and "limits CUDA to" not in summaries
+    assert (report.check("visible.none") is not None) is hides
+    assert (
+        report.check("envvars").status is Status.OK
+        and "see the CUDA device selection" in report.check("envvars").summary
+    )
+
+
+def test_without_nvml_cuda_visible_devices_is_read_as_text():
+    report = run(load("no-driver"), environ={"CUDA_VISIBLE_DEVICES": "GPU-xyz"})
+    assert "limits CUDA to GPU GPU-xyz (as cuda:0)" in report.check("envvar.CUDA_VISIBLE_DEVICES").summary
+
+
 def test_visible_devices_by_uuid_prefix():
     assert selected(visible_run("GPU-5e1f0c2a-0000-4000-8000-000000000002")) == [
         "cuda:0 = GPU 1 (GPU-5e1f0c2a-0000-4000-8000-000000000002, 0000:00:07.0)"
@@ -520,3 +539,135 @@ def test_cupy_without_a_driver_replays_cudas_own_reason():
     check = report.check("cupy.available")
     assert check.status is Status.SKIP and "cudaErrorInsufficientDriver" in check.detail
     assert report.to_dict()["data"]["cupy"]["cuda_runtime"]["value"] == "12.9"
+
+
+# --- the install advice compiles for the GPU it is given for (issue 23, item 8) ------------------------------
+# CUDA 13's NVRTC refuses -arch=sm_50 to sm_72 (NVIDIA's "Navigating GPU Architecture Support" blog on CUDA
+# 13.0): a V100 (7.0) or P100 (6.0) on a driver for CUDA 13 needs cupy-cuda12x, which runs on that driver.
+
+
+def older_gpu(cc, recording=None):
+    return variant(
+        recording or h100(),
+        f"NVML reports compute capability {cc[0]}.{cc[1]} (a V100 is 7.0, a P100 6.0, a T4 7.5)",
+        nvml={("nvmlDeviceGetCudaComputeCapability", GPU0): cc},
+        cupy={("Device.compute_capability", 0): f"{cc[0]}{cc[1]}"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("cc", "wheel"), [((6, 0), "12"), ((7, 0), "12"), ((7, 2), "12"), ((7, 5), "13"), ((9, 0), "13")]
+)
+def test_the_cupy_to_install_can_compile_for_the_gpu(cc, wheel):
+    fix = run(without_cupy(older_gpu(cc))).check("cupy.installed").fix
+    assert fix.startswith(f'pip install "cupy-cuda{wheel}x[ctk]"'), fix
+    assert (f"CUDA 13 cannot compile for compute capability {cc[0]}.{cc[1]}" in fix) is (wheel == "12")
+
+
+@pytest.mark.parametrize(("cc", "fails"), [((7, 0), True), ((7, 5), False)])
+def test_cupy_cuda13x_on_a_gpu_cuda_13_cannot_compile_for_fails(cc, fails):
+    check = run(older_gpu(cc)).check("cupy.installed")  # the recorded H100 has cupy-cuda13x
+    assert (check.status is Status.FAIL) is fails, check
+    if fails:
+        assert "cannot compile a kernel for compute capability 7.0" in check.summary
+        assert check.fix.startswith('pip uninstall -y cupy-cuda13x && pip install "cupy-cuda12x[ctk]"')
+
+
+def test_install_line_takes_the_oldest_gpu():
+    assert install_line(13, (7, 0)).startswith('pip install "cupy-cuda12x[ctk]"')
+    assert install_line(13, (7, 5)) == install_line(13) == 'pip install "cupy-cuda13x[ctk]"'
+    assert install_line(12, (6, 0)) == 'pip install "cupy-cuda12x[ctk]"'
+
+
+# --- env says what is set, and what is broken (issue 23, item 11) ------------------------------------------
+
+
+def test_a_cupy_with_no_package_metadata_that_imports_is_used():
+    """A source, conda or copied install has no *.dist-info: it is installed all the same."""
+    no_metadata = variant(h100(), "CuPy imports, no package metadata", packages={"nvidia-ml-py": "13.610.43"})
+    report = run(no_metadata)
+    assert (
+        status(report, "cupy.installed") is Status.OK
+        and "no package metadata" in report.check("cupy.installed").summary
+    )
+    assert status(report, "cupy.import") is Status.OK and status(report, "cupy.matmul") is Status.OK
+
+
+def test_a_broken_cupy_with_no_package_metadata_is_broken_not_missing():
+    message = "libcudart.so.12: cannot open shared object file: No such file or directory"
+    broken = variant(
+        h100(), "a `cupy` folder that fails to import, no package metadata", packages={"nvidia-ml-py": "1"}
+    )
+    broken.cupy = [{"fn": "import", "args": [], "error": {"type": "ImportError", "str": message}}]
+    report = run(broken)
+    assert "not installed" not in " ".join(c.summary for c in report.checks) + report.verdict
+    assert status(report, "cupy.import") is Status.FAIL and "libcudart.so.12" in report.check("cupy.import").detail
+    assert "`python -c 'import cupy'` names its folder" in report.check("cupy.import").fix
+
+
+def test_without_metadata_or_module_cupy_is_not_installed():
+    report = run(without_cupy(h100()))
+    assert report.check("cupy.installed").summary.startswith("CuPy is not installed")
+    assert report.check("cupy.import") is None
+
+
+@pytest.mark.parametrize("value", ["", "0", "1"])
+def test_a_variable_set_is_never_reported_unset(value):
+    from devcheck.machine.envvars import RELEVANT
+
+    environ = {name: value for name in RELEVANT}
+    doc = run(environ=environ).to_dict()["data"]
+    for name in RELEVANT:
+        field = doc["envvars"][name]
+        assert field["value"] == value and field["status"] == "ok", (name, field)
+        assert (field.get("note") == "set, to the empty string") is (value == "")
+    home = doc["toolkit"]["cuda_home"]
+    assert home["value"] == value and home["status"] == "ok" and "unset" not in home.get("note", ""), home
+
+
+@pytest.mark.parametrize(
+    ("environ", "value", "note"),
+    [
+        ({"CUDA_HOME": "/opt/cuda"}, "/opt/cuda", None),
+        ({"CUDA_HOME": ""}, "", "set, to the empty string"),
+        ({"CUDA_PATH": "/usr/local/cuda"}, "/usr/local/cuda", "CUDA_HOME is unset"),
+        ({}, None, "unset, and so is CUDA_PATH"),
+    ],
+)
+def test_cuda_home_as_set(environ, value, note):
+    home = run(environ=environ).to_dict()["data"]["toolkit"]["cuda_home"]
+    assert home["value"] == value and home.get("note") == note, home
+
+
+def readme_json_example() -> dict:
+    import json
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("## JSON") :]
+    return json.loads(re.search(r"```json\n(.*?)```", section, re.S).group(1))
+
+
+def test_the_readmes_json_example_is_what_a_machine_without_a_driver_reports():
+    """Every key of the example, and every check, as this machine without a driver writes them."""
+    example = readme_json_example()
+    real = run(load("no-driver")).to_dict()
+    assert set(example) == set(real)
+    for section, fields in example["data"].items():
+        for name, field in fields.items():
+            got = real["data"][section][name]
+            assert set(got) == set(field), (section, name, got)
+            assert got["source"] == field["source"] and got["status"] == field["status"], (section, name, got)
+    ours = {c["id"]: c for c in real["checks"]}
+    for check in example["checks"]:
+        assert ours[check["id"]]["status"] == check["status"] and ours[check["id"]]["summary"] == check["summary"]
+
+
+def test_every_fact_env_reads_is_a_field_and_every_table_a_list_of_records():
+    for section in run(load("no-driver")).to_dict()["data"].values():
+        if isinstance(section, list):
+            assert all(isinstance(row, dict) for row in section)
+            continue
+        for name, field in section.items():
+            assert {"value", "source", "status"} <= set(field), (name, field)

@@ -6,6 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from devcheck.cli import app
+from devcheck.commands.train import not_learned_fix
+from devcheck.commands.train.config import Config
 from devcheck.machine import seam, standin
 from tests.recordings import h100, load
 
@@ -219,3 +221,44 @@ def test_device_cuda_without_a_driver_is_one_line_with_cudas_reason():
     assert result.exit_code == 2
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("devcheck: error: --device 'cuda'") and "cudaErrorInsufficientDriver" in line
+
+
+# --- verdicts that say only what is known (issue 23, item 5) ----------------------------------------------
+
+
+def test_grad_with_no_usable_gpu_is_a_failed_run_not_wrong_autograd():
+    """`--device all` with no GPU fails the run, but the CPU's gradients, all checked, are right."""
+    with seam.replay(load("no-driver")):
+        result = invoke("grad", "--device", "all", "--fast", "--json")
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 1 and checks(doc)["devices.gpu"]["status"] == "fail"
+    assert "WRONG" not in doc["verdict"], doc["verdict"]
+    assert doc["verdict"].startswith("autograd: correct on cpu")
+    assert "FAILED — no GPU can compute here" in doc["verdict"]
+
+
+def test_a_run_with_other_options_that_does_not_learn_is_not_blamed_on_gradients():
+    result = invoke("train", "--device", "cpu", "--json", "--epochs", "1", "--hidden", "2")
+    doc = json.loads(result.stdout)
+    learned = checks(doc)["train.cpu.learned"]
+    assert result.exit_code == 1 and learned["status"] == "fail"
+    assert "--epochs 1 (default 60)" in learned["fix"] and "--hidden 2 (default 64)" in learned["fix"]
+    assert "with the default options this means wrong gradients" not in learned["fix"]
+
+
+@pytest.mark.parametrize(
+    ("config", "blames_gradients"),
+    [(Config(), True), (Config(num_workers=2), True), (Config(epochs=3), False), (Config(min_accuracy=0.99), False)],
+)
+def test_only_the_default_options_blame_gradients(config, blames_gradients):
+    assert not_learned_fix(config).startswith("with the default options this means wrong gradients") is blames_gradients
+
+
+def test_train_json_and_log_name_each_value_alike(tmp_path):
+    log = tmp_path / "log.jsonl"
+    result = invoke("train", "--device", "cpu", "--json", "--epochs", "2", "--hidden", "4", "--min-accuracy", "0",
+                    "--log", str(log))  # fmt: skip
+    rows = json.loads(result.stdout)["data"]["epochs"]
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [set(line) for line in lines] == [set(row) for row in rows]
+    assert "train_accuracy" in rows[0] and "train_acc" not in rows[0]

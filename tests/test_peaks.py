@@ -25,10 +25,13 @@ PRECISIONS = {  # devcheck's matmul dtype (and TF32 on or off) -> the datasheet 
     ("bfloat16", False): "bf16_tensor_tflops",
 }
 BRANDS = {"NVIDIA": "NVIDIA", "NVIDIA RTX": "NVIDIA_RTX", "GeForce": "GEFORCE", "Tesla": "TESLA", "Quadro": "QUADRO"}
-# Datasheet figures that do not follow from SMs x rate x the rated boost clock: NVIDIA quotes Hopper's
-# dense FP16/BF16/TF32 tensor peaks at a lower tensor clock (1830 MHz on the H100 SXM, not 1980). devcheck
-# reports SMs x rate x the boost clock the card reports: the upper bound, 8-16% above those figures.
-HOPPER_TENSOR_CLOCK = {"tf32_tensor_tflops", "fp16_tensor_tflops_fp32acc", "bf16_tensor_tflops"}
+# NVIDIA quotes Hopper's and Blackwell's dense FP16/BF16/TF32 tensor peaks at a lower tensor clock (1830
+# MHz on the H100 SXM, not 1980; 1860 on the B200): devcheck's peaks are at that clock too (peaks.py).
+# The H100 NVL's tensor figures alone imply a lower one still (about 1545 of its 1785 MHz, its notes):
+# devcheck's peak there is an upper bound, 7% above.
+LOWER_STILL = {
+    ("H100 NVL (per GPU)", c) for c in ("tf32_tensor_tflops", "fp16_tensor_tflops_fp32acc", "bf16_tensor_tflops")
+}
 
 
 def datasheet(model: dict, column: str) -> float | None:
@@ -41,6 +44,8 @@ def stand_in(model: dict):
     props = next(c["result"] for c in base.cupy if c["fn"] == "cuda.runtime.getDeviceProperties")
     major, minor = (int(x) for x in model["compute_capability"].split("."))
     props = {k: v for k, v in props.items() if k != "singleToDoublePrecisionPerfRatio"}  # not in the datasheets
+    if model.get("fp64_ratio"):  # an export part's cut FP64, as CUDA reports it (see the model's notes)
+        props["singleToDoublePrecisionPerfRatio"] = model["fp64_ratio"]
     props |= {
         "name": {"__bytes__": model["nvidia_smi_name"]},
         "major": major,
@@ -92,10 +97,12 @@ def test_peak_within_3_percent_of_the_datasheet(model, dtype, tf32, column, monk
     expected = datasheet(model, column) * 1e3  # GFLOP/s
     got = facts_of(model, monkeypatch, tf32).flops_peak(dtype)
     assert got.value is not None, got.basis
-    if model["architecture"] == "Hopper" and column in HOPPER_TENSOR_CLOCK:
-        assert expected < got.value <= 1.16 * expected, got.basis  # see HOPPER_TENSOR_CLOCK
+    # 3%, or the datasheet's own rounding where it gives a whole number: the H800's "1 TFLOPS" FP64 is 0.5-1.5
+    rounding = 0.5 / datasheet(model, column) if float(datasheet(model, column)).is_integer() else 0
+    if (model["name"], column) in LOWER_STILL:
+        assert expected < got.value <= 1.08 * expected, got.basis
     else:
-        assert got.value == pytest.approx(expected, rel=0.03), got.basis
+        assert got.value == pytest.approx(expected, rel=max(0.03, rounding)), got.basis
 
 
 BANDWIDTH = [pytest.param(m, id=m["name"]) for m in SPECS if m["sms"] and m["bus_width_bits"] and m["max_memory_mhz"]]
@@ -137,3 +144,42 @@ def test_the_peak_clock_is_cudas_rated_boost_not_nvmls_max(monkeypatch):
     rtx4090 = next(m for m in SPECS if m["name"] == "GeForce RTX 4090")
     got = facts_of(rtx4090, monkeypatch, False).flops_peak("float32")
     assert got.value == pytest.approx(82_575, rel=1e-3) and "2520 MHz" in got.basis
+
+
+def test_an_export_hopper_gets_its_cut_fp64_not_the_dmma_rate(monkeypatch):
+    """The H800 is an H100 SXM with FP64 cut to 1 TFLOPS: CUDA's ratio says so, and the 67 TFLOPS DMMA rate
+    of the full part must not hide it; the H100 SXM, whose ratio is the architecture's 2, keeps DMMA."""
+    h800, h100_sxm = (next(m for m in SPECS if m["name"] == n) for n in ("H800 SXM5 80GB", "H100 SXM5 80GB"))
+    cut = facts_of(h800, monkeypatch, False).flops_peak("float64")
+    assert cut.value < 2_000 and "singleToDoublePrecisionPerfRatio" in cut.basis, cut.basis
+    full = facts_of(h100_sxm, monkeypatch, False).flops_peak("float64")
+    assert full.value == pytest.approx(66_908, rel=1e-3) and "DMMA" in full.basis
+    told_2 = peaks.gpu_flops_peak("float64", peaks.Gpu((9, 0), 132, 1980.0, fp64_ratio=2))
+    assert told_2.value == pytest.approx(66_908, rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("model", "nvml_brand", "half"),
+    [
+        ("GeForce RTX 4090", True, True),  # NVML says GeForce
+        ("GeForce RTX 4090", False, True),  # NVML cannot say: CUDA's name "NVIDIA GeForce RTX 4090" does
+        ("RTX 6000 Ada Generation", False, False),  # the same chip, not a GeForce: the full rate
+    ],
+)
+def test_a_geforce_is_known_without_nvml(model, nvml_brand, half, monkeypatch):
+    """GeForce cards run FP16 with FP32 accumulate, and TF32, at half the rate of the same chip elsewhere."""
+    spec = next(m for m in SPECS if m["name"] == model)
+    recording = stand_in(spec)
+    if not nvml_brand:
+        from tests.recordings import nvml_error, variant
+
+        recording = variant(
+            recording,
+            "NVML cannot read the brand (NVML_ERROR_NOT_SUPPORTED)",
+            nvml={("nvmlDeviceGetBrand", GPU0): {"error": nvml_error(pynvml.NVML_ERROR_NOT_SUPPORTED)}},
+        )
+    monkeypatch.setenv("CUPY_TF32", "1")
+    with seam.replay(recording):
+        got = facts.facts_for("cuda:0").flops_peak("float32")
+    per_sm = 256 if half else 512  # Ada's dense TF32 tensor FLOP/clock/SM: half its FP16 rate
+    assert got.value == pytest.approx(spec["sms"] * per_sm * spec["boost_mhz"] * 1e-3), got.basis

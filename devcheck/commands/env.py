@@ -59,7 +59,7 @@ def collect(*, require_gpu: bool = False, environ: Mapping[str, str] | None = No
                 report.add(mig.findings(s, _slice_index(s, selection, index)))
         report.add(guarded("topology", lambda: topology.findings(module, driver.gpus)))
     report.add(guarded("toolkit", lambda: toolkit_probe(state.runtime_major)))
-    report.add(guarded("envvars", lambda: envvars.probe(environ)))
+    report.add(guarded("envvars", lambda: envvars.probe(environ, gpus_known=driver.loaded)))
 
     report.verdict = verdict(report, state)
     if require_gpu and not state.ready:

@@ -16,23 +16,17 @@ import numpy
 from devcheck.commands.grad_cases import INPUT_SHAPE, USES_MATMUL, cases, input_for
 from devcheck.interrupt import Interruption
 from devcheck.machine.devices import Selection, selection_checks
-from devcheck.report import Check, Report, Section, Status
+from devcheck.machine.numerics import UNIT_ROUNDOFF, tf32_on
+from devcheck.report import FAILING, Check, Report, Section, Status
 
-EPS32 = float(numpy.finfo(numpy.float32).eps)
-EPS_TF32 = 2.0**-10  # TF32 keeps 10 mantissa bits: float32 matmuls with CUPY_TF32=1
+EPS32 = 2 * UNIT_ROUNDOFF["float32"]  # machine epsilon: twice the unit roundoff
+EPS_TF32 = 2 * UNIT_ROUNDOFF["tf32"]  # TF32 keeps 10 mantissa bits: float32 matmuls with TF32 on
 Progress = Callable[..., None]
 
 
 def float32_tolerance(reduction_length: int, tf32: bool = False) -> float:
     """Two correct float32 results differ by rounding that grows like sqrt(terms summed)."""
     return 16 * (EPS_TF32 if tf32 else EPS32) * math.sqrt(reduction_length)
-
-
-def tf32_on(device: str) -> bool:
-    """CuPy runs float32 matmuls as TF32 on tensor cores when CUPY_TF32 is set (not on the CPU)."""
-    import os
-
-    return device.startswith("cuda") and os.environ.get("CUPY_TF32", "0") not in ("", "0")
 
 
 def op_names() -> tuple[str, ...]:
@@ -74,13 +68,19 @@ def run(
         progress(f"{name}: network", advance=1)
     report.sections.append(Section("classic", "y = a**2*x + b*x + c at a=1, b=2, c=3, x=1", rows=classic_rows))
     report.sections.append(Section("ops", "Every op, gradient-checked", rows=op_rows))
-    failure = report.first_failure
-    report.verdict = (
-        f"autograd: WRONG — {failure.summary}"
-        if failure
-        else f"autograd: correct on {', '.join(sel.names)} ({len(chosen)} ops)"
-    )
+    report.verdict = verdict(report, sel.names, len(chosen))
     return stop.hand_over(report)
+
+
+def verdict(report: Report, names: list[str], ops: int) -> str:
+    """WRONG only for a wrong gradient: a GPU that could not be used (`--device all` with none) is a
+    failure of the run, not of autograd on the devices that ran."""
+    wrong = next((c for c in report.checks if c.status in FAILING and c.id.startswith("grad.")), None)
+    if wrong:
+        return f"autograd: WRONG — {wrong.summary}"
+    correct = f"autograd: correct on {', '.join(names)} ({ops} ops)" if names else "autograd: not checked"
+    failure = report.first_failure
+    return f"{correct}; FAILED — {failure.summary}" if failure else correct
 
 
 def classic(device: str) -> tuple[dict, Check]:

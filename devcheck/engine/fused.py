@@ -31,6 +31,10 @@ ADAM = (
     "m = b1 * m + (1 - b1) * (g + decay * p); v = b2 * v + (1 - b2) * (g + decay * p) * (g + decay * p); "
     "p = p - step * m / (sqrt(v / bc2) + eps)",
 )
+# float16 parameters: the same update with float32 scalars, so computed in float (CuPy's float16 has no
+# arithmetic of its own: it converts to float), and stored in float16, as PyTorch's fused Adam does. With
+# float16 scalars eps = 1e-8 is 0, and a parameter whose gradient has been 0 becomes 0 / 0 = nan.
+ADAM_HALF = ("T g, " + ", ".join(f"float32 {name}" for name in ("step", "b1", "b2", "eps", "bc2", "decay")), *ADAM[1:])
 
 # Cross-entropy of logits z (N, C), row maxima m and integer targets t (N, 1), by log-sum-exp:
 # e = exp(z - m) (every exp <= 1), s = the row sums of e (a reduction), loss_i = log(s_i) - (z_it - m_i).
@@ -62,6 +66,7 @@ CUDA = {
     "sgd": SGD,
     "sgd_momentum": SGD_MOMENTUM,
     "adam": ADAM,
+    "adam_half": ADAM_HALF,
     "cross_entropy_exp": CROSS_ENTROPY_EXP,
     "cross_entropy_loss": CROSS_ENTROPY_LOSS,
     "cross_entropy_grad": CROSS_ENTROPY_GRAD,
@@ -86,4 +91,12 @@ def _adam(g, step, b1, b2, eps, bc2, decay, p, m, v):
     p -= denom
 
 
-NUMPY_KERNELS: dict[str, Callable[..., Any]] = {"adam": _adam}
+def _adam_half(g, step, b1, b2, eps, bc2, decay, p, m, v):
+    """float16 computed in float32 and stored in float16 (ADAM_HALF)."""
+    wide = [a.astype(numpy.float32) for a in (p, m, v)]
+    _adam(g.astype(numpy.float32), step, b1, b2, eps, bc2, decay, *wide)
+    for narrow, value in zip((p, m, v), wide):
+        narrow[...] = value
+
+
+NUMPY_KERNELS: dict[str, Callable[..., Any]] = {"adam": _adam, "adam_half": _adam_half}

@@ -126,11 +126,13 @@ class Adam(Optimizer):
         state["step"] += 1
         m, v, t = state["m"], state["v"], state["step"]
         step, bc2 = h["lr"] / (1 - h["beta1"] ** t), 1 - h["beta2"] ** t
-        kernel = p.device.fused.get("adam")
+        # float16 is computed in float32, as PyTorch does: eps = 1e-8 is 0 in float16 (the array API has none)
+        half = p.data.dtype == getattr(xp, "float16", None)
+        kernel = p.device.fused.get("adam_half" if half else "adam")
         if kernel is not None:  # one fused launch (engine/fused.py)
             kernel(g, step, h["beta1"], h["beta2"], h["eps"], bc2, h["weight_decay"], p.data, m, v)
             return
-        if h["weight_decay"]:
+        if h["weight_decay"]:  # a device with no fused kernels: the array API's, which has no float16
             g = g + h["weight_decay"] * p.data
         m *= h["beta1"]
         m += (1 - h["beta1"]) * g

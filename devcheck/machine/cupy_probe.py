@@ -7,13 +7,12 @@ CuPy comes from the hardware seam (`devcheck.machine.seam`), so a recording can 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from devcheck.machine import seam
+from devcheck.machine import numerics, seam
 from devcheck.machine.nvml import Driver, cuda_version_text, normalize_bus_id
 from devcheck.machine.packages import cupy_dists
 from devcheck.report import Check, Field, Findings, Section, Status, na
@@ -34,14 +33,23 @@ class CupyState:
         return self.runtime_version // 1000 if self.runtime_version else None
 
 
-def install_line(driver_cuda_major: int | None) -> str:
-    """The CuPy wheel that matches the driver, with NVIDIA's CUDA library wheels ([ctk])."""
+# CUDA 13 compiles for compute capability 7.5 and newer only: its NVRTC refuses -arch=sm_50 to sm_72
+# (Maxwell, Pascal, Volta; NVIDIA's "Navigating GPU Architecture Support" blog, CUDA 13.0 release notes).
+CUDA_13_FROM = (7, 5)
+
+
+def install_line(driver_cuda_major: int | None, oldest_cc: tuple[int, int] | None = None) -> str:
+    """The CuPy wheel that matches the driver and can compile for every GPU (`oldest_cc`), with NVIDIA's
+    CUDA library wheels ([ctk]); a CUDA 12 runtime runs on a driver for CUDA 13."""
     if driver_cuda_major is None:
         return 'pip install "cupy-cuda12x[ctk]"  (or cupy-cuda13x[ctk] with a driver for CUDA 13)'
     if driver_cuda_major < 12:
         return (
             'upgrade the NVIDIA driver to one for CUDA 12 or newer (CuPy 14 needs it), or pip install "cupy-cuda11x<14"'
         )
+    if driver_cuda_major >= 13 and oldest_cc is not None and oldest_cc < CUDA_13_FROM:
+        cc = f"{oldest_cc[0]}.{oldest_cc[1]}"
+        return f'pip install "cupy-cuda12x[ctk]"  (CUDA 13 cannot compile for compute capability {cc})'
     return f'pip install "cupy-cuda{min(driver_cuda_major, 13)}x[ctk]"'
 
 
@@ -52,22 +60,23 @@ def probe(dists: dict[str, str], driver: Driver) -> tuple[Findings, CupyState]:
     installed = cupy_dists(dists)
     fields["packages"] = Field([f"{n} {v}" for n, v in installed.items()], "*.dist-info on sys.path")
     checks.append(_packages_check(installed, driver))
-    if not installed or checks[-1].status is Status.FAIL:
+    if checks[-1].status is Status.FAIL:
         return out, state
 
-    try:
+    try:  # also with no package metadata: a CuPy that imports, or fails to, is there all the same
         cupy = seam.cupy()
     except Exception as e:  # ImportError, but a broken install can raise anything at import
-        checks.append(
-            Check(
-                "cupy.import",
-                Status.FAIL,
-                "import cupy failed",
-                detail=_first_lines(e),
-                fix=f"pip install --force-reinstall --no-cache-dir {next(iter(installed))}",
+        if not installed and isinstance(e, ImportError) and e.name == "cupy":
+            return out, state  # no metadata and no module: not installed, as _packages_check said
+        if not installed:  # not "not installed": a `cupy` is there, and broken
+            checks[-1] = Check(
+                "cupy.installed", Status.WARN, "a `cupy` module is on sys.path, with no package metadata"
             )
-        )
+        checks.append(_import_failed(e, installed, driver))
         return out, state
+    if not installed:
+        what = "CuPy imports, with no package metadata on sys.path (a source, conda or copied install)"
+        checks[-1] = Check("cupy.installed", Status.OK, what)
     fields["version"] = Field(cupy.__version__, "cupy.__version__")
     checks.append(Check("cupy.import", Status.OK, f"CuPy {cupy.__version__} imports"))
 
@@ -86,7 +95,7 @@ def probe(dists: dict[str, str], driver: Driver) -> tuple[Findings, CupyState]:
                 Status.FAIL,
                 f"CuPy's CUDA runtime {cuda_version_text(state.runtime_version)} is newer than the driver "
                 f"supports ({cuda_version_text(driver_api)})",
-                fix=install_line(driver_api // 1000),
+                fix=install_line(driver_api // 1000, driver.oldest_cc),
             )
         )
         return out, state
@@ -105,7 +114,12 @@ def _versions(runtime: ModuleType, fields: dict[str, Field], state: CupyState) -
         if driver_api
         else na("cupy.cuda.runtime.driverGetVersion", "no driver")
     )
-    fields["TF32 for float32 matmul"] = Field(os.environ.get("CUPY_TF32", "0") not in ("", "0"), "CUPY_TF32")
+    tf32 = numerics.tf32()
+    fields["TF32 for float32 matmul"] = (
+        Field(None, "CUPY_TF32", Status.ERROR, f"CuPy raises {tf32.error} at every float32 matmul")
+        if tf32.error
+        else Field(tf32.on, "CUPY_TF32")
+    )
     return driver_api
 
 
@@ -131,7 +145,7 @@ def _compute_on_every_device(cupy: ModuleType, driver: Driver, state: CupyState)
             kernel_errors,
             len(rows),
             "NVRTC could not compile or run a kernel",
-            f"{install_line(_nvrtc_major(kernel_errors) or driver.cuda_major)}  (brings NVRTC), "
+            f"{install_line(_nvrtc_major(kernel_errors) or driver.cuda_major, driver.oldest_cc)}  (brings NVRTC), "
             "or install the CUDA toolkit",
         )
     )
@@ -142,10 +156,22 @@ def _compute_on_every_device(cupy: ModuleType, driver: Driver, state: CupyState)
             matmul_errors,
             len(rows),
             "cuBLAS matmul failed or was wrong",
-            f"{install_line(driver.cuda_major)}  (brings cuBLAS), or install the CUDA toolkit",
+            f"{install_line(driver.cuda_major, driver.oldest_cc)}  (brings cuBLAS), or install the CUDA toolkit",
         )
     )
     return Findings([Section("cuda_devices", "CUDA devices (as CuPy sees them)", rows=rows)], checks)
+
+
+def _import_failed(error: Exception, installed: dict[str, str], driver: Driver) -> Check:
+    fix = (
+        f"pip install --force-reinstall --no-cache-dir {next(iter(installed))}"
+        if installed
+        else (
+            "remove the `cupy` that fails to import (no pip package owns it: "
+            f"`python -c 'import cupy'` names its folder), then {install_line(driver.cuda_major, driver.oldest_cc)}"
+        )
+    )
+    return Check("cupy.import", Status.FAIL, "import cupy failed", detail=_first_lines(error), fix=fix)
 
 
 def _nvrtc_major(errors: list[str]) -> int | None:
@@ -155,7 +181,7 @@ def _nvrtc_major(errors: list[str]) -> int | None:
 
 
 def _packages_check(installed: dict[str, str], driver: Driver) -> Check:
-    names = list(installed)
+    names, line = list(installed), install_line(driver.cuda_major, driver.oldest_cc)
     if not names:
         if not driver.loaded:
             return Check("cupy.installed", Status.SKIP, "CuPy is not installed (and there is no working NVIDIA driver)")
@@ -163,7 +189,7 @@ def _packages_check(installed: dict[str, str], driver: Driver) -> Check:
             "cupy.installed",
             Status.WARN,
             "CuPy is not installed: the GPU cannot be used from devcheck",
-            fix=install_line(driver.cuda_major),
+            fix=line,
         )
     if len(names) > 1:
         return Check(
@@ -171,7 +197,7 @@ def _packages_check(installed: dict[str, str], driver: Driver) -> Check:
             Status.FAIL,
             f"{len(names)} CuPy packages are installed: {', '.join(names)}",
             detail="they overwrite one another's files; exactly one must be installed",
-            fix=f"pip uninstall -y {' '.join(names)} && {install_line(driver.cuda_major)}",
+            fix=f"pip uninstall -y {' '.join(names)} && {line}",
         )
     name = names[0]
     wheel_major = wheel_cuda_major(name)
@@ -181,7 +207,16 @@ def _packages_check(installed: dict[str, str], driver: Driver) -> Check:
             Status.FAIL,
             f"{name} needs a driver for CUDA {wheel_major}, this driver supports CUDA "
             f"{cuda_version_text(driver.cuda_version)}",
-            fix=f"pip uninstall -y {name} && {install_line(driver.cuda_major)}  (or upgrade the driver)",
+            fix=f"pip uninstall -y {name} && {line}  (or upgrade the driver)",
+        )
+    oldest = driver.oldest_cc
+    if wheel_major and wheel_major >= 13 and oldest is not None and oldest < CUDA_13_FROM:
+        return Check(
+            "cupy.installed",
+            Status.FAIL,
+            f"{name} cannot compile a kernel for compute capability {oldest[0]}.{oldest[1]} "
+            f"(CUDA 13 starts at {CUDA_13_FROM[0]}.{CUDA_13_FROM[1]})",
+            fix=f"pip uninstall -y {name} && {line}",
         )
     return Check("cupy.installed", Status.OK, f"{name} {installed[name]}")
 
@@ -204,7 +239,7 @@ def _unavailable_check(runtime: ModuleType, driver: Driver) -> Check:
         return Check("cupy.available", Status.SKIP, "CuPy has no GPU to use", detail=reason, fix=driver.check.fix)
     fix = "check CUDA_VISIBLE_DEVICES and the container's GPU access (`--gpus all`)"
     if "InsufficientDriver" in reason:
-        fix = install_line(driver.cuda_major) + "  (or upgrade the NVIDIA driver)"
+        fix = install_line(driver.cuda_major, driver.oldest_cc) + "  (or upgrade the NVIDIA driver)"
     return Check("cupy.available", Status.FAIL, "CuPy cannot use any GPU", detail=reason, fix=fix)
 
 
@@ -255,7 +290,7 @@ def _device_row(cupy: ModuleType, index: int) -> tuple[dict, str, str]:
         ref = a.astype(numpy.float64) @ b.astype(numpy.float64)
         rel = float(numpy.abs(got - ref).max() / numpy.abs(ref).max())
         row["matmul rel err"] = rel
-        tolerance = 5e-3 if os.environ.get("CUPY_TF32", "0") not in ("", "0") else 1e-5
+        tolerance = 5e-3 if numerics.tf32().on else 1e-5
         matmul_error = "" if rel <= tolerance else f"relative error {rel:.2e} > {tolerance:.0e}"
     except Exception as e:
         matmul_error = _first_lines(e)

@@ -53,14 +53,28 @@ def select(spec: str) -> Selection:
     from devcheck.machine import seam
 
     seam.configure()
-
+    broken = _float32_matmuls_raise()
+    if broken and spec.startswith("cuda"):
+        raise BadInput(f"--device {spec!r}: {broken}")
     try:
         if spec in ("auto", "all"):
             gpus, unusable = gpu_names()
+            if gpus and broken:  # every GPU would fail its first float32 matmul
+                gpus, unusable = [], [f"cuda: {broken}"]
             return Selection([get_device(n) for n in ("cpu", *gpus)], unusable, strict=spec == "all")
         return Selection([get_device(spec)])
     except ValueError as e:
         raise BadInput(f"--device {spec!r}: {e}") from None
+
+
+def _float32_matmuls_raise() -> str:
+    """Why CuPy raises at every float32 matmul (a CUPY_TF32 it cannot read as an integer), or ""."""
+    from devcheck.machine import numerics
+
+    tf32 = numerics.tf32()
+    if not tf32.error:
+        return ""
+    return f"CUPY_TF32={tf32.raw!r}: CuPy raises {tf32.error} at every float32 matmul (set it to 0 or 1)"
 
 
 def gpu_required_check(detail: str) -> Check:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from devcheck.machine import numerics
 from devcheck.report import Check, Field, Findings, Section, Status
 
+EMPTY = "set, to the empty string"  # set all the same: CUDA_VISIBLE_DEVICES="" hides every GPU
 RELEVANT = (
     "CUDA_VISIBLE_DEVICES",
     "CUDA_DEVICE_ORDER",
@@ -63,22 +65,28 @@ _HARMFUL = {
     "CUDA_DEVICE_WAITS_ON_EXCEPTION": "a GPU exception hangs the process for a debugger",
     "CUDA_AUTO_BOOST": "GPU boost clocks are forced on or off",
     "CUDA_CACHE_DISABLE": "the JIT cache is off: every kernel recompiles at every start",
-    "CUPY_TF32": "float32 matmuls run as TF32 (about 1000x more rounding error)",
 }
 
 
-def probe(environ: Mapping[str, str]) -> Findings:
+def probe(environ: Mapping[str, str], gpus_known: bool = False) -> Findings:
+    """`gpus_known`: NVML resolved CUDA_VISIBLE_DEVICES against the real GPUs (devcheck.machine.visible),
+    whose checks then judge it; read as text alone, a UUID that matches no GPU would look fine."""
     present = {name: environ[name] for name in RELEVANT if name in environ}
-    fields = {name: Field(value, "os.environ") for name, value in present.items()}
+    fields = {name: Field(value, "os.environ", note="" if value else EMPTY) for name, value in present.items()}
     checks = [
         Check(f"envvar.{name}", Status.WARN, f"{name}={present[name]}: {why}", fix=f"unset {name}")
         for name, why in _HARMFUL.items()
         if present.get(name, "0").strip() not in ("", "0")
     ]
-    if "CUDA_VISIBLE_DEVICES" in present:
+    checks += tf32_check(environ)
+    if "CUDA_VISIBLE_DEVICES" in present and not gpus_known:
         checks.append(visible_devices(present["CUDA_VISIBLE_DEVICES"]))
-    if not any(c.status is Status.WARN for c in checks):
-        others = "" if "CUDA_VISIBLE_DEVICES" not in present else "; CUDA_VISIBLE_DEVICES: above"
+    if not any(c.status in (Status.WARN, Status.FAIL) for c in checks):
+        others = (
+            ""
+            if "CUDA_VISIBLE_DEVICES" not in present
+            else "; CUDA_VISIBLE_DEVICES: " + ("see the CUDA device selection" if gpus_known else "above")
+        )
         checks.append(
             Check(
                 "envvars",
@@ -89,6 +97,19 @@ def probe(environ: Mapping[str, str]) -> Findings:
     return Findings(
         [Section("envvars", "Environment variables (relevant ones only)", fields, names_are_identifiers=True)], checks
     )
+
+
+def tf32_check(environ: Mapping[str, str]) -> list[Check]:
+    """CUPY_TF32 as CuPy reads it (devcheck.machine.numerics): "00" is off, "true" breaks every matmul."""
+    state = numerics.tf32(environ)
+    fix = "set CUPY_TF32=0 (float32) or CUPY_TF32=1 (TF32): CuPy reads it as an integer"
+    if state.error:
+        what = f"CUPY_TF32={state.raw!r}: CuPy raises {state.error} at every float32 matmul"
+        return [Check("envvar.CUPY_TF32", Status.FAIL, what, fix=fix)]
+    if state.on:
+        what = f"CUPY_TF32={state.raw!r}: float32 matmuls run as TF32 from compute capability 8.0 (1000x the rounding)"
+        return [Check("envvar.CUPY_TF32", Status.WARN, what, fix="unset CUPY_TF32")]
+    return []
 
 
 def visible_devices(raw: str) -> Check:

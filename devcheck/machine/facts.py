@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from devcheck.machine import cpu, peaks
+from devcheck.machine import cpu, numerics, peaks
 from devcheck.report import Status
 
 
@@ -53,7 +53,6 @@ def _read_size(path: str) -> int | None:
 def cuda_facts(index: int) -> DeviceFacts:
     """CUDA's device properties (compute capability, SMs, rated clocks, bus, FP64 ratio) through CuPy,
     with NVML's brand and PCIe link (and its clocks where CUDA gives none) for the same bus id."""
-    import os
 
     from devcheck.machine import seam
 
@@ -68,9 +67,10 @@ def cuda_facts(index: int) -> DeviceFacts:
     sm_mhz, mem_mhz = props.get("clockRate", 0) / 1000, props.get("memoryClockRate", 0) / 1000
     nv = _nvml_facts(device.pci_bus_id)
     sm_mhz, mem_mhz = sm_mhz or nv.get("sm_mhz"), mem_mhz or nv.get("mem_mhz")
-    gpu = peaks.Gpu(cc, props["multiProcessorCount"], sm_mhz, nv.get("geforce", False))
+    geforce = nv.get("geforce", "GeForce" in name)  # NVML's brand; without NVML, CUDA's name says it too
+    gpu = peaks.Gpu(cc, props["multiProcessorCount"], sm_mhz, geforce)
     gpu = replace(gpu, fp64_ratio=props.get("singleToDoublePrecisionPerfRatio") or None)
-    tf32 = os.environ.get("CUPY_TF32", "0") not in ("", "0")
+    tf32 = numerics.tf32().on
     with device:
         free, _ = device.mem_info
     bandwidth = peaks.gpu_bandwidth_peak(mem_mhz, nv.get("bus_bits") or props.get("memoryBusWidth"))

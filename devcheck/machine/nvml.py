@@ -63,6 +63,7 @@ class Gpu:
     bus_id: str | None = None
     lost: bool = False
     error: str | None = None  # why NVML gave no handle to it
+    cc: tuple[int, int] | None = None  # CUDA compute capability, as NVML reads it
 
 
 @dataclass
@@ -81,6 +82,11 @@ class Driver:
     @property
     def cuda_major(self) -> int | None:
         return self.cuda_version // 1000 if self.cuda_version else None
+
+    @property
+    def oldest_cc(self) -> tuple[int, int] | None:
+        """The lowest compute capability among the GPUs: the one a CuPy wheel must still compile for."""
+        return min((g.cc for g in self.gpus if g.cc), default=None)
 
 
 class GpuLost(Exception):
@@ -173,6 +179,7 @@ def _identify(read: Reader, index: int) -> Gpu:
         gpu.name = read("nvmlDeviceGetName", gpu.handle, convert=_text).value
         gpu.uuid = read("nvmlDeviceGetUUID", gpu.handle, convert=_text).value
         gpu.bus_id = read("nvmlDeviceGetPciInfo", gpu.handle, convert=lambda p: normalize_bus_id(p.busId)).value
+        gpu.cc = read("nvmlDeviceGetCudaComputeCapability", gpu.handle, convert=lambda c: (int(c[0]), int(c[1]))).value
     except GpuLost:
         gpu.lost = True
     return gpu

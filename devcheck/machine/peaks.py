@@ -2,8 +2,9 @@
 
 CPU:  usable cores x clock x FLOP/cycle from the vector ISA.
 GPU:  SMs x FP32 cores/SM x 2 x SM clock; FP64 at the part's ratio, or at the FP64 tensor-core
-      (DMMA) rate where cuBLAS uses it for DGEMM (A100, H100); float16 at the dense tensor-core
-      rate, float32 with TF32 on (CUPY_TF32=1) at the TF32 tensor-core rate (half the FP16 rate);
+      (DMMA) rate where cuBLAS uses it for DGEMM (A100, H100; not an export part whose own ratio says
+      its FP64 is cut, as the H800's); float16 at the dense tensor-core rate (at the tensor clock
+      where NVIDIA rates it lower), float32 with TF32 on (as CuPy reads CUPY_TF32) at the TF32 rate;
       memory bandwidth = 2 (DDR) x memory clock x bus width / 8.
 PCIe: lanes x per-lane rate of the generation, after line encoding.
 GPU to GPU: NVLink generation x active links x per-link rate per direction, else the PCIe link; a
@@ -124,26 +125,25 @@ def _tensor_fp16_per_sm(gpu: Gpu) -> int | None:
     return per_sm
 
 
-LOWER_TENSOR_CLOCK = {(9, 0)}  # NVIDIA quotes Hopper's tensor peaks at a lower clock (1830 MHz on the H100 SXM)
+# Hopper's and Blackwell's tensor cores run at a lower clock than the rated boost one, and NVIDIA's
+# tensor peaks are at that clock: 1830 of 1980 MHz on the H100 SXM (its architecture whitepaper; the
+# H100 PCIe's 756 TF dense TF32... are the same fraction of its 1755 MHz), 1860 of 1980 MHz on the B200
+# (148 SMs x 8192 x 1.86 GHz = its 2.25 PFLOPS dense FP16). CUDA reports only the boost clock.
+TENSOR_CLOCK_FRACTION = {(9, 0): (1830, 1980), (10, 0): (1860, 1980)}
 
 
 def _tensor_peak(dtype: str, gpu: Gpu) -> Peak:
-    peak = _tensor_rate(dtype, gpu)
-    if peak.value is not None and gpu.cc in LOWER_TENSOR_CLOCK:
-        note = "; NVIDIA's datasheet quotes this at a lower tensor clock, 8-16% under this figure"
-        return Peak(peak.value, peak.unit, peak.basis + note)
-    return peak
-
-
-def _tensor_rate(dtype: str, gpu: Gpu) -> Peak:
     per_sm = _tensor_fp16_per_sm(gpu)
     cc = f"{gpu.cc[0]}.{gpu.cc[1]}"
     if per_sm is None or (dtype != "float16" and gpu.cc < BF16_FROM):
         return Peak(None, "GFLOP/s", f"no {dtype} tensor-core rate known for compute capability {cc}")
-    if dtype == "float32":  # TF32: half the FP16 tensor rate on every part that has it
-        return Peak(gpu.rate(per_sm // 2), "GFLOP/s", f"{gpu.clock} x {per_sm // 2} dense TF32 tensor FLOP/clock/SM")
-    name = "BF16" if dtype == "bfloat16" else "FP16"
-    return Peak(gpu.rate(per_sm), "GFLOP/s", f"{gpu.clock} x {per_sm} dense {name} tensor FLOP/clock/SM")
+    name = {"float32": "TF32", "bfloat16": "BF16"}.get(dtype, "FP16")
+    per_sm = per_sm // 2 if dtype == "float32" else per_sm  # TF32: half the FP16 tensor rate on every part
+    tensor, boost = TENSOR_CLOCK_FRACTION.get(gpu.cc, (1, 1))
+    basis = f"{gpu.clock} x {per_sm} dense {name} tensor FLOP/clock/SM"
+    if tensor != boost:
+        basis += f" x {tensor}/{boost} (the tensor clock, as NVIDIA rates compute capability {cc})"
+    return Peak(gpu.rate(per_sm) * tensor / boost, "GFLOP/s", basis)
 
 
 def gpu_flops_peak(dtype: str, gpu: Gpu, tf32: bool = False) -> Peak:
@@ -160,7 +160,7 @@ def gpu_flops_peak(dtype: str, gpu: Gpu, tf32: bool = False) -> Peak:
     if dtype != "float64":
         return Peak(None, "GFLOP/s", f"no peak model for {dtype}")
     dmma = FP64_TENSOR_PER_SM.get(gpu.cc)
-    if dmma is not None:
+    if dmma is not None and gpu.fp64_ratio in (None, FP64_RATIO.get(gpu.cc)):  # not an export part's cut FP64
         basis = f"{gpu.clock} x {dmma} dense FP64 tensor-core FLOP/clock/SM (DMMA, used by cuBLAS DGEMM)"
         return Peak(gpu.rate(dmma), "GFLOP/s", basis)
     ratio, source = (

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 import os
 import sys
 import threading
@@ -46,7 +47,7 @@ def within(what: str, fn: Any, *args: Any) -> Any:
         except BaseException as e:  # SystemExit from an import, anything at all from a driver
             box["error"] = e
 
-    limit = float(os.environ.get(TIMEOUT_VARIABLE) or 30)
+    limit = probe_timeout()
     thread = threading.Thread(target=target, name=f"devcheck: {what}", daemon=True)
     thread.start()
     thread.join(limit)
@@ -58,6 +59,19 @@ def within(what: str, fn: Any, *args: Any) -> Any:
     if error is not None:
         raise error
     return box["value"]
+
+
+def probe_timeout() -> float:
+    """DEVCHECK_PROBE_TIMEOUT in seconds (30 when unset or empty); anything but a positive finite number
+    is the user's mistake, refused before any work, by every command alike."""
+    raw = os.environ.get(TIMEOUT_VARIABLE, "").strip()
+    try:
+        limit = float(raw or 30)
+    except ValueError:
+        limit = math.nan
+    if not (math.isfinite(limit) and limit > 0):
+        raise BadInput(f"{TIMEOUT_VARIABLE}={raw!r}: expected a number of seconds > 0 (30 when unset)")
+    return limit
 
 
 class _Seam:
@@ -77,6 +91,7 @@ def configure() -> None:
     """Start replaying DEVCHECK_REPLAY, if set, before anything imports cupy."""
     if _seam.configured:
         return
+    probe_timeout()  # a bad value is refused here, not taken for a hung library
     _seam.configured = True
     path = os.environ.get(REPLAY_VARIABLE)
     if path:

@@ -56,9 +56,18 @@ def start(environ: Mapping[str, str]) -> Callable[[int | None], Findings]:
     return finish
 
 
+def home_field(environ: Mapping[str, str]) -> Field:
+    """CUDA_HOME as set (even to ""), else CUDA_PATH: "unset" only when neither is set."""
+    for name in ("CUDA_HOME", "CUDA_PATH"):
+        if name in environ:
+            notes = ["set, to the empty string"] if not environ[name] else []
+            notes += ["CUDA_HOME is unset"] if name == "CUDA_PATH" else []
+            return Field(environ[name], f"os.environ[{name!r}]", note="; ".join(notes))
+    return na("os.environ", "unset, and so is CUDA_PATH")
+
+
 def probe(environ: Mapping[str, str], nvcc: str | None, version: str | None, runtime_major: int | None) -> Findings:
-    home = environ.get("CUDA_HOME") or environ.get("CUDA_PATH")
-    fields = {"CUDA_HOME": Field(home, "os.environ") if home else na("os.environ", "unset")}
+    fields = {"CUDA_HOME": home_field(environ)}
     if not nvcc:
         fields["nvcc"] = na("PATH", "no CUDA toolkit on PATH (not needed to run CuPy wheels)")
         return Findings([Section("toolkit", "CUDA toolkit (for building, not for running)", fields)])

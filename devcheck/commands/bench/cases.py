@@ -5,7 +5,6 @@ on every device, and are copied to the device before timing starts."""
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,10 +13,9 @@ import numpy
 from devcheck.commands.bench import mlp_step
 from devcheck.commands.bench.timing import CudaEventClock, HostClock, measure
 from devcheck.engine.backend import Device
-from devcheck.machine import peaks
+from devcheck.machine import numerics, peaks
 from devcheck.machine.facts import DeviceFacts
-
-UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24, "float16": 2.0**-11, "tf32": 2.0**-11}
+from devcheck.machine.numerics import UNIT_ROUNDOFF
 
 
 @dataclass(frozen=True)
@@ -34,7 +32,7 @@ def clock_for(device: Device) -> Any:
 
 
 def tf32_on(device: Device) -> bool:
-    return device.name.startswith("cuda:") and os.environ.get("CUPY_TF32", "0") not in ("", "0")
+    return numerics.tf32_on(device.name)
 
 
 def matmul_tolerance(dtype: str, k: int, tf32: bool) -> float:

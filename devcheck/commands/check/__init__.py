@@ -83,13 +83,8 @@ def run(
     report.data.update(budget_s=settings.seconds, elapsed_s=clock.elapsed, records=work.records, stress=work.stress)
     if settings.strict:
         report.checks = [_strict(c) for c in report.checks]
-    failure = report.first_failure
-    names = ", ".join(_named(name, work.facts.get(name)) for name in selection.names)
-    report.verdict = (
-        f"check: NOT FIT — {failure.summary}"
-        if failure
-        else f"check: fit to compute on {names} ({clock.elapsed:.1f} s)"
-    )
+    names = [_named(name, work.facts.get(name)) for name in selection.names]
+    report.verdict = verdict(report, names, clock.elapsed)
     return stop.hand_over(report)
 
 
@@ -99,15 +94,26 @@ def _named(name: str, facts) -> str:
     return f"{name} ({on_slice.label})" if on_slice is not None else name
 
 
+def verdict(report: Report, names: list[str], elapsed: float) -> str:
+    """ "fit" only when every step ran: a step the budget left out is unchecked, not passed."""
+    failure = report.first_failure
+    if failure:
+        return f"check: NOT FIT — {failure.summary}"
+    unchecked = [c.summary for c in report.checks if c.id.endswith(".budget") and c.status is not Status.OK]
+    if unchecked:
+        return f"check: no fault found on {', '.join(names)}, but not fully checked: {'; '.join(unchecked)}"
+    return f"check: fit to compute on {', '.join(names)} ({elapsed:.1f} s)"
+
+
 def _budget_checks(plan: list[dict], settings: Settings) -> list[Check]:
     skipped = [p["step"] for p in plan if not p["ran"]]
     if not skipped:
         return [Check("check.budget", Status.OK, f"every step fit in the {settings.budget} budget")]
     bigger = next((b for b, s in BUDGETS.items() if s > settings.seconds), None)
     return [
-        Check(
+        Check(  # a warning, as every step that could not run: never a pass, and a failure with --strict
             "check.budget",
-            Status.SKIP,
+            Status.WARN,
             f"skipped for time in the {settings.budget} budget: {', '.join(skipped)}",
             fix=f"--budget {bigger}" if bigger else "",
         )

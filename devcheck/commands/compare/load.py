@@ -154,8 +154,8 @@ def documents(source: str, noise: Noise) -> Iterator[tuple[str, dict] | Bad]:
 def _stream(name: str, chunks: Iterator[str], noise: Noise) -> Iterator[tuple[str, dict] | Bad]:
     """The documents of a stream: each runs from a line starting with `{` to the next such line (found
     by the regex engine, not a Python loop over lines); text before the first is counted as noise; a
-    stream with no document is Bad."""
-    buffer, line, found = "", 1, 0
+    stream with no document is Bad, and so is one in a Markdown code block (a README's example)."""
+    buffer, line, found, tail = "", 1, 0, ""  # tail: the last line before the next document
     for chunk in _with_end(chunks):
         buffer += chunk or ""
         starts = _starts(buffer)
@@ -163,13 +163,19 @@ def _stream(name: str, chunks: Iterator[str], noise: Noise) -> Iterator[tuple[st
         if cut:  # only before the first document: later text between documents ends the one before
             noise.lines += _lines(buffer[:cut])
             line += buffer.count("\n", 0, cut)
+            tail = _last_line(buffer[:cut]) or tail
             buffer, starts = buffer[cut:], [p - cut for p in starts]
         ends = starts[1:] + ([len(buffer)] if chunk is None and starts else [])
         for begin, stop in zip(starts, ends):
             found += 1
             text = buffer[begin:stop]
-            yield from _decoded(name, line, text, noise)
+            if (_last_line(buffer[:begin]) if begin else tail).lstrip().startswith(("```", "~~~")):
+                where = f"{name}:{line}" if line > 1 or name == "<stdin>" else name
+                yield Bad(where, "a JSON example in a Markdown code block, not a report")
+            else:
+                yield from _decoded(name, line, text, noise)
             line += text.count("\n")
+            tail = _last_line(text)
         if ends:
             buffer = buffer[ends[-1] :]
     if not found:
@@ -189,6 +195,10 @@ def _starts(text: str) -> list[int]:
 def _with_end(chunks: Iterator[str]) -> Iterator[str | None]:
     yield from chunks
     yield None
+
+
+def _last_line(text: str) -> str:
+    return text.rstrip().rpartition("\n")[2]
 
 
 def _lines(text: str) -> int:

@@ -68,9 +68,9 @@ def run(
             "device": r.name,
             "epoch": e["epoch"],
             "loss": e["loss"],
-            "train acc": e["train_accuracy"],
+            "train accuracy": e["train_accuracy"],
             "val loss": e["val_loss"],
-            "val acc": e["val_accuracy"],
+            "val accuracy": e["val_accuracy"],
             "seconds": e["seconds"],
             "samples/s": e["samples_per_s"],
         }
@@ -95,7 +95,7 @@ def _device_row(r: Run) -> dict:
         "device": r.name,
         "epochs": len(r.epochs),
         "final loss": last.get("loss"),
-        "val acc": last.get("val_accuracy"),
+        "val accuracy": last.get("val_accuracy"),
         "s/epoch (median)": float(numpy.median(seconds)) if seconds else None,
         "samples/s (median)": float(numpy.median([e["samples_per_s"] for e in r.epochs])) if seconds else None,
     }
@@ -120,5 +120,20 @@ def _learned_check(r: Run, config: Config) -> Check:
         f"train.{r.name}.learned",
         Status.FAIL,
         f"{r.name}: validation accuracy {accuracy:.3f} < {config.min_accuracy} after {len(r.epochs)} epochs",
-        fix="with the default options this means wrong gradients or arithmetic: run `devcheck grad`",
+        fix=not_learned_fix(config),
+    )
+
+
+def not_learned_fix(config: Config) -> str:
+    """Only the defaults are known to learn: with other options a model may simply be too small or too short."""
+    changed = [
+        f"--{name.replace('_', '-')} {getattr(config, name)} (default {default})"
+        for name, default in ((f, getattr(Config(), f)) for f in Config.__dataclass_fields__)
+        if name != "num_workers" and getattr(config, name) != default
+    ]
+    if not changed:
+        return "with the default options this means wrong gradients or arithmetic: run `devcheck grad`"
+    return (
+        f"{', '.join(changed)}: with these options the model may not reach the threshold; "
+        "if it fails with the default options too, run `devcheck grad`"
     )

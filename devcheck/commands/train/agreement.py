@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy
 
-from devcheck.commands import grad
 from devcheck.commands.train.config import Config
 from devcheck.commands.train.loop import Run, build
+from devcheck.machine import numerics
 from devcheck.report import Check, Status
 
 LOCKSTEP_STEPS = 10  # steps compared one by one across devices
@@ -79,7 +79,7 @@ def agreement_steps(config: Config, data: dict, devices: list[Any], steps: int) 
     expected = lockstep(config, data, devices[0], steps)
     checks = []
     for device in devices[1:]:
-        roundoff = 2.0**-11 if grad.tf32_on(device.name) else 2.0**-24  # float32, or TF32 matmuls (CUPY_TF32)
+        roundoff = numerics.matmul_roundoff("float32", device.name)
         tolerance = lockstep_tolerance(roundoff, max(config.hidden, config.batch_size), steps)
         diff = numpy.abs(lockstep(config, data, device, steps) - expected) / numpy.maximum(numpy.abs(expected), 1e-30)
         step, column = numpy.unravel_index(int(numpy.argmax(diff)), diff.shape)

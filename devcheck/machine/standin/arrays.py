@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy
 
+from devcheck.machine import numerics
 from devcheck.machine.standin.state import COUNTS, faulty, recorded, state
 
 _IMPLICIT = (
@@ -91,10 +92,22 @@ def _tf32(a: Any) -> Any:
     return ((bits + numpy.uint32(0x1000)) & numpy.uint32(0xFFFFE000)).view(numpy.float32)
 
 
+def _compute_type(a: Any, b: Any, mode: str | None) -> str | None:
+    """CuPy's get_compute_type for the output's dtype: float32 and complex64 read CUPY_TF32 as an
+    integer (raising where it is none), and TF32 applies from compute capability 8.0 on."""
+    if numpy.result_type(a, b).char not in "fF":
+        return mode
+    tf32 = numerics.tf32()
+    if tf32.error:
+        raise ValueError(tf32.error.removeprefix("ValueError: "))
+    cc = int(recorded("Device.compute_capability", state.current, default="0"))
+    return "tf32" if tf32.on and (cc // 10, cc % 10) >= numerics.TF32_FROM else mode
+
+
 def matmul(a: Any, b: Any) -> Any:
     """A recording's "rounding" models another correct device: "float64" accumulates in float64 (a
-    different rounding from NumPy's float32 BLAS), "tf32" reads float32 inputs as TF32 (CUPY_TF32=1)."""
-    mode = state.rounding.get("matmul")
+    different rounding from NumPy's float32 BLAS), "tf32" reads float32 inputs as TF32 (as CUPY_TF32=1)."""
+    mode = _compute_type(a, b, state.rounding.get("matmul"))
     if mode == "float64" and getattr(a, "dtype", None) == numpy.float32:
         out = numpy.matmul(a.astype(numpy.float64), b.astype(numpy.float64)).astype(numpy.float32)
     elif mode == "tf32":
