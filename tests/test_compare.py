@@ -465,3 +465,32 @@ def test_prometheus_file_parses(h100_check, tmp_path):
         doc["data"]["outliers"]
     )
     assert "devcheck_compare_inputs_skipped 1" in lines
+
+
+def test_nodes_with_nothing_comparable_are_not_alike(cpu_reports, tmp_path):
+    """Issue 22: three runs of one machine whose check picked its matmul size from the speed it measured
+    (1024, 1024, 512) shared no group of 3: compare said "alike" and passed `--fail-on outlier`. Now it
+    says nothing was comparable, and fails where outliers were asked to fail; the same reports of one
+    size are judged and pass."""
+
+    def reports(sizes: tuple[int, ...]) -> dict[str, str]:
+        texts = {}
+        for i, n in enumerate(sizes):
+            bench = json.loads(json.dumps(cpu_reports["bench"]))
+            bench["host"] = f"cpu-{i}"
+            for r in bench["data"]["records"]:
+                r["shape"] = [n, n, n]
+            texts[f"cpu-{i}"] = json.dumps(bench)
+        return texts
+
+    gate = ("--fail-on", "outlier")
+    code, doc, _ = compare(*gate, str(write(tmp_path / "mixed", reports((1024, 1024, 512)))))
+    outliers = next(c for c in doc["checks"] if c["id"] == "compare.outliers")
+    assert code == 1 and outliers["status"] == "fail" and outliers["summary"].startswith("nothing comparable: ")
+    assert "alike" not in doc["verdict"] and "nothing comparable" in doc["verdict"]
+    code, doc, _ = compare(str(tmp_path / "mixed"))  # outliers not asked to fail: said, as a warning
+    assert next(c for c in doc["checks"] if c["id"] == "compare.outliers")["status"] == "warn"
+    code, doc, _ = compare(*gate, str(write(tmp_path / "same", reports((1024, 1024, 1024)))))
+    outliers = next(c for c in doc["checks"] if c["id"] == "compare.outliers")
+    assert code == 0 and outliers["status"] == "ok" and any(g["judged"] for g in doc["data"]["groups"])
+    assert "nothing comparable" not in doc["verdict"]

@@ -156,6 +156,8 @@ def _verdict(c: Comparison, outliers: list[dict], gpus: int) -> str:
     if failed:
         said.append(f"failed checks on {output.names(failed)}")
     skipped = f"; {len(c.bad)} input(s) skipped" if c.bad else ""
+    if output.nothing_comparable(c):
+        said.insert(0, "nothing comparable: no measure judged")
     if not said:
         return f"compare: {fleet} alike: no outlier, no drift, no failed check{skipped}"
     return f"compare: {fleet}: " + "; ".join(said) + skipped

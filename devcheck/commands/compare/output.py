@@ -77,6 +77,12 @@ def outlier_rows(groups: list[Group]) -> list[dict]:
     return sorted(rows, key=lambda r: (r["host"], r["device"], r["measure"], r["dtype"], r["shape"]))
 
 
+def nothing_comparable(c: Comparison) -> bool:
+    """A fleet of MIN_GROUP or more nodes in which no group could be judged: "no outlier" would be said
+    of nothing (reports of other sizes, commands or versions), which is not "alike"."""
+    return len(c.hosts) >= MIN_GROUP and not any(g.judged for g in c.groups)
+
+
 def _status(category: str, fail_on: tuple[str, ...]) -> Status:
     return Status.FAIL if category in fail_on else Status.WARN
 
@@ -129,7 +135,19 @@ def quiet_checks(c: Comparison, outliers: list[dict]) -> list[Check]:
     """An ok check for each kind of finding there was none of; what was set aside, said."""
     judged = [g for g in c.groups if g.judged]
     checks = []
-    if not outliers:
+    if nothing_comparable(c):
+        checks.append(
+            Check(
+                "compare.outliers",
+                _status("outlier", c.fail_on),
+                f"nothing comparable: no measure of {MIN_GROUP} or more devices alike in model, measure, dtype "
+                f"and shape among {len(c.hosts)} nodes, so no outlier could be judged",
+                detail=f"{len(c.groups)} group(s), each of fewer than {MIN_GROUP} devices (compare.small_groups)",
+                fix="compare reports of one command run alike on every node (`devcheck check` of one version and "
+                "--budget), or nodes of one GPU model",
+            )
+        )
+    elif not outliers:
         checks.append(Check("compare.outliers", Status.OK, f"no outlier among {len(judged)} judged measure groups"))
     if not c.drift:
         checks.append(
