@@ -433,3 +433,19 @@ def test_junit_cases_carry_the_host_and_the_time_of_their_checks(monkeypatch):
     work.report.host = "gpu-08"
     other = ET.fromstring(to_junit(work.report))
     assert {c.get("classname") for c in other.findall("testcase")} == {"devcheck.gpu-08.check"}
+
+
+@pytest.mark.slow  # two whole runs of the command: kept in CI (-m "slow or not slow")
+def test_check_baseline_matches_its_own_earlier_run(tmp_path):
+    """Issue 22: `check --baseline` against the same machine's earlier run found no case alike ("another
+    --size?", and check has none): its sizes came from the speed each run measured. Now every case of
+    one run is in the other, and each is compared."""
+    with seam.replay(h100()):
+        first = runner.invoke(app, ["check", "--budget", "10s", "--device", "cuda", "--json"])
+    path = tmp_path / "before.json"
+    path.write_text(first.stdout)
+    _, doc = check("--budget", "10s", "--device", "cuda", "--baseline", str(path), recording=h100())
+    baseline = next(c for c in doc["checks"] if c["id"] == "bench.baseline")
+    records = json.loads(first.stdout)["data"]["records"]
+    assert len(records) >= 3 and [r["shape"] for r in records] == [r["shape"] for r in doc["data"]["records"]]
+    assert baseline["status"] in ("ok", "fail") and "not compared" not in baseline.get("detail", ""), baseline

@@ -137,9 +137,17 @@ def _training_agreement(work: Work) -> None:
 
 def speed_size(work: Work, device: str) -> int:
     """The size of the device's speed GEMMs: its model's and the budget's (sizes.py), not its measured speed."""
-    from devcheck.machine.facts import unknown_facts
+    return sizes.speed_size(_sized_as(work, device), work.settings.budget)
 
-    return sizes.speed_size(work.facts.get(device) or unknown_facts(device), work.settings.budget)
+
+def _sized_as(work: Work, device: str) -> Any:
+    """The facts a device's sizes and time estimates go by: its own; under replay a GPU's arithmetic is
+    NumPy's on this CPU, so it goes by the CPU's (a recorded H100's sizes would take NumPy minutes)."""
+    from devcheck.machine.facts import cpu_facts, unknown_facts
+
+    if work.replaying and device != "cpu":
+        return work.facts.get("cpu") or cpu_facts()
+    return work.facts.get(device) or unknown_facts(device)
 
 
 def _gpu_shared(name: str) -> str:
@@ -319,8 +327,7 @@ def _estimate_speed_on(work: Work, device: Any) -> float:
     """Planned at a tenth of the device's peak, or at the correctness GEMM's rate where that is faster (a
     256 GEMM runs under a large one's rate): a slower device is cut short by the measurements' own budget
     and by `_in_time`, and judged on what it did."""
-    facts = work.facts.get(device.name)
-    peak = sizes.slowest_peak(facts) if facts is not None else None
+    peak = sizes.slowest_peak(_sized_as(work, device.name))
     rate = max(work.rates.get(device.name) or 1.0, (peak or 0.0) * sizes.PLANNED_FRACTION)
     seconds = sizes.gemm_seconds(speed_size(work, device.name), rate)
     return CHECK_CASES * seconds * 2 + (1.5 if device.name != "cpu" else 0.0)  # float32 and float64
