@@ -484,7 +484,9 @@ def test_nodes_with_nothing_comparable_are_not_alike(cpu_reports, tmp_path):
         return texts
 
     gate = ("--fail-on", "outlier")
-    code, doc, _ = compare(*gate, str(write(tmp_path / "mixed", reports((1024, 1024, 512)))))
+    prom = tmp_path / "devcheck.prom"
+    code, doc, _ = compare(*gate, "--prometheus", str(prom), str(write(tmp_path / "mixed", reports((1024, 1024, 512)))))
+    assert "devcheck_compare_groups_judged 0" in prom.read_text().splitlines()
     outliers = next(c for c in doc["checks"] if c["id"] == "compare.outliers")
     assert code == 1 and outliers["status"] == "fail" and outliers["summary"].startswith("nothing comparable: ")
     assert "alike" not in doc["verdict"] and "nothing comparable" in doc["verdict"]
