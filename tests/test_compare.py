@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -473,16 +474,7 @@ def test_nodes_with_nothing_comparable_are_not_alike(cpu_reports, tmp_path):
     says nothing was comparable, and fails where outliers were asked to fail; the same reports of one
     size are judged and pass."""
 
-    def reports(sizes: tuple[int, ...]) -> dict[str, str]:
-        texts = {}
-        for i, n in enumerate(sizes):
-            bench = json.loads(json.dumps(cpu_reports["bench"]))
-            bench["host"] = f"cpu-{i}"
-            for r in bench["data"]["records"]:
-                r["shape"] = [n, n, n]
-            texts[f"cpu-{i}"] = json.dumps(bench)
-        return texts
-
+    reports = functools.partial(sized, cpu_reports["bench"])
     gate = ("--fail-on", "outlier")
     prom = tmp_path / "devcheck.prom"
     code, doc, _ = compare(*gate, "--prometheus", str(prom), str(write(tmp_path / "mixed", reports((1024, 1024, 512)))))
@@ -496,3 +488,33 @@ def test_nodes_with_nothing_comparable_are_not_alike(cpu_reports, tmp_path):
     outliers = next(c for c in doc["checks"] if c["id"] == "compare.outliers")
     assert code == 0 and outliers["status"] == "ok" and any(g["judged"] for g in doc["data"]["groups"])
     assert "nothing comparable" not in doc["verdict"]
+
+
+def sized(bench: dict, sizes: tuple[int, ...], slow: int | None = None) -> dict[str, str]:
+    """Nodes cpu-0, cpu-1, ... of this machine's bench report, node i's matmul at sizes[i] (as an older check
+    sized them by the speed it measured); node `slow` at half the rate."""
+    texts = {}
+    for i, n in enumerate(sizes):
+        doc = json.loads(json.dumps(bench))
+        doc["host"] = f"cpu-{i}"
+        for r in doc["data"]["records"]:
+            r["shape"] = [n, n, n]
+            r["rate"] *= 0.5 if i == slow else 1 + 0.002 * i
+        texts[f"cpu-{i}"] = json.dumps(doc)
+    return texts
+
+
+def test_a_node_measured_at_another_size_than_its_peers_is_named_not_passed(cpu_reports, tmp_path):
+    """Issue 22: the slow node is the likeliest to have picked the smaller size, and left alone in its group
+    it escaped judgement while its peers were judged alike. It is now named, and fails `--fail-on outlier`."""
+    folder = write(tmp_path / "r", sized(cpu_reports["bench"], (1024, 1024, 1024, 512), slow=3))
+    code, doc, _ = compare("--fail-on", "outlier", str(folder))
+    other = [c for c in doc["checks"] if c["id"].startswith("compare.other_shape.")]
+    assert code == 1 and [(c["id"], c["status"]) for c in other] == [("compare.other_shape.cpu-3", "fail")]
+    assert "512x512x512" in other[0]["summary"] and "1024x1024x1024" in other[0]["summary"]
+    assert "alike" not in doc["verdict"] and "cpu-3" in doc["verdict"]
+    code, doc, _ = compare(
+        "--fail-on", "outlier", str(write(tmp_path / "same", sized(cpu_reports["bench"], (1024,) * 4, slow=3)))
+    )
+    assert code == 1 and {r["host"] for r in doc["data"]["outliers"]} == {"cpu-3"}  # one size: judged, an outlier
+    assert not any(c["id"].startswith("compare.other_shape.") for c in doc["checks"])

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from devcheck.commands.compare.drift import describe
 from devcheck.commands.compare.model import Comparison
-from devcheck.commands.compare.outliers import MIN_GROUP, RATES, Z_LIMIT, Group, direction
+from devcheck.commands.compare.outliers import MIN_GROUP, RATES, Z_LIMIT, Group, direction, other_shapes
 from devcheck.report import Check, Status, snake
 
 
@@ -149,6 +149,7 @@ def quiet_checks(c: Comparison, outliers: list[dict]) -> list[Check]:
         )
     elif not outliers:
         checks.append(Check("compare.outliers", Status.OK, f"no outlier among {len(judged)} judged measure groups"))
+    checks += other_shape_checks(c)
     if not c.drift:
         checks.append(
             Check("compare.drift", Status.OK, f"no drift: the facts compared are equal on {len(c.hosts)} nodes")
@@ -163,6 +164,30 @@ def quiet_checks(c: Comparison, outliers: list[dict]) -> list[Check]:
                 Status.SKIP,
                 f"{len(small)} measure group(s) of fewer than {MIN_GROUP} devices shown, not judged",
                 detail="; ".join(f"{g.model} {g.label()} ({len(g.values)})" for g in small[:10]),
+            )
+        )
+    return checks
+
+
+def other_shape_checks(c: Comparison) -> list[Check]:
+    """A node whose measures were left out of its peers' judged groups (another shape) is named, not
+    passed as alike: as an outlier would be, a failure where --fail-on names `outlier`."""
+    per_host: dict[str, list[dict]] = {}
+    for r in other_shapes(c.groups):
+        per_host.setdefault(r["host"], []).append(r)
+    checks = []
+    for host, rows in per_host.items():
+        first = rows[0]
+        what = " ".join(x for x in (first["measure"], first["dtype"]) if x)
+        checks.append(
+            Check(
+                check_id("compare.other_shape", host),
+                _status("outlier", c.fail_on),
+                f"{host}: {len(rows)} measure(s) at another shape than its peers', not judged ({first['device']} "
+                f"{what} {first['shape']}; the fleet's {', '.join(first['judged_shapes'])})",
+                detail="; ".join(f"{r['device']} {r['measure']} {r['dtype']} {r['shape']}" for r in rows[:10]),
+                fix="run one devcheck version and --budget on every node: check's sizes follow the GPU model and "
+                "the budget",
             )
         )
     return checks
