@@ -354,28 +354,35 @@ def _work(budget: str, devices: list, facts: dict, rates: dict | None = None, cl
 def test_check_sizes_come_from_the_model_and_budget_not_the_speed_measured():
     """Issue 22: check sized its GEMMs from the rate it had just measured, so three runs of one machine used
     1024, 1024 and 512 and their reports could not be compared (nor `check --baseline` with its own earlier
-    run). The size is now the device's model's (its computed peak) and the budget's, whatever the rate."""
+    run). The size is now the device's model's (its computed peak in that dtype) and the budget's."""
     from types import SimpleNamespace
 
     from devcheck.commands.check import BUDGETS, sizes, steps
     from devcheck.machine.facts import cpu_facts, facts_for
+    from tests.test_peaks import SPECS, stand_in
 
     with seam.replay(h100()):
         gpu = facts_for("cuda:0")
-    h100_sizes = {}
+    with seam.replay(stand_in(next(m for m in SPECS if m["name"] == "GeForce RTX 4090"))):
+        geforce = facts_for("cuda:0")
+    chosen = {}
     for budget in BUDGETS:
-        for name, facts in (("cuda:0", gpu), ("cpu", cpu_facts())):
+        for name, facts in (("cuda:0", gpu), ("cuda:1", geforce), ("cpu", cpu_facts())):
             device = SimpleNamespace(name=name)
-            seen = {
-                steps.speed_size(_work(budget, [device], {name: facts}, {name: rate}), name)
-                for rate in (0.3, 40.0, 5000.0, 60000.0)  # a loaded CPU's 256 GEMM up to an H100's
-            }
-            assert len(seen) == 1, (budget, name, seen)
-            if name == "cuda:0":
-                h100_sizes[budget] = seen.pop()
-    # the H100's 67 TFLOP/s: 4096 takes 2 ms at its peak, 8192 16 ms (over AT_PEAK_S); the budget caps the rest
-    assert h100_sizes == {"10s": 1024, "60s": 2048, "5m": 4096, "15m": 4096}
-    assert sizes.speed_size(facts_for("gpu7"), "15m") == sizes.SIZES[0]  # no peak known: the smallest
+            for dtype in sizes.DTYPES:
+                seen = {
+                    steps.speed_size(_work(budget, [device], {name: facts}, {name: rate}), name, dtype)
+                    for rate in (0.3, 40.0, 5000.0, 60000.0)  # a loaded CPU's 256 GEMM up to an H100's
+                }
+                assert len(seen) == 1, (budget, name, dtype, seen)
+                chosen[budget, name, dtype] = seen.pop()
+    # the H100's 67 TFLOP/s in both: 4096 takes 2 ms at its peak, 8192 16 ms (over AT_PEAK_S)
+    assert [chosen[b, "cuda:0", "float64"] for b in BUDGETS] == [1024, 2048, 4096, 4096]
+    assert [chosen[b, "cuda:0", "float32"] for b in BUDGETS] == [1024, 2048, 4096, 4096]
+    # the RTX 4090: 82.6 TFLOP/s in float32, 1/64 of it in float64
+    assert [chosen[b, "cuda:1", "float32"] for b in BUDGETS] == [1024, 2048, 4096, 4096]
+    assert [chosen[b, "cuda:1", "float64"] for b in BUDGETS] == [1024, 1024, 1024, 1024]
+    assert sizes.speed_size(facts_for("gpu7"), "15m", "float32") == sizes.SIZES[0]  # no peak known: the smallest
 
 
 def test_a_device_10x_slower_than_its_peak_is_judged_slow_inside_the_budget():
@@ -403,7 +410,7 @@ def test_a_device_10x_slower_than_its_peak_is_judged_slow_inside_the_budget():
     assert work.clock.elapsed < 10.0
     found = {c.id: c for c in work.report.checks}
     record = next(r for r in work.records if r["case"] == "matmul" and r["dtype"] == "float32")
-    assert record["shape"][0] == steps.speed_size(work, "sim") == 1024  # the 10 s budget's cap
+    assert record["shape"][0] == steps.speed_size(work, "sim", "float32") == 1024  # the 10 s budget's cap
     assert found["check.speed.sim.matmul_float32"].status is Status.FAIL, found["check.speed.sim.matmul_float32"]
     assert found["check.speed.sim.matmul_float64"].status is Status.FAIL
     assert found["check.stress.sim"].status is Status.OK and "check.speed.budget" not in found

@@ -3,10 +3,10 @@ and the budget, never of a speed measured in the run. Identical nodes then run i
 `devcheck compare` can set their rates side by side and `check --baseline` finds its own earlier run;
 a size picked from the speed a node measured gave a slow node a smaller case, and it escaped its peers.
 
-The size is the largest of SIZES, up to the budget's cap, whose GEMM in the slower of float32 and
-float64 takes at most AT_PEAK_S at the device's peak: a device at a tenth of its peak still takes a
-tenth of a second a call, so a slow one is measured and judged inside the budget. A device with no
-known peak gets the smallest size."""
+The size is the largest of SIZES, up to the budget's cap, whose GEMM in that dtype takes at most
+AT_PEAK_S at the device's peak for it (float32 and float64 apart: a GeForce card's float64 runs at
+1/64 of its float32): a device at a tenth of its peak still takes a tenth of a second a call, so a
+slow one is measured and judged inside the budget. A device with no known peak gets the smallest size."""
 
 from __future__ import annotations
 
@@ -14,30 +14,24 @@ from typing import Any
 
 SIZES = (512, 1024, 2048, 4096, 8192)
 SIZE_CAP = {"10s": 1024, "60s": 2048, "5m": 4096, "15m": 8192}
-STRESS_CAP = 4096  # the stress window's GEMM: many runs of it, not one long one
+STRESS_CAP = 4096  # the stress window's float32 GEMM: many runs of it, not one long one
 AT_PEAK_S = 0.01  # seconds one GEMM of the chosen size takes at the device's peak
 PLANNED_FRACTION = 0.1  # of the peak: the slowest a device is planned for (its time estimate)
-
-
-def slowest_peak(facts: Any) -> float | None:
-    """GFLOP/s of the slower of the two matmuls the speed step runs, at the device's peak (None: unknown)."""
-    values = [facts.flops_peak(dtype).value for dtype in ("float32", "float64")]
-    known = [v for v in values if v]
-    return min(known) if known else None
+DTYPES = ("float32", "float64")  # the speed step's matmuls
 
 
 def gemm_seconds(n: int, gflops: float) -> float:
     return 2.0 * n**3 / (gflops * 1e9)
 
 
-def speed_size(facts: Any, budget: str) -> int:
-    """n of the speed step's n x n x n GEMMs on this device model, in this budget."""
-    peak = slowest_peak(facts)
-    if peak is None:
+def speed_size(facts: Any, budget: str, dtype: str) -> int:
+    """n of the speed step's n x n x n GEMM in `dtype` on this device model, in this budget."""
+    peak = facts.flops_peak(dtype).value
+    if not peak:
         return SIZES[0]
     fits = [n for n in SIZES if n <= SIZE_CAP[budget] and gemm_seconds(n, peak) <= AT_PEAK_S]
     return fits[-1] if fits else SIZES[0]
 
 
 def stress_size(facts: Any, budget: str) -> int:
-    return min(speed_size(facts, budget), STRESS_CAP)
+    return min(speed_size(facts, budget, "float32"), STRESS_CAP)

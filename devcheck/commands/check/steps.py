@@ -135,9 +135,9 @@ def _training_agreement(work: Work) -> None:
 # --- 3. speed: against each device's own peak ---------------------------------------------------------
 
 
-def speed_size(work: Work, device: str) -> int:
-    """The size of the device's speed GEMMs: its model's and the budget's (sizes.py), not its measured speed."""
-    return sizes.speed_size(_sized_as(work, device), work.settings.budget)
+def speed_size(work: Work, device: str, dtype: str) -> int:
+    """The size of the device's speed GEMM: its model's and the budget's (sizes.py), not its measured speed."""
+    return sizes.speed_size(_sized_as(work, device), work.settings.budget, dtype)
 
 
 def _sized_as(work: Work, device: str) -> Any:
@@ -170,9 +170,8 @@ def speed(work: Work) -> None:
         facts = work.facts.get(device.name)
         if facts is None:
             continue
-        n = speed_size(work, device.name)
-        for dtype in ("float32", "float64"):
-            shape = (n, n, n)
+        for dtype in sizes.DTYPES:
+            shape = (speed_size(work, device.name, dtype),) * 3
             record = _guarded(
                 work,
                 f"check.speed.{device.name}.matmul_{dtype}",
@@ -241,7 +240,7 @@ def _stress(work: Work) -> None:
     devices = work.selection.devices
     window = min(work.clock.left - 1.0, STRESS_CAP[work.settings.budget]) / max(len(devices), 1)
     for device in devices:
-        n = min(speed_size(work, device.name), sizes.STRESS_CAP)
+        n = sizes.stress_size(_sized_as(work, device.name), work.settings.budget)
         limit = work.settings.thresholds.floor("stress_drift", device.name, "")
         during = _reader(device.name)
         found = _guarded(
@@ -327,10 +326,12 @@ def _estimate_speed_on(work: Work, device: Any) -> float:
     """Planned at a tenth of the device's peak, or at the correctness GEMM's rate where that is faster (a
     256 GEMM runs under a large one's rate): a slower device is cut short by the measurements' own budget
     and by `_in_time`, and judged on what it did."""
-    peak = sizes.slowest_peak(_sized_as(work, device.name))
-    rate = max(work.rates.get(device.name) or 1.0, (peak or 0.0) * sizes.PLANNED_FRACTION)
-    seconds = sizes.gemm_seconds(speed_size(work, device.name), rate)
-    return CHECK_CASES * seconds * 2 + (1.5 if device.name != "cpu" else 0.0)  # float32 and float64
+    facts, measured = _sized_as(work, device.name), work.rates.get(device.name) or 1.0
+    seconds = 0.0
+    for dtype in sizes.DTYPES:
+        rate = max(measured, (facts.flops_peak(dtype).value or 0.0) * sizes.PLANNED_FRACTION)
+        seconds += CHECK_CASES * sizes.gemm_seconds(speed_size(work, device.name, dtype), rate)
+    return seconds + (1.5 if device.name != "cpu" else 0.0)  # and the copies
 
 
 def _estimate_speed(work: Work) -> float:
