@@ -376,7 +376,7 @@ def test_check_sizes_come_from_the_model_and_budget_not_the_speed_measured():
                 }
                 assert len(seen) == 1, (budget, name, dtype, seen)
                 chosen[budget, name, dtype] = seen.pop()
-    # the H100's 67 TFLOP/s in both: 4096 takes 2 ms at its peak, 8192 16 ms (over AT_PEAK_S)
+    # the H100's 67 TFLOP/s in both: 4096 takes 2 ms at its peak, 8192 16 ms (over AT_PEAK_S, 5 ms)
     assert [chosen[b, "cuda:0", "float64"] for b in BUDGETS] == [1024, 2048, 4096, 4096]
     assert [chosen[b, "cuda:0", "float32"] for b in BUDGETS] == [1024, 2048, 4096, 4096]
     # the RTX 4090: 82.6 TFLOP/s in float32, 1/64 of it in float64

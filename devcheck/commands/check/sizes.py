@@ -5,7 +5,7 @@ a size picked from the speed a node measured gave a slow node a smaller case, an
 
 The size is the largest of SIZES, up to the budget's cap, whose GEMM in that dtype takes at most
 AT_PEAK_S at the device's peak for it (float32 and float64 apart: a GeForce card's float64 runs at
-1/64 of its float32): a device at a tenth of its peak still takes a tenth of a second a call, so a
+1/64 of its float32): a device at a tenth of its peak still takes 0.05 s a call, so a
 slow one is measured and judged inside the budget. A device with no known peak gets the smallest size."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 SIZES = (512, 1024, 2048, 4096, 8192)
 SIZE_CAP = {"10s": 1024, "60s": 2048, "5m": 4096, "15m": 8192}
 STRESS_CAP = 4096  # the stress window's float32 GEMM: many runs of it, not one long one
-AT_PEAK_S = 0.01  # seconds one GEMM of the chosen size takes at the device's peak
+AT_PEAK_S = 0.005  # seconds one GEMM of the chosen size takes at the device's peak
 PLANNED_FRACTION = 0.1  # of the peak: the slowest a device is planned for (its time estimate)
 DTYPES = ("float32", "float64")  # the speed step's matmuls
 
