@@ -5,8 +5,9 @@ a size picked from the speed a node measured gave a slow node a smaller case, an
 
 The size is the largest of SIZES, up to the budget's cap, whose GEMM in that dtype takes at most
 AT_PEAK_S at the device's peak for it (float32 and float64 apart: a GeForce card's float64 runs at
-1/64 of its float32): a device at a tenth of its peak still takes 0.05 s a call, so a
-slow one is measured and judged inside the budget. A device with no known peak gets the smallest size."""
+1/64 of its float32): a device at a tenth of its peak still takes 0.05 s a call, so a slow one is
+measured and judged inside the budget. A device with no known peak gets the smallest size. Under
+replay a GPU is sized as this CPU, which does its arithmetic (steps._sized_as)."""
 
 from __future__ import annotations
 
