@@ -435,6 +435,7 @@ def test_junit_cases_carry_the_host_and_the_time_of_their_checks(monkeypatch):
     cases = suite.findall("testcase")
     assert len(cases) == len(work.report.checks) > 10
     assert {c.get("classname") for c in cases} == {"devcheck.gpu-07_example_org.check"}
+    assert suite.get("hostname") == "gpu-07.example.org"
     times = [float(c.get("time")) for c in cases]
     assert 0.5 * took < sum(times) <= 1.1 * took + 0.05, (times, took)  # 3 decimals each: a little off
     work.report.host = "gpu-08"

@@ -22,6 +22,7 @@ def to_junit(report: Report, seconds: float | None = None) -> str:
         errors=str(counts[Status.ERROR]),
         skipped=str(counts[Status.SKIP] + counts[Status.NA]),
         time=f"{seconds or 0:.3f}",
+        hostname=report.host,
     )
     host = (report.host or "unknown-host").replace(".", "_")
     for check in report.checks:
