@@ -38,6 +38,9 @@ class Check:
     summary: str
     detail: str = ""
     fix: str = ""
+    # seconds of the work the judgement rests on, where the command measured it (check's steps): JUnit's
+    # time; 0 where it did not. Not in the JSON report, whose checks are judgements, not timings.
+    seconds: float = field(default=0.0, compare=False)
 
     def to_dict(self) -> dict[str, str]:
         out = {"id": self.id, "status": str(self.status), "summary": self.summary}

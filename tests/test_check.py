@@ -362,3 +362,123 @@ def test_a_step_left_out_for_time_is_never_fit(skipped, strict):
         assert report.ok and "fit to compute" not in got and "not fully checked" in got, got
         assert f"skipped for time in the 10s budget: {', '.join(skipped)}" in got
         assert report.check("check.budget").fix == "--budget 60s"
+
+
+def _work(budget: str, devices: list, facts: dict, rates: dict | None = None, clock=None):
+    from types import SimpleNamespace
+
+    from devcheck.commands.check import Clock, Settings, steps
+    from devcheck.report import Report
+
+    settings = Settings(budget=budget, thresholds=Thresholds({"matmul_float32": 0.3, "matmul_float64": 0.3}))
+    selection = SimpleNamespace(devices=devices, names=[d.name for d in devices], gpus=[])
+    clock = clock or Clock(settings.seconds)
+    return steps.Work(settings, selection, Report("check"), clock, facts=facts, rates=dict(rates or {}))
+
+
+def test_check_sizes_come_from_the_model_and_budget_not_the_speed_measured():
+    """Issue 22: check sized its GEMMs from the rate it had just measured, so three runs of one machine used
+    1024, 1024 and 512 and their reports could not be compared (nor `check --baseline` with its own earlier
+    run). The size is now the device's model's (its computed peak in that dtype) and the budget's."""
+    from types import SimpleNamespace
+
+    from devcheck.commands.check import BUDGETS, sizes, steps
+    from devcheck.machine.facts import cpu_facts, facts_for
+    from tests.test_peaks import SPECS, stand_in
+
+    with seam.replay(h100()):
+        gpu = facts_for("cuda:0")
+    with seam.replay(stand_in(next(m for m in SPECS if m["name"] == "GeForce RTX 4090"))):
+        geforce = facts_for("cuda:0")
+    chosen = {}
+    for budget in BUDGETS:
+        for name, facts in (("cuda:0", gpu), ("cuda:1", geforce), ("cpu", cpu_facts())):
+            device = SimpleNamespace(name=name)
+            for dtype in sizes.DTYPES:
+                seen = {
+                    steps.speed_size(_work(budget, [device], {name: facts}, {name: rate}), name, dtype)
+                    for rate in (0.3, 40.0, 5000.0, 60000.0)  # a loaded CPU's 256 GEMM up to an H100's
+                }
+                assert len(seen) == 1, (budget, name, dtype, seen)
+                chosen[budget, name, dtype] = seen.pop()
+    # the H100's 67 TFLOP/s in both: 4096 takes 2 ms at its peak, 8192 16 ms (over AT_PEAK_S, 5 ms)
+    assert [chosen[b, "cuda:0", "float64"] for b in BUDGETS] == [1024, 2048, 4096, 4096]
+    assert [chosen[b, "cuda:0", "float32"] for b in BUDGETS] == [1024, 2048, 4096, 4096]
+    # the RTX 4090: 82.6 TFLOP/s in float32, 1/64 of it in float64
+    assert [chosen[b, "cuda:1", "float32"] for b in BUDGETS] == [1024, 2048, 4096, 4096]
+    assert [chosen[b, "cuda:1", "float64"] for b in BUDGETS] == [1024, 1024, 1024, 1024]
+    assert sizes.speed_size(facts_for("gpu7"), "15m", "float32") == sizes.SIZES[0]  # no peak known: the smallest
+
+
+def test_a_device_10x_slower_than_its_peak_is_judged_slow_inside_the_budget():
+    """A fixed size must not let a slow device overrun the budget: the simulated GPU (NumPy on this CPU),
+    given a peak 10x this CPU's computed peak, so it runs at a tenth of it or less, is sized for that
+    peak, planned, measured and judged slow (a failure, not a skip), and its speed and stress steps end
+    inside the 10 s budget."""
+    from dataclasses import replace
+
+    from devcheck.commands.check import steps
+    from devcheck.engine import get_device
+    from devcheck.machine.facts import cpu_facts, unknown_facts
+    from devcheck.machine.peaks import Peak
+
+    cpu_peak = cpu_facts().flops_peak("float32").value
+    if cpu_peak is None:
+        pytest.skip("this CPU's peak is unknown (no clock or vector ISA exposed)")
+    peak = Peak(10 * cpu_peak, "GFLOP/s", "10x this CPU's computed peak")
+    sim = get_device("sim")
+    work = _work("10s", [sim], {"sim": replace(unknown_facts("sim"), flops_peak=lambda dtype: peak)})
+    planned = steps._estimate_speed(work) + 1.5  # and the stress step's
+    assert planned < work.clock.left
+    steps.speed(work)
+    steps.stress(work)
+    assert work.clock.elapsed < 10.0
+    found = {c.id: c for c in work.report.checks}
+    record = next(r for r in work.records if r["case"] == "matmul" and r["dtype"] == "float32")
+    assert record["shape"][0] == steps.speed_size(work, "sim", "float32") == 1024  # the 10 s budget's cap
+    assert found["check.speed.sim.matmul_float32"].status is Status.FAIL, found["check.speed.sim.matmul_float32"]
+    assert found["check.speed.sim.matmul_float64"].status is Status.FAIL
+    assert found["check.stress.sim"].status is Status.OK and "check.speed.budget" not in found
+
+
+def test_junit_cases_carry_the_host_and_the_time_of_their_checks(monkeypatch):
+    """Issue 22: every case was `devcheck.check` with time 0.000, so the files of many nodes gathered in
+    one CI view had duplicate names and no times. The class now names the host (its dots made `_`, as a
+    tool splits classes at dots), and a check's time is its share of the work it rests on."""
+    import time
+
+    from devcheck.commands.check import steps
+    from devcheck.render.junit import to_junit
+
+    monkeypatch.setenv("DEVCHECK_HOST", "gpu-07.example.org")
+    work = _work("10s", [], {})
+    began = time.perf_counter()
+    with seam.replay(h100()):
+        steps.health(work)
+    took = time.perf_counter() - began
+    suite = ET.fromstring(to_junit(work.report, took))
+    cases = suite.findall("testcase")
+    assert len(cases) == len(work.report.checks) > 10
+    assert {c.get("classname") for c in cases} == {"devcheck.gpu-07_example_org.check"}
+    assert suite.get("hostname") == "gpu-07.example.org"
+    times = [float(c.get("time")) for c in cases]
+    assert 0.5 * took < sum(times) <= 1.1 * took + 0.05, (times, took)  # 3 decimals each: a little off
+    work.report.host = "gpu-08"
+    other = ET.fromstring(to_junit(work.report))
+    assert {c.get("classname") for c in other.findall("testcase")} == {"devcheck.gpu-08.check"}
+
+
+@pytest.mark.slow  # two whole runs of the command: kept in CI (-m "slow or not slow")
+def test_check_baseline_matches_its_own_earlier_run(tmp_path):
+    """Issue 22: `check --baseline` against the same machine's earlier run found no case alike ("another
+    --size?", and check has none): its sizes came from the speed each run measured. Now every case of
+    one run is in the other, and each is compared."""
+    with seam.replay(h100()):
+        first = runner.invoke(app, ["check", "--budget", "10s", "--device", "cuda", "--json"])
+    path = tmp_path / "before.json"
+    path.write_text(first.stdout)
+    _, doc = check("--budget", "10s", "--device", "cuda", "--baseline", str(path), recording=h100())
+    baseline = next(c for c in doc["checks"] if c["id"] == "bench.baseline")
+    records = json.loads(first.stdout)["data"]["records"]
+    assert len(records) >= 3 and [r["shape"] for r in records] == [r["shape"] for r in doc["data"]["records"]]
+    assert baseline["status"] in ("ok", "fail") and "not compared" not in baseline.get("detail", ""), baseline

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -480,3 +481,55 @@ def test_a_json_example_in_a_markdown_document_is_not_a_node(h100_check, tmp_pat
         assert code == 2 and stderr.count("Markdown code block") == 1, stderr  # one line naming all three
     code, doc, _ = compare("-", stdin="".join(f"pod {i} says:\n{t}" for i, t in enumerate(texts)))
     assert code == 0 and doc["data"]["nodes_compared"] == 3
+
+
+def test_nodes_with_nothing_comparable_are_not_alike(cpu_reports, tmp_path):
+    """Issue 22: three runs of one machine whose check picked its matmul size from the speed it measured
+    (1024, 1024, 512) shared no group of 3: compare said "alike" and passed `--fail-on outlier`. Now it
+    says nothing was comparable, and fails where outliers were asked to fail; the same reports of one
+    size are judged and pass."""
+
+    reports = functools.partial(sized, cpu_reports["bench"])
+    gate = ("--fail-on", "outlier")
+    prom = tmp_path / "devcheck.prom"
+    code, doc, _ = compare(*gate, "--prometheus", str(prom), str(write(tmp_path / "mixed", reports((1024, 1024, 512)))))
+    assert "devcheck_compare_groups_judged 0" in prom.read_text().splitlines()
+    outliers = next(c for c in doc["checks"] if c["id"] == "compare.outliers")
+    assert code == 1 and outliers["status"] == "fail" and outliers["summary"].startswith("nothing comparable: ")
+    assert "alike" not in doc["verdict"] and "nothing comparable" in doc["verdict"]
+    code, doc, _ = compare(str(tmp_path / "mixed"))  # outliers not asked to fail: said, as a warning
+    assert next(c for c in doc["checks"] if c["id"] == "compare.outliers")["status"] == "warn"
+    code, doc, _ = compare(*gate, str(write(tmp_path / "same", reports((1024, 1024, 1024)))))
+    outliers = next(c for c in doc["checks"] if c["id"] == "compare.outliers")
+    assert code == 0 and outliers["status"] == "ok" and any(g["judged"] for g in doc["data"]["groups"])
+    assert "nothing comparable" not in doc["verdict"]
+
+
+def sized(bench: dict, sizes: tuple[int, ...], slow: int | None = None) -> dict[str, str]:
+    """Nodes cpu-0, cpu-1, ... of this machine's bench report, node i's matmul at sizes[i] (as an older check
+    sized them by the speed it measured); node `slow` at half the rate."""
+    texts = {}
+    for i, n in enumerate(sizes):
+        doc = json.loads(json.dumps(bench))
+        doc["host"] = f"cpu-{i}"
+        for r in doc["data"]["records"]:
+            r["shape"] = [n, n, n]
+            r["rate"] *= 0.5 if i == slow else 1 + 0.002 * i
+        texts[f"cpu-{i}"] = json.dumps(doc)
+    return texts
+
+
+def test_a_node_measured_at_another_size_than_its_peers_is_named_not_passed(cpu_reports, tmp_path):
+    """Issue 22: the slow node is the likeliest to have picked the smaller size, and left alone in its group
+    it escaped judgement while its peers were judged alike. It is now named, and fails `--fail-on outlier`."""
+    folder = write(tmp_path / "r", sized(cpu_reports["bench"], (1024, 1024, 1024, 512), slow=3))
+    code, doc, _ = compare("--fail-on", "outlier", str(folder))
+    other = [c for c in doc["checks"] if c["id"].startswith("compare.other_shape.")]
+    assert code == 1 and [(c["id"], c["status"]) for c in other] == [("compare.other_shape.cpu-3", "fail")]
+    assert "512x512x512" in other[0]["summary"] and "1024x1024x1024" in other[0]["summary"]
+    assert "alike" not in doc["verdict"] and "cpu-3" in doc["verdict"]
+    code, doc, _ = compare(
+        "--fail-on", "outlier", str(write(tmp_path / "same", sized(cpu_reports["bench"], (1024,) * 4, slow=3)))
+    )
+    assert code == 1 and {r["host"] for r in doc["data"]["outliers"]} == {"cpu-3"}  # one size: judged, an outlier
+    assert not any(c["id"].startswith("compare.other_shape.") for c in doc["checks"])

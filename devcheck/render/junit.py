@@ -1,6 +1,9 @@
 """JUnit XML: one test case per check, the format GitLab, Jenkins, Buildkite and GitHub's test
 reporters read. A failed check is a <failure>, an error an <error>, a skip <skipped/>; a warning
-passes and says so in its system-out."""
+passes and says so in its system-out. The class is `devcheck.HOST.COMMAND` (dots in the host name
+become `_`, as a tool splits the class name at dots), so the files of many nodes gathered in one CI
+view keep their cases apart; a case's time is the seconds of the work its check rests on, where the
+command measured it (check's steps), else 0."""
 
 from __future__ import annotations
 
@@ -19,9 +22,13 @@ def to_junit(report: Report, seconds: float | None = None) -> str:
         errors=str(counts[Status.ERROR]),
         skipped=str(counts[Status.SKIP] + counts[Status.NA]),
         time=f"{seconds or 0:.3f}",
+        hostname=report.host,
     )
+    host = (report.host or "unknown-host").replace(".", "_")
     for check in report.checks:
-        case = ET.SubElement(suite, "testcase", classname=f"devcheck.{report.command}", name=check.id)
+        case = ET.SubElement(
+            suite, "testcase", classname=f"devcheck.{host}.{report.command}", name=check.id, time=f"{check.seconds:.3f}"
+        )
         text = "\n".join(x for x in (check.summary, check.detail, check.fix and f"fix: {check.fix}") if x)
         if check.status is Status.FAIL:
             ET.SubElement(case, "failure", message=check.summary).text = text

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from devcheck.commands.check import steps
 from devcheck.commands.check.thresholds import Thresholds
@@ -123,4 +123,4 @@ def _budget_checks(plan: list[dict], settings: Settings) -> list[Check]:
 def _strict(check: Check) -> Check:
     if check.status is not Status.WARN:
         return check
-    return Check(check.id, Status.FAIL, check.summary, detail=check.detail, fix=check.fix or "(a warning: --strict)")
+    return replace(check, status=Status.FAIL, fix=check.fix or "(a warning: --strict)")

@@ -4,6 +4,8 @@ pending repairs, modes, temperature against the slowdown threshold, and NVML its
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from devcheck.commands.check.thresholds import Thresholds
 from devcheck.report import Check, Field, Report, Section, Status
 
@@ -131,7 +133,8 @@ def settle_idle_link(checks: list[Check], readings: dict) -> None:
         return
     for i, c in enumerate(checks):
         if c.id == f"check.gpu{index}.pcie" and c.status is Status.WARN:
-            checks[i] = Check(c.id, Status.OK, f"{c.summary}; gen {gen}, x{width} under load: it saves power at idle")
+            settled = f"{c.summary}; gen {gen}, x{width} under load: it saves power at idle"
+            checks[i] = replace(c, status=Status.OK, summary=settled, detail="", fix="")
 
 
 def load_checks(name: str, readings: dict, replaying: bool) -> list[Check]:

@@ -4,11 +4,13 @@ checks and train's lockstep agreement."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from devcheck.commands.bench import cases
 from devcheck.commands.check import health as health_checks
+from devcheck.commands.check import sizes
 from devcheck.commands.check.stress import stress as stress_window
 from devcheck.interrupt import Interruption
 from devcheck.machine.links import counters_now
@@ -17,8 +19,6 @@ from devcheck.report import Check, Report, Status
 
 CORRECTNESS_N = 256
 CORRECTNESS_EACH = 0.8  # seconds of the correctness step per device
-SIZES = (512, 1024, 2048, 4096, 8192)
-SIZE_CAP = {"10s": 1024, "60s": 2048, "5m": 4096, "15m": 8192}
 STRESS_CAP = {"10s": 2.0, "60s": 40.0, "5m": 240.0, "15m": 780.0}  # seconds of stress per budget, all devices
 GRAD_OPS = ("matmul", "linear", "tanh", "relu", "cross_entropy", "sum", "index_repeats")
 CHECK_CASES = 5  # GEMM calls a speed case takes: the first, a warm-up, three samples
@@ -31,10 +31,11 @@ class Work:
     report: Report
     clock: Any
     facts: dict[str, Any] = field(default_factory=dict)
-    rates: dict[str, float] = field(default_factory=dict)  # GFLOP/s of the correctness GEMM, to size the rest
+    rates: dict[str, float] = field(default_factory=dict)  # GFLOP/s of the correctness GEMM, for the estimates
     records: list[dict] = field(default_factory=list)
     stress: list[dict] = field(default_factory=list)
     stop: Interruption = field(default_factory=Interruption)  # Ctrl-C or a signal, held by a step that reports it
+    mark: float = field(default_factory=time.perf_counter)  # when the last check was made
 
     @property
     def replaying(self) -> bool:
@@ -42,8 +43,12 @@ class Work:
 
         return seam.replaying() is not None
 
-    def check(self, check: Check) -> None:
-        self.report.checks.append(check)
+    def check(self, *checks: Check) -> None:
+        """Checks made now, each with its share of the time since the last ones: the work they rest on (a
+        step on one device, mostly; checks made together share its time), so their times add up to the run's."""
+        now = time.perf_counter()
+        share, self.mark = (now - self.mark) / max(len(checks), 1), now
+        self.report.checks += [replace(c, seconds=share) for c in checks]
 
 
 # --- 1. health: env's verdict, and what NVML says of each GPU ----------------------------------------
@@ -56,8 +61,10 @@ def health(work: Work) -> None:
     from devcheck.commands.env import collect
 
     env = collect()
-    work.report.checks += [c for c in env.checks if c.id != "machine.replay" or not work.report.check(c.id)]
-    work.report.checks += health_checks.health_checks(env, work.settings.thresholds, work.settings.strict)
+    work.check(
+        *[c for c in env.checks if c.id != "machine.replay" or not work.report.check(c.id)],
+        *health_checks.health_checks(env, work.settings.thresholds, work.settings.strict),
+    )
     # what a fleet's reports must agree on (devcheck compare's drift): driver, GPUs, NumPy/BLAS, CuPy/CUDA
     work.report.sections += [s for s in env.sections if s.group in ("gpus", "mig") or s.key in SHARED_SECTIONS]
     work.report.data["env_verdict"] = env.verdict
@@ -122,7 +129,7 @@ def _training_agreement(work: Work) -> None:
     config = Config(epochs=1)
     x, y = spirals(config.samples, config.seed)
     data = {"x_train": x[:1600], "y_train": y[:1600], "x_val": x[1600:], "y_val": y[1600:]}
-    work.report.checks += agreement_steps(config, data, work.selection.devices, steps=5)
+    work.check(*agreement_steps(config, data, work.selection.devices, steps=5))
 
 
 # --- 2b. GPU to GPU: copies between every pair (each GPU to the next in the smallest budget) ----------
@@ -161,11 +168,19 @@ def _estimate_p2p(work: Work) -> float | None:
 # --- 3. speed: against each device's own peak ---------------------------------------------------------
 
 
-def speed_size(work: Work, device: str) -> int:
-    """The largest square GEMM whose one call takes about 0.2 s here, up to the budget's cap."""
-    rate = work.rates.get(device) or 1.0
-    fits = [n for n in SIZES if 2.0 * n**3 / (rate * 1e9) <= 0.2 and n <= SIZE_CAP[work.settings.budget]]
-    return fits[-1] if fits else SIZES[0]
+def speed_size(work: Work, device: str, dtype: str) -> int:
+    """The size of the device's speed GEMM: its model's and the budget's (sizes.py), not its measured speed."""
+    return sizes.speed_size(_sized_as(work, device), work.settings.budget, dtype)
+
+
+def _sized_as(work: Work, device: str) -> Any:
+    """The facts a device's sizes and time estimates go by: its own; under replay a GPU's arithmetic is
+    NumPy's on this CPU, so it goes by the CPU's (a recorded H100's sizes would take NumPy minutes)."""
+    from devcheck.machine.facts import cpu_facts, unknown_facts
+
+    if work.replaying and device != "cpu":
+        return work.facts.get("cpu") or cpu_facts()
+    return work.facts.get(device) or unknown_facts(device)
 
 
 def _gpu_shared(name: str) -> str:
@@ -188,9 +203,8 @@ def speed(work: Work) -> None:
         facts = work.facts.get(device.name)
         if facts is None:
             continue
-        n = speed_size(work, device.name)
-        for dtype in ("float32", "float64"):
-            shape = (n, n, n)
+        for dtype in sizes.DTYPES:
+            shape = (speed_size(work, device.name, dtype),) * 3
             record = _guarded(
                 work,
                 f"check.speed.{device.name}.matmul_{dtype}",
@@ -241,7 +255,7 @@ def stress(work: Work) -> None:
     before = _link_errors(work)
     _stress(work)
     if before:  # NVLink errors made under load (env already judged those since boot)
-        work.report.checks += growth_checks(before, _link_errors(work))
+        work.check(*growth_checks(before, _link_errors(work)))
 
 
 def _link_errors(work: Work) -> dict:
@@ -259,7 +273,7 @@ def _stress(work: Work) -> None:
     devices = work.selection.devices
     window = min(work.clock.left - 1.0, STRESS_CAP[work.settings.budget]) / max(len(devices), 1)
     for device in devices:
-        n = min(speed_size(work, device.name), 4096)
+        n = sizes.stress_size(_sized_as(work, device.name), work.settings.budget)
         limit = work.settings.thresholds.floor("stress_drift", device.name, "")
         during = _reader(device.name)
         found = _guarded(
@@ -276,9 +290,9 @@ def _stress(work: Work) -> None:
         if found is not None:
             record, checks = found
             work.stress.append(record)
-            work.report.checks += checks
+            work.check(*checks)
             if device.name != "cpu" and record["under_load"]:  # none if an interrupt came before halfway
-                work.report.checks += health_checks.load_checks(device.name, record["under_load"], work.replaying)
+                work.check(*health_checks.load_checks(device.name, record["under_load"], work.replaying))
                 if not work.replaying:  # a replay's readings are the recorded idle ones
                     health_checks.settle_idle_link(work.report.checks, record["under_load"])
         if work.stop:
@@ -342,8 +356,15 @@ def _estimate_correctness(work: Work) -> float:
 
 
 def _estimate_speed_on(work: Work, device: Any) -> float:
-    n, rate = speed_size(work, device.name), work.rates.get(device.name) or 1.0
-    return CHECK_CASES * (2.0 * n**3 / (rate * 1e9)) * 3 + (1.5 if device.name != "cpu" else 0.0)  # f32 + f64
+    """Planned at a tenth of the device's peak, or at the correctness GEMM's rate where that is faster (a
+    256 GEMM runs under a large one's rate): a slower device is cut short by the measurements' own budget
+    and by `_in_time`, and judged on what it did."""
+    facts, measured = _sized_as(work, device.name), work.rates.get(device.name) or 1.0
+    seconds = 0.0
+    for dtype in sizes.DTYPES:
+        rate = max(measured, (facts.flops_peak(dtype).value or 0.0) * sizes.PLANNED_FRACTION)
+        seconds += CHECK_CASES * sizes.gemm_seconds(speed_size(work, device.name, dtype), rate)
+    return seconds + (1.5 if device.name != "cpu" else 0.0)  # and the copies
 
 
 def _estimate_speed(work: Work) -> float:

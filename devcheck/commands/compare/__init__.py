@@ -20,7 +20,16 @@ from typing import Any
 from devcheck.commands.compare import load, output, summary
 from devcheck.commands.compare.drift import drift
 from devcheck.commands.compare.model import Comparison
-from devcheck.commands.compare.outliers import MAD_FLOOR, MAD_SCALE, MIN_GROUP, RULE, Z_LIMIT, below_floors, groups
+from devcheck.commands.compare.outliers import (
+    MAD_FLOOR,
+    MAD_SCALE,
+    MIN_GROUP,
+    RULE,
+    Z_LIMIT,
+    below_floors,
+    groups,
+    other_shapes,
+)
 from devcheck.errors import BadInput
 from devcheck.report import Report, Section
 
@@ -156,6 +165,11 @@ def _verdict(c: Comparison, outliers: list[dict], gpus: int) -> str:
     if failed:
         said.append(f"failed checks on {output.names(failed)}")
     skipped = f"; {len(c.bad)} input(s) skipped" if c.bad else ""
+    if output.nothing_comparable(c):
+        said.insert(0, "nothing comparable: no measure judged")
+    other = [r["host"] for r in other_shapes(c.groups)]
+    if other:
+        said.append(f"measured at another shape than their peers, not judged: {output.names(other)}")
     if not said:
         return f"compare: {fleet} alike: no outlier, no drift, no failed check{skipped}"
     return f"compare: {fleet}: " + "; ".join(said) + skipped

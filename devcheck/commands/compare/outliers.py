@@ -91,6 +91,25 @@ def groups(hosts: dict[str, Node]) -> list[Group]:
     return sorted(table.values(), key=lambda g: (g.kind, g.model, g.measure, g.dtype, g.shape))
 
 
+def other_shapes(all_groups: list[Group]) -> list[dict]:
+    """Devices measured at another shape than their peers, where the peers' shape was judged: an older
+    devcheck sized its GEMMs by the speed it measured, and a slow node, the likeliest to pick a smaller
+    size, left its group and escaped judgement. One row per device, with the shapes that were judged."""
+    judged: dict[tuple, list[str]] = {}
+    for g in all_groups:
+        if g.judged:
+            judged.setdefault((g.kind, g.model, g.measure, g.dtype, g.unit), []).append(g.shape)
+    rows = []
+    for g in all_groups:
+        shapes = judged.get((g.kind, g.model, g.measure, g.dtype, g.unit))
+        if g.judged or not shapes:
+            continue
+        for host, device in zip(g.hosts, g.devices):
+            rows.append({"host": host, "device": device, "model": g.model, "measure": g.measure, "dtype": g.dtype,
+                         "shape": g.shape, "judged_shapes": shapes})  # fmt: skip
+    return sorted(rows, key=lambda r: (r["host"], r["device"], r["measure"], r["dtype"]))
+
+
 def _judge(group: Group) -> None:
     import numpy
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from devcheck.commands.compare.drift import describe
 from devcheck.commands.compare.model import Comparison
-from devcheck.commands.compare.outliers import MIN_GROUP, RATES, Z_LIMIT, Group, direction
+from devcheck.commands.compare.outliers import MIN_GROUP, RATES, Z_LIMIT, Group, direction, other_shapes
 from devcheck.report import Check, Status, snake
 
 
@@ -77,6 +77,12 @@ def outlier_rows(groups: list[Group]) -> list[dict]:
     return sorted(rows, key=lambda r: (r["host"], r["device"], r["measure"], r["dtype"], r["shape"]))
 
 
+def nothing_comparable(c: Comparison) -> bool:
+    """A fleet of MIN_GROUP or more nodes in which no group could be judged: "no outlier" would be said
+    of nothing (reports of other sizes, commands or versions), which is not "alike"."""
+    return len(c.hosts) >= MIN_GROUP and not any(g.judged for g in c.groups)
+
+
 def _status(category: str, fail_on: tuple[str, ...]) -> Status:
     return Status.FAIL if category in fail_on else Status.WARN
 
@@ -129,8 +135,21 @@ def quiet_checks(c: Comparison, outliers: list[dict]) -> list[Check]:
     """An ok check for each kind of finding there was none of; what was set aside, said."""
     judged = [g for g in c.groups if g.judged]
     checks = []
-    if not outliers:
+    if nothing_comparable(c):
+        checks.append(
+            Check(
+                "compare.outliers",
+                _status("outlier", c.fail_on),
+                f"nothing comparable: no measure of {MIN_GROUP} or more devices alike in model, measure, dtype "
+                f"and shape among {len(c.hosts)} nodes, so no outlier could be judged",
+                detail=f"{len(c.groups)} group(s), each of fewer than {MIN_GROUP} devices (compare.small_groups)",
+                fix="compare reports of one command run alike on every node (`devcheck check` of one version and "
+                "--budget), or nodes of one GPU model",
+            )
+        )
+    elif not outliers:
         checks.append(Check("compare.outliers", Status.OK, f"no outlier among {len(judged)} judged measure groups"))
+    checks += other_shape_checks(c)
     if not c.drift:
         checks.append(
             Check("compare.drift", Status.OK, f"no drift: the facts compared are equal on {len(c.hosts)} nodes")
@@ -145,6 +164,30 @@ def quiet_checks(c: Comparison, outliers: list[dict]) -> list[Check]:
                 Status.SKIP,
                 f"{len(small)} measure group(s) of fewer than {MIN_GROUP} devices shown, not judged",
                 detail="; ".join(f"{g.model} {g.label()} ({len(g.values)})" for g in small[:10]),
+            )
+        )
+    return checks
+
+
+def other_shape_checks(c: Comparison) -> list[Check]:
+    """A node whose measures were left out of its peers' judged groups (another shape) is named, not
+    passed as alike: as an outlier would be, a failure where --fail-on names `outlier`."""
+    per_host: dict[str, list[dict]] = {}
+    for r in other_shapes(c.groups):
+        per_host.setdefault(r["host"], []).append(r)
+    checks = []
+    for host, rows in per_host.items():
+        first = rows[0]
+        what = " ".join(x for x in (first["measure"], first["dtype"]) if x)
+        checks.append(
+            Check(
+                check_id("compare.other_shape", host),
+                _status("outlier", c.fail_on),
+                f"{host}: {len(rows)} measure(s) at another shape than its peers', not judged ({first['device']} "
+                f"{what} {first['shape']}; the fleet's {', '.join(first['judged_shapes'])})",
+                detail="; ".join(f"{r['device']} {r['measure']} {r['dtype']} {r['shape']}" for r in rows[:10]),
+                fix="run one devcheck version and --budget on every node: check's sizes follow the GPU model and "
+                "the budget",
             )
         )
     return checks

@@ -63,6 +63,11 @@ def text(c: Comparison) -> str:
         ("devcheck_drift", "1 for a node (or GPU) whose fact differs from the fleet's majority.", drift),
         ("devcheck_check_failed", "1 for each failed check in a node's own report.", failed),
         ("devcheck_compare_nodes", "Nodes compared.", [f" {len(c.hosts)}"]),
+        (
+            "devcheck_compare_groups_judged",
+            "Measure groups of 3 or more devices, judged for outliers (0: nothing comparable).",
+            [f" {sum(g.judged for g in c.groups)}"],
+        ),
         ("devcheck_compare_inputs_skipped", "Inputs that were not devcheck reports.", [f" {len(c.bad)}"]),
     ]
     lines = [line for name, help_text, samples in families for line in _family(name, help_text, samples)]
