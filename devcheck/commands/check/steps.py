@@ -18,8 +18,26 @@ from devcheck.report import Check, Report, Status
 CORRECTNESS_N = 256
 CORRECTNESS_EACH = 0.8  # seconds of the correctness step per device
 SIZES = (512, 1024, 2048, 4096, 8192)
-SIZE_CAP = {"10s": 1024, "60s": 2048, "5m": 4096, "15m": 8192}
-STRESS_CAP = {"10s": 2.0, "60s": 40.0, "5m": 240.0, "15m": 780.0}  # seconds of stress per budget, all devices
+SIZE_CAP = {10.0: 1024, 60.0: 2048, 300.0: 4096, 900.0: 8192}  # budget (s) -> largest speed GEMM
+STRESS_CAP = {10.0: 2.0, 60.0: 40.0, 300.0: 240.0, 900.0: 780.0}  # budget (s) -> seconds of stress, all devices
+MIN_STRESS = 1.5  # seconds: a shorter window says nothing
+
+
+def size_cap(seconds: float) -> int:
+    """The cap of the largest budget in SIZE_CAP that `seconds` reaches (a 90 s budget: 60 s's cap)."""
+    return max((cap for budget, cap in SIZE_CAP.items() if budget <= seconds), default=SIZES[0])
+
+
+def stress_cap(seconds: float) -> float:
+    """STRESS_CAP's points joined by straight lines: under the first in proportion, past the last along
+    the last segment (an hour gives 3,210 s)."""
+    points = sorted(STRESS_CAP.items())
+    if seconds <= points[0][0]:
+        return points[0][1] * seconds / points[0][0]
+    (b1, c1), (b2, c2) = next(((p, q) for p, q in zip(points, points[1:]) if seconds <= q[0]), points[-2:])
+    return c1 + (c2 - c1) * (seconds - b1) / (b2 - b1)
+
+
 GRAD_OPS = ("matmul", "linear", "tanh", "relu", "cross_entropy", "sum", "index_repeats")
 CHECK_CASES = 5  # GEMM calls a speed case takes: the first, a warm-up, three samples
 
@@ -131,7 +149,7 @@ def _training_agreement(work: Work) -> None:
 def speed_size(work: Work, device: str) -> int:
     """The largest square GEMM whose one call takes about 0.2 s here, up to the budget's cap."""
     rate = work.rates.get(device) or 1.0
-    fits = [n for n in SIZES if 2.0 * n**3 / (rate * 1e9) <= 0.2 and n <= SIZE_CAP[work.settings.budget]]
+    fits = [n for n in SIZES if 2.0 * n**3 / (rate * 1e9) <= 0.2 and n <= size_cap(work.settings.seconds)]
     return fits[-1] if fits else SIZES[0]
 
 
@@ -224,7 +242,7 @@ def _link_errors(work: Work) -> dict:
 
 def _stress(work: Work) -> None:
     devices = work.selection.devices
-    window = min(work.clock.left - 1.0, STRESS_CAP[work.settings.budget]) / max(len(devices), 1)
+    window = _stress_window(work) / max(len(devices), 1)
     for device in devices:
         n = min(speed_size(work, device.name), 4096)
         limit = work.settings.thresholds.floor("stress_drift", device.name, "")
@@ -304,6 +322,11 @@ def _guarded(work: Work, check_id: str, fn: Any, *args: Any) -> Any:
 # --- the estimates the budget is checked against ----------------------------------------------------------
 
 
+def _stress_window(work: Work) -> float:
+    """Seconds of stress on all devices together: what the budget has left, up to its cap."""
+    return min(work.clock.left - 1.0, stress_cap(work.settings.seconds))
+
+
 def _estimate_correctness(work: Work) -> float:
     return 1.0 + CORRECTNESS_EACH * len(work.selection.devices)
 
@@ -321,5 +344,5 @@ ORDER = (
     ("health", "env verdict and GPU health (NVML)", lambda work: 1.0),
     ("correctness", "GEMM against float64, autograd, first training steps across devices", _estimate_correctness),
     ("speed", "matmul and copies against each device's peak", _estimate_speed),
-    ("stress", "repeated GEMMs compared with the first and with float64", lambda work: 1.5),
+    ("stress", "repeated GEMMs compared with the first and with float64", lambda w: max(MIN_STRESS, _stress_window(w))),
 )

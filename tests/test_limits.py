@@ -1,0 +1,67 @@
+"""Issue 23's waits and limits: any --budget duration planned from its seconds, --require-gpu failing
+before any work, --quiet still naming a failure, and a stress estimate that is what the step takes."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from devcheck import options
+from devcheck.cli import app
+from devcheck.commands.check import steps
+from devcheck.errors import BadInput
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("1.5m", 90), ("2 min", 120), ("1h", 3600)])
+def test_a_budget_is_any_duration(text, seconds):
+    assert options.duration("--budget", text) == seconds
+
+
+@pytest.mark.parametrize("text", ["0", "0.9s", "5d", "ten", "1e3", "-1m"])
+def test_a_budget_that_is_not_a_duration_is_bad_input(text):
+    with pytest.raises(BadInput, match="--budget"):
+        options.duration("--budget", text)
+
+
+def test_the_plan_follows_any_budget_through_the_usual_ones():
+    """The usual budgets keep their caps; one between two gets caps between theirs, growing with it."""
+    for budget, cap in steps.STRESS_CAP.items():
+        assert steps.stress_cap(budget) == cap
+    for budget, cap in steps.SIZE_CAP.items():
+        assert steps.size_cap(budget) == cap
+    assert steps.stress_cap(10) < steps.stress_cap(30) < steps.stress_cap(60)
+    assert steps.stress_cap(5) == 1.0 and steps.stress_cap(3600) > steps.stress_cap(900)
+    assert steps.size_cap(90) == steps.SIZE_CAP[60.0] and steps.size_cap(5) == steps.SIZES[0]
+
+
+def test_require_gpu_without_a_gpu_fails_before_any_work():
+    """This machine has no NVIDIA driver: the selection knows that at once, so no step runs."""
+    result = runner.invoke(app, ["check", "--budget", "60s", "--require-gpu", "--json"])
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 1 and doc["checks"][-1]["id"] == "gpu.required"
+    assert doc["data"]["elapsed_s"] < 1.0
+    assert [p["ran"] for p in doc["data"]["plan"]] == [False] * 4
+
+
+def test_quiet_names_a_failure_in_one_line_and_a_pass_in_none():
+    failed = runner.invoke(app, ["check", "--budget", "60s", "--require-gpu", "--quiet"])
+    assert failed.exit_code == 1
+    assert len(failed.stderr.splitlines()) == 1 and "--require-gpu" in failed.stderr
+    passed = runner.invoke(app, ["grad", "--quiet", "--ops", "sum", "--device", "cpu"])
+    assert passed.exit_code == 0 and passed.stderr == ""
+
+
+@pytest.mark.slow  # a whole check run
+def test_the_stress_estimate_is_the_window_the_step_takes():
+    result = runner.invoke(app, ["check", "--budget", "10s", "--device", "cpu", "--json"])
+    stress = next(p for p in json.loads(result.stdout)["data"]["plan"] if p["step"] == "stress")
+    assert stress["ran"] and abs(stress["estimate_s"] - stress["seconds"]) < 1.0
+
+
+def test_schema_takes_json_as_every_command_does():
+    """`schema` prints JSON anyway: `--json` is accepted, not refused, and changes nothing."""
+    plain, asked = runner.invoke(app, ["schema", "check"]), runner.invoke(app, ["schema", "check", "--json"])
+    assert plain.exit_code == asked.exit_code == 0 and asked.stdout == plain.stdout
+    assert json.loads(asked.stdout)["properties"]["command"] == {"const": "check"}
