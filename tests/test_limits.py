@@ -65,3 +65,12 @@ def test_schema_takes_json_as_every_command_does():
     plain, asked = runner.invoke(app, ["schema", "check"]), runner.invoke(app, ["schema", "check", "--json"])
     assert plain.exit_code == asked.exit_code == 0 and asked.stdout == plain.stdout
     assert json.loads(asked.stdout)["properties"]["command"] == {"const": "check"}
+
+
+@pytest.mark.parametrize(("command", "work"), [("bench", "records"), ("grad", "classic"), ("train", "epochs")])
+def test_require_gpu_without_a_gpu_computes_nothing_on_the_cpu_first(command, work):
+    """Before, bench ran every case on the CPU (10 s here) and only then failed for --require-gpu."""
+    result = runner.invoke(app, [command, "--require-gpu", "--json"])
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 1 and doc["data"][work] == []
+    assert any(c["id"] == "gpu.required" and c["status"] == "fail" for c in doc["checks"])

@@ -45,7 +45,7 @@ class Settings:
 def run(
     settings: Settings, selection: Selection, *, require_gpu: bool = False, progress: Progress = lambda *a, **k: None
 ) -> Report:
-    devices = [(device, facts_for(device.name)) for device in selection.devices]
+    devices = [(device, facts_for(device.name)) for device in selection.to_run(require_gpu).devices]
     plan = _plan(devices, settings)
     report = Report("bench")
     report.checks += selection_checks(selection, require_gpu)
