@@ -2,6 +2,10 @@
 before any work, --quiet still naming a failure, and a stress estimate that is what the step takes."""
 
 import json
+import re
+import subprocess
+import sys
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -74,3 +78,22 @@ def test_require_gpu_without_a_gpu_computes_nothing_on_the_cpu_first(command, wo
     doc = json.loads(result.stdout)
     assert result.exit_code == 1 and doc["data"][work] == []
     assert any(c["id"] == "gpu.required" and c["status"] == "fail" for c in doc["checks"])
+
+
+@pytest.mark.slow  # a 20 s check
+def test_in_a_pipe_each_step_is_a_line_when_it_ends(tmp_path):
+    """stderr is a pipe (a CI log): a line per finished step, read here as it arrives. Lines held back
+    to the end would arrive together; instead the time between two lines is the later step's own time
+    (within 2 s), and the speed step's line arrives a whole stress window (about 10 s) before the exit."""
+    report = tmp_path / "check.json"
+    command = [sys.executable, "-m", "devcheck", "check", "--budget", "20s", "--device", "cpu"]
+    proc = subprocess.Popen([*command, "--json-file", str(report)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    arrivals = [(time.perf_counter(), line.decode()) for line in proc.stderr]
+    proc.wait()
+    ended = time.perf_counter()
+    lines = [(t, text) for t, text in arrivals if re.match(r"\[\d/4\] ", text)]
+    plan = json.loads(report.read_text())["data"]["plan"]
+    assert [text.split(":")[0] for _, text in lines] == [f"[{i}/4] {p['step']}" for i, p in enumerate(plan, 1)]
+    for (before, _), (after, _), step in zip(lines, lines[1:], plan[1:]):
+        assert abs((after - before) - step["seconds"]) < 2.0, step
+    assert plan[-1]["seconds"] > 5 and ended - lines[-2][0] > plan[-1]["seconds"] - 2.0

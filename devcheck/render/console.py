@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -153,9 +155,14 @@ def print_report(report: Report, details: bool = False) -> None:
 
 @contextmanager
 def progress(enabled: bool) -> Iterator:
-    """A transient progress bar on stderr; yields a callback `step(description, advance=1, total=None)`."""
-    if not (enabled and stderr_console().is_terminal):  # off a terminal a bar is only noise in a log
+    """Yields a callback `step(description, advance=0, total=None)`: a step starts with `advance=0`
+    and ends with `advance=1`. On a terminal, a transient progress bar on stderr; off one (a pipe, a CI
+    log) a bar is noise, and silence until the end is worse: one plain line per finished step, at once."""
+    if not enabled:
         yield lambda *a, **k: None
+        return
+    if not stderr_console().is_terminal:
+        yield StepLines()
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -174,3 +181,24 @@ def progress(enabled: bool) -> Iterator:
             bar.update(task, description=description, advance=advance)
 
         yield step
+
+
+class StepLines:
+    """`[3/12] matmul float32 on cpu: ok (2.1 s)` on stderr as each step ends, flushed, as `dcgmi diag`
+    prints a line per test: a CI log shows where a long run is, and where it stopped."""
+
+    def __init__(self) -> None:
+        self.total: float | None = None
+        self.done = 0.0
+        self.began = time.perf_counter()
+
+    def __call__(self, description: str, advance: float = 0, total: float | None = None) -> None:
+        from devcheck.render import write
+
+        now = time.perf_counter()
+        self.total = total if total is not None else self.total
+        if advance:
+            self.done += advance
+            count = f"[{self.done:g}/{self.total:g}] " if self.total else ""
+            write(sys.stderr, f"{count}{description} ({now - self.began:.1f} s)\n")
+        self.began = now  # the next step starts now, or was just said to

@@ -168,7 +168,7 @@ def _execute(
             except Exception as e:
                 outcome = _crash_check(p, e)
             done.append(outcome)  # one append: the case is handled, or (interrupted before it) not run
-            progress(label, advance=1)
+            progress(f"{label}: {'error' if isinstance(outcome, Check) else p.why or 'ok'}", advance=1)
     records = [r for outcome in done if isinstance(outcome, list) for r in outcome]
     crashed = [outcome for outcome in done if isinstance(outcome, Check)]
     skipped = [p for p in plan[: len(done)] if p.why]
