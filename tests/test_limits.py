@@ -1,6 +1,7 @@
 """Issue 23's waits and limits: any --budget duration planned from its seconds, --require-gpu failing
 before any work, --quiet still naming a failure, and a stress estimate that is what the step takes."""
 
+import contextlib
 import json
 import re
 import subprocess
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 
 from devcheck import options
 from devcheck.cli import app
+from devcheck.commands.bench.timing import HostClock, TimeUp, measure
 from devcheck.commands.check import steps
 from devcheck.errors import BadInput
 
@@ -97,3 +99,59 @@ def test_in_a_pipe_each_step_is_a_line_when_it_ends(tmp_path):
     for (before, _), (after, _), step in zip(lines, lines[1:], plan[1:]):
         assert abs((after - before) - step["seconds"]) < 2.0, step
     assert plan[-1]["seconds"] > 5 and ended - lines[-2][0] > plan[-1]["seconds"] - 2.0
+
+
+# --- bench --max-time: the whole run, at most one call in flight past it -----------------------------------
+
+
+def test_no_measured_call_starts_after_the_deadline():
+    """A call of 0.2 s and a deadline 0.5 s away: the first call, the warm-up and one sizing call start
+    before it, none after; the stats are the first call's, marked cut. Past the deadline, none starts."""
+    starts = []
+
+    def slow():
+        starts.append(time.perf_counter())
+        time.sleep(0.2)
+
+    began = time.perf_counter()
+    first, stats = measure(slow, HostClock(), repeat=10, budget_s=60.0, deadline=began + 0.5)
+    assert starts and all(t < began + 0.5 for t in starts)
+    assert stats.n == 1 and stats.median == first and "cut at the time limit" in stats.unstable
+    with pytest.raises(TimeUp):
+        measure(slow, HostClock(), repeat=3, budget_s=1.0, deadline=time.perf_counter())
+    assert len(starts) == 3
+
+
+def _longest_call(doc: dict) -> float:
+    """The longest single call the run made: its first call, or a sample's share of its calls."""
+    records = doc["data"]["records"]
+    return max([r["first_call_s"] for r in records] + [r["stats"]["max_s"] for r in records], default=0.0)
+
+
+@pytest.mark.parametrize(
+    ("args", "recording"),
+    [
+        (["--device", "cpu", "--size", "1500", "--cases", "matmul,bandwidth,autograd", "--max-time", "1"], None),
+        (["--cases", "crossover", "--max-time", "1"], "h100"),
+        (["--device", "cpu", "--size", "30000", "--cases", "matmul", "--dtype", "float32", "--max-time", "1"], None),
+    ],
+    ids=["cases", "crossover", "huge-size"],
+)
+def test_max_time_bounds_the_whole_run_to_one_call_over(args, recording):
+    """Before: `--max-time 5` took 16.6 s, a crossover with 1 s took 20.6 s, and --size 60000 ran for
+    minutes. Now the run ends within --max-time plus its longest call, plus 1.5 s to start and report; a
+    matmul whose one call cannot fit even at twice the device's peak is named and not started."""
+    from devcheck.machine import seam
+    from tests.recordings import h100
+
+    began = time.perf_counter()
+    with seam.replay(h100()) if recording else contextlib.nullcontext():
+        result = runner.invoke(app, ["bench", "--json", *args])
+    took = time.perf_counter() - began
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 0, result.stdout
+    assert took < 1.0 + _longest_call(doc) + 1.5
+    reasons = [s["reason"] for s in doc["data"]["skipped"]]
+    cut = [r for r in doc["data"]["records"] if "cut at the time limit" in r["unstable"]]
+    cut += [c for c in doc["data"].get("crossover", []) if "not_measured_from" in c]
+    assert cut or any("--max-time" in r for r in reasons)
