@@ -465,3 +465,13 @@ def test_prometheus_file_parses(h100_check, tmp_path):
         doc["data"]["outliers"]
     )
     assert "devcheck_compare_inputs_skipped 1" in lines
+
+
+def test_a_folder_is_read_with_the_folders_inside_it(h100_check, tmp_path):
+    """Ansible's `fetch` writes DEST/<host>/<path>/check.json: one folder per node, nested."""
+    for host, text in fleets.fleet(h100_check, 4, kinds=()).items():
+        inside = tmp_path / "fetched" / host / "var" / "tmp"
+        inside.mkdir(parents=True)
+        (inside / "check.json").write_text(text)
+    code, doc, _ = compare(str(tmp_path / "fetched"))
+    assert code == 0 and doc["data"]["nodes_compared"] == 4 and not doc["data"]["skipped"]
