@@ -11,11 +11,12 @@ from contextlib import contextmanager
 
 from rich import box
 from rich.bar import Bar
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from devcheck.render.glance import glance_table, shown_sections
+from devcheck.render.layout import Fitted
 from devcheck.render.values import field_text, shorten, show
 from devcheck.report import Chart, Report, Section, Status
 
@@ -52,7 +53,8 @@ def _status_text(status: Status) -> Text:
     return Text(f"{SYMBOL[status]} {status}", style=STYLE[status])
 
 
-def section_table(section: Section) -> Table:
+def section_table(section: Section) -> RenderableType:
+    """A section's rows, or its fields, as a table that keeps every value whole (render/layout.py)."""
     table = Table(
         title=section.title,
         title_justify="left",
@@ -62,36 +64,41 @@ def section_table(section: Section) -> Table:
         caption_justify="left",
     )
     if section.rows:
-        for name, value in section.rows[0].items():
+        header = list(section.rows[0])
+        cells = [[shorten(show(row.get(name))) for name in header] for row in section.rows]
+        text = []  # the columns of text: the last may wrap between its words
+        for i, name in enumerate(header):
+            value = section.rows[0][name]
             numeric = isinstance(value, int | float) and not isinstance(value, bool)
-            widest = max(len(show(row.get(name))) for row in section.rows)
-            # Values keep their width (a header may wrap instead); long text folds.
-            table.add_column(
-                name,
-                justify="right" if numeric else "left",
-                overflow="fold",
-                min_width=widest if numeric else min(widest, 12),
-            )
-        for row in section.rows:
-            table.add_row(*(shorten(show(v)) for v in row.values()))
-        return table
+            table.add_column(name, justify="right" if numeric else "left")
+            text += [] if numeric else [(max(len(row[i]) for row in cells), i)]
+        for row in cells:
+            table.add_row(*row)
+        return Fitted(table, header, cells, fold=bool(text) and text[-1][1] == len(header) - 1)
     table.add_column("field", style="bold")
-    table.add_column("value", overflow="fold")
+    table.add_column("value")
     table.add_column("source", style="dim")
-    if not section.fields:
-        table.add_row("—", Text("none", style="dim"), "")
+    rows: list[list[Text | str]] = [["—", Text("none", style="dim"), ""]] if not section.fields else []
     for name, f in section.fields.items():
         text = shorten(field_text(f))
-        table.add_row(name, Text(text, style="" if f.status is Status.OK else STYLE[f.status]), f.source)
-    return table
+        rows.append([name, Text(text, style="" if f.status is Status.OK else STYLE[f.status]), f.source])
+    for row in rows:
+        table.add_row(*row)
+    # as records: `name: value   (source)`
+    named = [
+        [Text.assemble((f"{name}: ", "bold"), value), Text(f"({source})", style="dim") if source else ""]
+        for name, value, source in rows
+    ]
+    return Fitted(table, ["field", "value", "source"], rows, lead=2, as_records=named)
 
 
-def checks_table(report: Report) -> Table:
+def checks_table(report: Report) -> RenderableType:
     """Every check, and for anything not ok, the reason and the fix in full (never truncated)."""
     table = Table(title="Checks", title_justify="left", box=box.SIMPLE_HEAD, title_style="bold")
-    table.add_column("status", no_wrap=True)
-    table.add_column("check", no_wrap=True)
-    table.add_column("summary", overflow="fold")
+    header = ["status", "check", "summary"]
+    for name in header:
+        table.add_column(name)
+    rows: list[list[Text | str]] = []
     for c in report.checks:
         text = Text(c.summary)
         if c.status not in (Status.OK, Status.SKIP, Status.NA) or c.fix:
@@ -99,8 +106,9 @@ def checks_table(report: Report) -> Table:
                 text.append(f"\n{c.detail}", style="dim")
             if c.fix:
                 text.append("\nfix: ", style="bold").append(c.fix, style="cyan")
-        table.add_row(_status_text(c.status), c.id, text)
-    return table
+        rows.append([_status_text(c.status), c.id, text])
+        table.add_row(*rows[-1])
+    return Fitted(table, header, rows, fold=True, lead=3)
 
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -141,14 +149,12 @@ def print_report(report: Report, details: bool = False) -> None:
         console.print(verdict)
     glance = glance_table(report, details)
     if glance is not None:
-        console.print(glance, "")
-    for section in shown_sections(report, details):
-        console.print(section_table(section))
-    for chart in report.charts:
-        if any(chart.series.values()):
-            console.print(chart_table(chart))
-    if report.checks:
-        console.print(checks_table(report))
+        console.print(glance, "", crop=False)
+    tables = [section_table(section) for section in shown_sections(report, details)]
+    tables += [chart_table(chart) for chart in report.charts if any(chart.series.values())]
+    tables += [checks_table(report)] if report.checks else []
+    for table in tables:  # uncropped: a record wider than the console keeps its value whole
+        console.print(table, crop=False)
     if report.verdict:  # again at the end, where the eye lands after scrolling
         console.print(verdict)
 

@@ -45,8 +45,8 @@ class Noise:
 
 
 def expand(inputs: Iterable[str]) -> Iterator[str | Bad]:
-    """Each input as paths to read (folders, with those inside them, and globs opened up, in name order), `-` as itself; a path
-    that cannot be read is a Bad entry. The same file named twice is read once."""
+    """Each input as paths to read (folders, with the folders inside them, and globs opened up, in name
+    order), `-` as itself; a path that cannot be read is a Bad entry. The same file named twice is read once."""
     seen: set[Path] = set()
     for text in inputs:
         for item in _paths(text):
