@@ -30,7 +30,7 @@ STYLE = {
 }
 SYMBOL = {Status.OK: "✓", Status.WARN: "!", Status.FAIL: "✗", Status.ERROR: "✗", Status.SKIP: "–", Status.NA: "–"}
 
-_console: Console | None = None
+_console: tuple[str, Console] | None = None  # the COLUMNS it was made for, and the console
 
 
 class _Console(Console):
@@ -40,13 +40,14 @@ class _Console(Console):
 
 def stderr_console() -> Console:
     """Rich's console on stderr; a width of 0 or garbage in COLUMNS (which made Rich print nothing at
-    all) is ignored for 80, as other tools do."""
+    all) is ignored for 80, as other tools do. Made again when COLUMNS changes (a test of several widths
+    in one process)."""
     global _console
-    if _console is None:
-        columns = os.environ.get("COLUMNS", "")
+    columns = os.environ.get("COLUMNS", "")
+    if _console is None or _console[0] != columns:
         width = 80 if columns and not (columns.isdigit() and int(columns) >= 20) else None
-        _console = _Console(stderr=True, highlight=False, width=width)
-    return _console
+        _console = (columns, _Console(stderr=True, highlight=False, width=width))
+    return _console[1]
 
 
 def _status_text(status: Status) -> Text:
