@@ -75,7 +75,7 @@ def section_table(section: Section) -> RenderableType:
             text += [] if numeric else [(max(len(row[i]) for row in cells), i)]
         for row in cells:
             table.add_row(*row)
-        return Fitted(table, header, cells, fold=bool(text) and text[-1][1] == len(header) - 1)
+        return Fitted(table, header, cells, fold=(len(header) - 1,) if text and text[-1][1] == len(header) - 1 else ())
     table.add_column("field", style="bold")
     table.add_column("value")
     table.add_column("source", style="dim")
@@ -109,7 +109,7 @@ def checks_table(report: Report) -> RenderableType:
                 text.append("\nfix: ", style="bold").append(c.fix, style="cyan")
         rows.append([_status_text(c.status), c.id, text])
         table.add_row(*rows[-1])
-    return Fitted(table, header, rows, fold=True, lead=3)
+    return Fitted(table, header, rows, fold=(2,), lead=3)
 
 
 SPARKS = "▁▂▃▄▅▆▇█"

@@ -161,4 +161,6 @@ def glance_table(report: Report, details: bool = False) -> RenderableType | None
         text = cells(row)
         shown.append([*(text[i] for i in columns[:-1]), Text(text[-1], style=STYLE[row.status])])
         table.add_row(*shown[-1])
-    return Fitted(table, [COLUMNS[i] for i in columns], shown, fold=True)
+    header = [COLUMNS[i] for i in columns]
+    folding = tuple(i for i, name in enumerate(header) if name in FOLDING)
+    return Fitted(table, header, shown, fold=folding, inside_words=True)  # as nvidia-smi's own folding

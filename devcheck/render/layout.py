@@ -24,16 +24,17 @@ Cell = Text | str
 @dataclass
 class Fitted:
     """`table`, built from `header` and `rows` (the cells as shown), decided at its width. `fold`: the
-    last column, when it is long text that may wrap between words (a column in the middle would put its
-    lines between other columns' cells); `lead`: as `records`; `as_records`: the rows as records show
-    them, when not as the table does."""
+    columns of text that may wrap between words, narrowed last first (a section's last column only: one
+    in the middle would put its lines between other columns' cells); `lead`: as `records`;
+    `as_records`: the rows as records show them, when not as the table does."""
 
     table: Table
     header: list[str]
     rows: list[list[Cell]]
-    fold: bool = False
+    fold: tuple[int, ...] = ()
     lead: int = 1
     as_records: list[list[Cell]] | None = None
+    inside_words: bool = False  # `fold` columns may break a word too (glance's name and verdict: not values)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         need = self.widths(console, options.max_width)
@@ -54,9 +55,11 @@ class Fitted:
         natural = Measurement.get(console, console.options.update_width(10**6), self.table).maximum
         extra = natural - sum(max(head, n) for head, n in zip(heads, longest))  # borders and padding
         need = [max(n, _longest_word([name])) for n, name in zip(longest, self.header)]
-        if self.fold and extra + sum(need) > width:
-            least = max(_longest_word(lines[-1]), _longest_word([self.header[-1]]))
-            need[-1] = max(least, min(need[-1], width - extra - sum(need[:-1])))
+        for i in sorted(self.fold, reverse=True):
+            over = extra + sum(need) - width
+            if over > 0:
+                least = _longest_word([self.header[i]]) if self.inside_words else _longest_word(lines[i])
+                need[i] = max(least, _longest_word([self.header[i]]), need[i] - over)
         return need if extra + sum(need) <= width else None
 
 
