@@ -156,3 +156,10 @@ def test_max_time_bounds_the_whole_run_to_one_call_over(args, recording):
     cut = [r for r in doc["data"]["records"] if "cut at the time limit" in r["unstable"]]
     cut += [c for c in doc["data"].get("crossover", []) if "not_measured_from" in c]
     assert cut or any("--max-time" in r for r in reasons)
+
+
+def test_check_plans_from_any_budget_it_is_given():
+    """`--budget 1.5m` is 90 s: the report's budget and the plan's title say so."""
+    result = runner.invoke(app, ["check", "--budget", "1.5m", "--require-gpu", "--json"])
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 1 and doc["data"]["budget_s"] == 90.0
