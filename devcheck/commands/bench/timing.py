@@ -143,5 +143,6 @@ def measure(
     host = isinstance(clock, HostClock)
     if not samples:
         return first, summarize([first], host, cut="cut at the time limit: the first call alone")
-    cut = "cut at the time limit" if len(samples) < min(repeat, MIN_SAMPLES) else ""
+    late = len(samples) < min(repeat, MIN_SAMPLES) and time.perf_counter() >= deadline
+    cut = "cut at the time limit" if late else ""
     return first, summarize(samples, host, calls, cut)
