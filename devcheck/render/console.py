@@ -67,15 +67,12 @@ def section_table(section: Section) -> RenderableType:
     if section.rows:
         header = list(section.rows[0])
         cells = [[shorten(show(row.get(name))) for name in header] for row in section.rows]
-        text = []  # the columns of text: the last may wrap between its words
-        for i, name in enumerate(header):
-            value = section.rows[0][name]
-            numeric = isinstance(value, int | float) and not isinstance(value, bool)
-            table.add_column(name, justify="right" if numeric else "left")
-            text += [] if numeric else [(max(len(row[i]) for row in cells), i)]
+        numeric = [isinstance(v, int | float) and not isinstance(v, bool) for v in section.rows[0].values()]
+        for name, number in zip(header, numeric):
+            table.add_column(name, justify="right" if number else "left")
         for row in cells:
             table.add_row(*row)
-        return Fitted(table, header, cells, fold=(len(header) - 1,) if text and text[-1][1] == len(header) - 1 else ())
+        return Fitted(table, header, cells, fold=() if numeric[-1] else (len(header) - 1,))  # text may wrap
     table.add_column("field", style="bold")
     table.add_column("value")
     table.add_column("source", style="dim")
