@@ -132,3 +132,27 @@ def test_every_value_of_compare_appears_at_any_width(width, fleet_jsonl, tmp_pat
     assert missing(doc, text) == []
     assert len(text.splitlines()) < 200
     assert not re.search(r"^\s*\S\s*$", text, re.M)  # no line of one character
+
+
+def test_a_table_is_whole_at_each_width_it_is_printed_at():
+    """One table, printed at 120, 40 and 120 columns: a table, then records (the check's id alone is
+    wider than the summary could be), then the same table again; a path wider than the console is kept
+    whole, not cropped."""
+    import io
+
+    from rich.console import Console
+
+    from devcheck.render.console import checks_table
+    from devcheck.report import Check, Report, Status
+
+    report = Report("x")
+    path = "/opt/" + "very-long-folder/" * 4 + "libcuda.so"
+    report.checks = [Check("a.long.check.id", Status.FAIL, f"cannot load {path}", detail="why", fix="do this")]
+    table = checks_table(report)
+    texts = []
+    for width in (120, 40, 120):
+        console = Console(width=width, file=io.StringIO(), color_system=None)
+        console.print(table, crop=False)
+        texts.append(console.file.getvalue())
+    assert texts[0] == texts[2] and "summary" in texts[0] and "summary" not in texts[1]
+    assert all(path in text and "fix: do this" in text for text in texts)

@@ -48,6 +48,8 @@ class Fitted:
 
     def widths(self, console: Console, width: int) -> list[int] | None:
         """Each column's width that keeps every value whole in `width`, or None when there are none."""
+        for column in self.table.columns:  # as built: a width set by an earlier rendering is not natural
+            column.width = None
         columns = [[_plain(row[i]) for row in self.rows] for i in range(len(self.header))]
         lines = [[line for cell in column for line in cell.splitlines() or [""]] for column in columns]
         longest = [max(map(cell_len, col), default=0) for col in lines]
