@@ -263,7 +263,12 @@ def train(
 
 @app.command()
 def check(
-    budget: Annotated[str, typer.Option(help="10s, 60s, 5m or 15m: what fits runs, in order of value.")] = "60s",
+    budget: Annotated[
+        str,
+        typer.Option(
+            help="Any duration (90, 90s, 5m, 1h; 10s, 60s, 5m, 15m are usual): what fits runs, in order of value."
+        ),
+    ] = "60s",
     device: DeviceOpt = "auto",
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (unknown model, NVML error...).")] = False,
     thresholds: Annotated[
@@ -291,7 +296,7 @@ def check(
         from devcheck.machine.devices import select
 
         settings = command.Settings(
-            budget=options.one_of("--budget", budget, tuple(command.BUDGETS)),
+            budget=f"{options.duration('--budget', budget):g}s" if budget not in command.BUDGETS else budget,
             strict=strict,
             thresholds=floors.load(options.input_file("--thresholds", thresholds)),
             baseline=options.report_records("--baseline", baseline, ("bench", "check")),
@@ -366,6 +371,7 @@ def schema(
     command: Annotated[
         str | None, typer.Argument(help="env, bench, grad, train, check or compare (default: all).")
     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Accepted, as every command takes it: always JSON.")] = False,
 ) -> None:
     """The JSON Schema of every command's --json output (draft 2020-12), to validate reports with."""
     import json

@@ -92,6 +92,19 @@ def percentage(option: str, value: float) -> float:
     return value
 
 
+DURATION = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|m|min|h)?$")
+UNIT_SECONDS = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def duration(option: str, text: str, low: float = 1.0) -> float:
+    """`90`, `90s`, `1.5m`, `2h`: seconds, at least `low` (a budget too small to run anything is a typo)."""
+    found = DURATION.match(text.strip().lower())
+    seconds = float(found[1]) * UNIT_SECONDS[found[2]] if found else math.nan
+    if not (math.isfinite(seconds) and seconds >= low):
+        raise BadInput(f"{option} {text!r}: expected a duration of at least {low:g} s, such as 10s, 90s, 5m or 1h")
+    return seconds
+
+
 def one_of(option: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise BadInput(f"{option} {value!r}: expected {' or '.join(allowed)}")

@@ -49,7 +49,7 @@ def _run(
         options.environment()
         if fmt is not Format.table and sys.stdout is None:
             raise BadInput("stdout is closed: nowhere to write the report (drop `>&-`, or use --json-file)")
-        if fmt is Format.table and not quiet:
+        if not quiet:  # progress on stderr whatever the format: a CI log shows each step as it ends
             from devcheck.render.console import progress  # Rich costs ~30 ms: only when people watch
 
             with progress(True) as step:

@@ -386,6 +386,11 @@ BENCH_ROWS = [  # moved from tests/test_bench.py, then more
         "record 0 is not",
     ),
     row("bench-baseline-rate-text", ["bench", "--baseline", "{fx}/nanrate.json"], 2, "--baseline", "record 0 is not"),
+    # issue 23: --budget is any duration of at least 1 s; anything else is one line, before any work
+    row("check-budget-word", ["check", "--budget", "soon"], 2, "--budget 'soon'", "duration of at least 1 s"),
+    row("check-budget-zero", ["check", "--budget", "0s"], 2, "--budget '0s'", "such as 10s, 90s, 5m or 1h"),
+    row("check-budget-unit", ["check", "--budget", "5d"], 2, "--budget '5d'", "duration"),
+    row("check-budget-negative", ["check", "--budget", "-1m"], 2, "--budget '-1m'", "duration"),
     row(
         "bench-baseline-other-size",
         [

@@ -533,3 +533,13 @@ def test_a_node_measured_at_another_size_than_its_peers_is_named_not_passed(cpu_
     )
     assert code == 1 and {r["host"] for r in doc["data"]["outliers"]} == {"cpu-3"}  # one size: judged, an outlier
     assert not any(c["id"].startswith("compare.other_shape.") for c in doc["checks"])
+
+
+def test_a_folder_is_read_with_the_folders_inside_it(h100_check, tmp_path):
+    """Ansible's `fetch` writes DEST/<host>/<path>/check.json: one folder per node, nested."""
+    for host, text in fleets.fleet(h100_check, 4, kinds=()).items():
+        inside = tmp_path / "fetched" / host / "var" / "tmp"
+        inside.mkdir(parents=True)
+        (inside / "check.json").write_text(text)
+    code, doc, _ = compare(str(tmp_path / "fetched"))
+    assert code == 0 and doc["data"]["nodes_compared"] == 4 and not doc["data"]["skipped"]

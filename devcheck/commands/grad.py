@@ -41,9 +41,9 @@ def run(
     require_gpu: bool = False,
     progress: Progress = lambda *a, **k: None,
 ) -> Report:
-    sel, chosen = selection, list(ops)
+    sel, chosen = selection.to_run(require_gpu), list(ops)
     report = Report("grad")
-    report.checks += selection_checks(sel, require_gpu)
+    report.checks += selection_checks(selection, require_gpu)
     progress("gradcheck", total=len(sel.names) * (len(chosen) + 2))
     classic_rows: list[dict] = []
     op_rows: list[dict] = []

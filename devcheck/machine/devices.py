@@ -28,6 +28,11 @@ class Selection:
     def gpus(self) -> list[Any]:
         return [d for d in self.devices if d.name != "cpu"]
 
+    def to_run(self, require_gpu: bool) -> Selection:
+        """The devices to work on: none with --require-gpu and no GPU, as the run has failed already
+        (`selection_checks` says why) and should say so at once, not after the CPU's work."""
+        return Selection([], self.unusable, self.strict) if require_gpu and not self.gpus else self
+
 
 def gpu_names() -> tuple[list[str], list[str]]:
     """Every CUDA device CuPy can use, and why none can when none can."""

@@ -41,6 +41,8 @@ def emit(
             from devcheck.render.console import print_report
 
             print_report(report, details)
+        elif not report.ok and report.verdict:  # quiet, but a failure says why in one line
+            write(sys.stderr, report.verdict + "\n")
     else:
         text = {Format.json: to_json, Format.markdown: to_markdown, Format.github: to_github}[fmt](report)
         write(sys.stdout, text)

@@ -4,16 +4,19 @@
 from __future__ import annotations
 
 import os
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich import box
 from rich.bar import Bar
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from devcheck.render.glance import glance_table, shown_sections
+from devcheck.render.layout import Fitted
 from devcheck.render.values import field_text, shorten, show
 from devcheck.report import Chart, Report, Section, Status
 
@@ -27,7 +30,7 @@ STYLE = {
 }
 SYMBOL = {Status.OK: "✓", Status.WARN: "!", Status.FAIL: "✗", Status.ERROR: "✗", Status.SKIP: "–", Status.NA: "–"}
 
-_console: Console | None = None
+_console: tuple[str, Console] | None = None  # the COLUMNS it was made for, and the console
 
 
 class _Console(Console):
@@ -37,20 +40,22 @@ class _Console(Console):
 
 def stderr_console() -> Console:
     """Rich's console on stderr; a width of 0 or garbage in COLUMNS (which made Rich print nothing at
-    all) is ignored for 80, as other tools do."""
+    all) is ignored for 80, as other tools do. Made again when COLUMNS changes (a test of several widths
+    in one process)."""
     global _console
-    if _console is None:
-        columns = os.environ.get("COLUMNS", "")
+    columns = os.environ.get("COLUMNS", "")
+    if _console is None or _console[0] != columns:
         width = 80 if columns and not (columns.isdigit() and int(columns) >= 20) else None
-        _console = _Console(stderr=True, highlight=False, width=width)
-    return _console
+        _console = (columns, _Console(stderr=True, highlight=False, width=width))
+    return _console[1]
 
 
 def _status_text(status: Status) -> Text:
     return Text(f"{SYMBOL[status]} {status}", style=STYLE[status])
 
 
-def section_table(section: Section) -> Table:
+def section_table(section: Section) -> RenderableType:
+    """A section's rows, or its fields, as a table that keeps every value whole (render/layout.py)."""
     table = Table(
         title=section.title,
         title_justify="left",
@@ -60,36 +65,38 @@ def section_table(section: Section) -> Table:
         caption_justify="left",
     )
     if section.rows:
-        for name, value in section.rows[0].items():
-            numeric = isinstance(value, int | float) and not isinstance(value, bool)
-            widest = max(len(show(row.get(name))) for row in section.rows)
-            # Values keep their width (a header may wrap instead); long text folds.
-            table.add_column(
-                name,
-                justify="right" if numeric else "left",
-                overflow="fold",
-                min_width=widest if numeric else min(widest, 12),
-            )
-        for row in section.rows:
-            table.add_row(*(shorten(show(v)) for v in row.values()))
-        return table
+        header = list(section.rows[0])
+        cells = [[shorten(show(row.get(name))) for name in header] for row in section.rows]
+        numeric = [isinstance(v, int | float) and not isinstance(v, bool) for v in section.rows[0].values()]
+        for name, number in zip(header, numeric):
+            table.add_column(name, justify="right" if number else "left")
+        for row in cells:
+            table.add_row(*row)
+        return Fitted(table, header, cells, fold=() if numeric[-1] else (len(header) - 1,))  # text may wrap
     table.add_column("field", style="bold")
-    table.add_column("value", overflow="fold")
+    table.add_column("value")
     table.add_column("source", style="dim")
-    if not section.fields:
-        table.add_row("—", Text("none", style="dim"), "")
+    rows: list[list[Text | str]] = [["—", Text("none", style="dim"), ""]] if not section.fields else []
     for name, f in section.fields.items():
         text = shorten(field_text(f))
-        table.add_row(name, Text(text, style="" if f.status is Status.OK else STYLE[f.status]), f.source)
-    return table
+        rows.append([name, Text(text, style="" if f.status is Status.OK else STYLE[f.status]), f.source])
+    for row in rows:
+        table.add_row(*row)
+    # as records: `name: value   (source)`
+    named = [
+        [Text.assemble((f"{name}: ", "bold"), value), Text(f"({source})", style="dim") if source else ""]
+        for name, value, source in rows
+    ]
+    return Fitted(table, ["field", "value", "source"], rows, lead=2, as_records=named)
 
 
-def checks_table(report: Report) -> Table:
+def checks_table(report: Report) -> RenderableType:
     """Every check, and for anything not ok, the reason and the fix in full (never truncated)."""
     table = Table(title="Checks", title_justify="left", box=box.SIMPLE_HEAD, title_style="bold")
-    table.add_column("status", no_wrap=True)
-    table.add_column("check", no_wrap=True)
-    table.add_column("summary", overflow="fold")
+    header = ["status", "check", "summary"]
+    for name in header:
+        table.add_column(name)
+    rows: list[list[Text | str]] = []
     for c in report.checks:
         text = Text(c.summary)
         if c.status not in (Status.OK, Status.SKIP, Status.NA) or c.fix:
@@ -97,8 +104,9 @@ def checks_table(report: Report) -> Table:
                 text.append(f"\n{c.detail}", style="dim")
             if c.fix:
                 text.append("\nfix: ", style="bold").append(c.fix, style="cyan")
-        table.add_row(_status_text(c.status), c.id, text)
-    return table
+        rows.append([_status_text(c.status), c.id, text])
+        table.add_row(*rows[-1])
+    return Fitted(table, header, rows, fold=(2,), lead=3)
 
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -139,23 +147,26 @@ def print_report(report: Report, details: bool = False) -> None:
         console.print(verdict)
     glance = glance_table(report, details)
     if glance is not None:
-        console.print(glance, "")
-    for section in shown_sections(report, details):
-        console.print(section_table(section))
-    for chart in report.charts:
-        if any(chart.series.values()):
-            console.print(chart_table(chart))
-    if report.checks:
-        console.print(checks_table(report))
+        console.print(glance, "", crop=False)
+    tables = [section_table(section) for section in shown_sections(report, details)]
+    tables += [chart_table(chart) for chart in report.charts if any(chart.series.values())]
+    tables += [checks_table(report)] if report.checks else []
+    for table in tables:  # uncropped: a record wider than the console keeps its value whole
+        console.print(table, crop=False)
     if report.verdict:  # again at the end, where the eye lands after scrolling
         console.print(verdict)
 
 
 @contextmanager
 def progress(enabled: bool) -> Iterator:
-    """A transient progress bar on stderr; yields a callback `step(description, advance=1, total=None)`."""
-    if not (enabled and stderr_console().is_terminal):  # off a terminal a bar is only noise in a log
+    """Yields a callback `step(description, advance=0, total=None)`: a step starts with `advance=0`
+    and ends with `advance=1`. On a terminal, a transient progress bar on stderr; off one (a pipe, a CI
+    log) a bar is noise, and silence until the end is worse: one plain line per finished step, at once."""
+    if not enabled:
         yield lambda *a, **k: None
+        return
+    if not stderr_console().is_terminal:
+        yield StepLines()
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -174,3 +185,24 @@ def progress(enabled: bool) -> Iterator:
             bar.update(task, description=description, advance=advance)
 
         yield step
+
+
+class StepLines:
+    """`[3/12] matmul float32 on cpu: ok (2.1 s)` on stderr as each step ends, flushed, as `dcgmi diag`
+    prints a line per test: a CI log shows where a long run is, and where it stopped."""
+
+    def __init__(self) -> None:
+        self.total: float | None = None
+        self.done = 0.0
+        self.began = time.perf_counter()
+
+    def __call__(self, description: str, advance: float = 0, total: float | None = None) -> None:
+        from devcheck.render import write
+
+        now = time.perf_counter()
+        self.total = total if total is not None else self.total
+        if advance:
+            self.done += advance
+            count = f"[{self.done:g}/{self.total:g}] " if self.total else ""
+            write(sys.stderr, f"{count}{description} ({now - self.began:.1f} s)\n")
+        self.began = now  # the next step starts now, or was just said to

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich import box
+from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -134,7 +135,7 @@ def _one_model(rows: list[GpuRow]) -> str | None:
     return names.pop() if len(names) == 1 else None
 
 
-def glance_table(report: Report, details: bool = False) -> Table | None:
+def glance_table(report: Report, details: bool = False) -> RenderableType | None:
     """One row per GPU, or None when the report has no GPU. One model (the usual node) is named once,
     in the title, so that a row fits on one line of 80 columns."""
     rows = gpu_rows(report)
@@ -157,8 +158,13 @@ def glance_table(report: Report, details: bool = False) -> Table | None:
         words = COLUMNS[i] in FOLDING
         table.add_column(COLUMNS[i], justify="left" if words else "right", overflow="fold", no_wrap=not words)
     from devcheck.render.console import STYLE  # here: the console module imports this one
+    from devcheck.render.layout import Fitted
 
+    shown = []
     for row in rows:
         text = cells(row)
-        table.add_row(*(text[i] for i in columns[:-1]), Text(text[-1], style=STYLE[row.status]))
-    return table
+        shown.append([*(text[i] for i in columns[:-1]), Text(text[-1], style=STYLE[row.status])])
+        table.add_row(*shown[-1])
+    header = [COLUMNS[i] for i in columns]
+    folding = tuple(i for i, name in enumerate(header) if name in FOLDING)
+    return Fitted(table, header, shown, fold=folding, inside_words=True)  # as nvidia-smi's own folding

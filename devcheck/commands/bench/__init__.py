@@ -19,6 +19,7 @@ import numpy
 from devcheck.commands.bench import cases, tables
 from devcheck.commands.bench.baseline import compare
 from devcheck.commands.bench.cases import Budget
+from devcheck.commands.bench.timing import TimeUp
 from devcheck.errors import BadInput
 from devcheck.interrupt import Interruption
 from devcheck.machine.devices import Selection, selection_checks
@@ -45,7 +46,7 @@ class Settings:
 def run(
     settings: Settings, selection: Selection, *, require_gpu: bool = False, progress: Progress = lambda *a, **k: None
 ) -> Report:
-    devices = [(device, facts_for(device.name)) for device in selection.devices]
+    devices = [(device, facts_for(device.name)) for device in selection.to_run(require_gpu).devices]
     plan = _plan(devices, settings)
     report = Report("bench")
     report.checks += selection_checks(selection, require_gpu)
@@ -171,31 +172,46 @@ def _execute(
     interrupt ends it, held in `stop`: the cases not run are skipped."""
     done: list[list[dict] | Check] = []  # per case handled: its records, or the check of its crash
     shared: dict = {}  # the matmul inputs per dtype, and the CPU's side of every GPU's crossover
-    started = time.perf_counter()
+    deadline = time.perf_counter() + settings.max_time  # no call starts after it: one in flight at most
+    late = f"not run: --max-time {settings.max_time:g} s reached"
     progress("benchmarking", total=len(plan))
     with stop:
         for i, p in enumerate(plan):
             label = f"{p.case} {p.dtype} on {p.device.name}"
-            left = settings.max_time - (time.perf_counter() - started)
-            if i and left <= 0 and not p.why:  # --max-time bounds the whole run: the rest is named, not run
-                p = plan[i] = p._replace(why=f"not run: --max-time {settings.max_time:g} s reached")
+            left = deadline - time.perf_counter()
+            if left <= 0 and not p.why:  # --max-time bounds the whole run: the rest is named, not run
+                p = plan[i] = p._replace(why=late)
+            if not p.why and (too_long := _call_outlasts(p, settings.shape.mkn, left)):
+                p = plan[i] = p._replace(why=too_long)
             progress(label)
             try:
                 outcome: list[dict] | Check = []
                 if not p.why:
-                    budget = Budget(settings.repeat, left / (len(plan) - i))
+                    budget = Budget(settings.repeat, left / (len(plan) - i), deadline)
                     if p.case in ("matmul", "e2e") and p.dtype not in shared:
                         shared[p.dtype] = cases.host_inputs(settings.shape.mkn, p.dtype)
                     outcome = _run_case(p, settings.shape.mkn, budget, shared)
+            except TimeUp:  # the limit came while its inputs were made: nothing of it was measured
+                p = plan[i] = p._replace(why=late)
             except Exception as e:
                 outcome = _crash_check(p, e)
             done.append(outcome)  # one append: the case is handled, or (interrupted before it) not run
-            progress(label, advance=1)
+            progress(f"{label}: {'error' if isinstance(outcome, Check) else p.why or 'ok'}", advance=1)
     records = [r for outcome in done if isinstance(outcome, list) for r in outcome]
     crashed = [outcome for outcome in done if isinstance(outcome, Check)]
     skipped = [p for p in plan[: len(done)] if p.why]
     skipped += [p if p.why else p._replace(why="not run: the run was interrupted") for p in plan[len(done) :]]
     return records, skipped, crashed
+
+
+def _call_outlasts(p: Planned, mkn: tuple[int, int, int], left: float) -> str:
+    """Why a matmul is not started: even at twice the device's peak (a VM's under-reported clock makes
+    peaks low) one call would outlast what is left of --max-time; "" when it may fit, or no peak is known."""
+    peak = p.facts.flops_peak(p.dtype).value if p.case in ("matmul", "e2e") else None
+    seconds = 2.0 * mkn[0] * mkn[1] * mkn[2] / (2 * peak * 1e9) if peak else 0.0
+    if seconds <= left:
+        return ""
+    return f"not run: one call needs over {seconds:.0f} s even at twice the peak, {left:.0f} s of --max-time left"
 
 
 def _crash_check(p: Planned, e: Exception) -> Check:
@@ -231,7 +247,7 @@ def _run_case(p: Planned, mkn: tuple[int, int, int], budget: Budget, shared: dic
 
         cpu, cpu_times = get_device("cpu"), shared.setdefault("crossover", {})
         return [
-            {"case": "crossover", **crossover.matmul(cpu, p.device, cpu_times)},
-            {"case": "crossover", **crossover.training_step(cpu, p.device, cpu_times)},
+            {"case": "crossover", **crossover.matmul(cpu, p.device, cpu_times, budget.deadline)},
+            {"case": "crossover", **crossover.training_step(cpu, p.device, cpu_times, budget.deadline)},
         ]
     return [cases.training_step(p.device, budget)]

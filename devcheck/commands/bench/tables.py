@@ -154,6 +154,12 @@ def add_results(
             for c in crossovers
         ]
         caption = "—: not faster at any size measured; sizes and times per size are in --json (data.crossover)"
+        cut = [
+            f"{c['device']} {c['workload']} from {c['not_measured_from']} on"
+            for c in crossovers
+            if "not_measured_from" in c
+        ]
+        caption += f"; not measured (--max-time reached): {', '.join(cut)}" if cut else ""
         report.sections.append(Section("crossover", "where the GPU starts to pay", rows=rows, caption=caption))
     report.charts += _charts(records, ups)
     report.checks += _checks(records, skipped) + interconnect_report.checks(records)

@@ -15,6 +15,7 @@ which is what a program of such calls gets.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -25,6 +26,10 @@ UNSTABLE_SPREAD = 0.10  # IQR / median, as torch.utils.benchmark warns
 MIN_SAMPLES = 3
 MIN_WINDOW_S = 1e-3  # each sample runs calls back to back for at least this long ...
 MAX_CALLS = 1000  # ... but never more calls than this
+
+
+class TimeUp(Exception):
+    """The deadline had passed before a measurement's first call: nothing was measured or started."""
 
 
 class HostClock:
@@ -92,14 +97,14 @@ class Stats:
         }
 
 
-def summarize(samples: list[float], host_timer: bool, calls: int = 1) -> Stats:
+def summarize(samples: list[float], host_timer: bool, calls: int = 1, cut: str = "") -> Stats:
     ordered = sorted(samples)
     if len(ordered) >= 4:
         q1, _, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
     else:
         q1, q3 = ordered[0], ordered[-1]
     median = statistics.median(ordered)
-    reasons = []
+    reasons = [cut] if cut else []
     if len(ordered) < MIN_SAMPLES:
         reasons.append(f"only {len(ordered)} sample(s) fit the time budget")
     if median and (q3 - q1) / median > UNSTABLE_SPREAD:
@@ -109,20 +114,35 @@ def summarize(samples: list[float], host_timer: bool, calls: int = 1) -> Stats:
     return Stats(median, q1, q3, ordered[0], ordered[-1], len(ordered), "; ".join(reasons), calls)
 
 
-def measure(fn: Callable[[], Any], clock: Any, repeat: int, budget_s: float, warmup: int = 1) -> tuple[float, Stats]:
+def measure(
+    fn: Callable[[], Any], clock: Any, repeat: int, budget_s: float, warmup: int = 1, deadline: float = math.inf
+) -> tuple[float, Stats]:
     """The first call on its own (context creation, library handles, kernel compilation land there),
     then `warmup` calls and the sizing of a sample, then up to `repeat` samples within `budget_s` (at
-    least three), each of as many calls back to back as fill MIN_WINDOW_S."""
+    least three), each of as many calls back to back as fill MIN_WINDOW_S. No call starts after
+    `deadline` (a perf_counter time: bench's --max-time), so the run ends at most one call past it;
+    then the samples are what there is, or the first call alone, and the stats say they were cut
+    (TimeUp when the deadline passed before the first call)."""
     started = time.perf_counter()
+    if started >= deadline:
+        raise TimeUp
     first = clock.time(fn)
-    for _ in range(warmup):
-        fn()
-    calls = 1  # doubled until one sample fills the window (a single slow call cannot size them all)
-    while calls < MAX_CALLS and clock.time(fn, calls) * calls < MIN_WINDOW_S:
-        calls = min(2 * calls, MAX_CALLS)
     samples: list[float] = []
-    while len(samples) < repeat and (len(samples) < MIN_SAMPLES or time.perf_counter() - started < budget_s):
+    calls = 1  # doubled until one sample fills the window (a single slow call cannot size them all)
+    if time.perf_counter() < deadline:
+        for _ in range(warmup):
+            fn()
+        while calls < MAX_CALLS and time.perf_counter() < deadline and clock.time(fn, calls) * calls < MIN_WINDOW_S:
+            calls = min(2 * calls, MAX_CALLS)
+    while len(samples) < repeat and time.perf_counter() < deadline:
+        if len(samples) >= MIN_SAMPLES and time.perf_counter() - started >= budget_s:
+            break
         samples.append(clock.time(fn, calls))
         if first > budget_s and time.perf_counter() - started > budget_s:
             break  # one call is longer than the whole budget: keep what there is
-    return first, summarize(samples, host_timer=isinstance(clock, HostClock), calls=calls)
+    host = isinstance(clock, HostClock)
+    if not samples:
+        return first, summarize([first], host, cut="cut at the time limit: the first call alone")
+    late = len(samples) < min(repeat, MIN_SAMPLES) and time.perf_counter() >= deadline
+    cut = "cut at the time limit" if late else ""
+    return first, summarize(samples, host, calls, cut)

@@ -14,18 +14,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from devcheck import options
 from devcheck.commands.check import steps
 from devcheck.commands.check.thresholds import Thresholds
 from devcheck.machine.devices import Selection, selection_checks
 from devcheck.report import Check, Report, Section, Status
 
-BUDGETS = {"10s": 10.0, "60s": 60.0, "5m": 300.0, "15m": 900.0}
+BUDGETS = {"10s": 10.0, "60s": 60.0, "5m": 300.0, "15m": 900.0}  # the usual budgets, offered as fixes
 Progress = Callable[..., None]
 
 
 @dataclass(frozen=True)
 class Settings:
-    budget: str = "60s"
+    budget: str = "60s"  # any duration (`options.duration`): 90s, 2m, 1h
     strict: bool = False
     thresholds: Thresholds = field(default_factory=Thresholds)
     baseline: list[dict] | None = None
@@ -33,7 +34,7 @@ class Settings:
 
     @property
     def seconds(self) -> float:
-        return BUDGETS[self.budget]
+        return options.duration("--budget", self.budget)
 
 
 @dataclass
@@ -61,24 +62,29 @@ def run(
     work = steps.Work(settings, selection, report, clock)
     progress("checking", total=len(steps.ORDER))
     stop = work.stop
+    # --require-gpu with no GPU that can compute: known now, so fail now, not after the whole budget
+    hopeless = require_gpu and any(c.id == "gpu.required" for c in report.checks)
     for name, what, estimate in steps.ORDER:
         needed = estimate(work)
         if needed is None:  # not for this machine (GPU-to-GPU copies on one GPU)
             progress(f"{name}: not applicable", advance=1)
             continue
-        if stop or clock.left < needed:
+        needed = 0.0 if hopeless else needed
+        if stop or hopeless or clock.left < needed:
+            why = "interrupted" if stop else "not run: --require-gpu" if hopeless else "no time left"
             plan.append({"step": name, "what": what, "estimate_s": needed, "ran": False, "seconds": 0.0})
-            progress(f"{name}: {'interrupted' if stop else 'no time left'}", advance=1)
+            progress(f"{name}: {why}", advance=1)
             continue
         progress(f"{name}: {what}")
-        began = time.perf_counter()
+        began, before = time.perf_counter(), len(report.checks)
         with stop:  # Ctrl-C or a signal: the steps done so far still make a report
             getattr(steps, name)(work)
         seconds = time.perf_counter() - began
         row = {"step": name, "what": what, "estimate_s": needed, "ran": not stop, "seconds": seconds}
         plan.append({**row, "interrupted": True} if stop else row)  # its checks so far are in the report
-        progress(f"{name}: {'interrupted' if stop else 'done'}", advance=1)
-    report.checks += [] if stop else _budget_checks(plan, settings)
+        outcome = "interrupted" if stop else _worst(report.checks[before:])
+        progress(f"{name}: {outcome}", advance=1)
+    report.checks += [] if stop or hopeless else _budget_checks(plan, settings)
     report.sections.append(Section("plan", f"What ran in the {settings.budget} budget", rows=plan))
     report.data.update(budget_s=settings.seconds, elapsed_s=clock.elapsed, records=work.records, stress=work.stress)
     if settings.strict:
@@ -103,6 +109,12 @@ def verdict(report: Report, names: list[str], elapsed: float) -> str:
     if unchecked:
         return f"check: no fault found on {', '.join(names)}, but not fully checked: {'; '.join(unchecked)}"
     return f"check: fit to compute on {', '.join(names)} ({elapsed:.1f} s)"
+
+
+def _worst(checks: list[Check]) -> str:
+    """A step's outcome in one word, for its progress line: the worst status among its checks."""
+    order = (Status.ERROR, Status.FAIL, Status.WARN, Status.OK, Status.SKIP, Status.NA)
+    return next((str(s) for s in order if any(c.status is s for c in checks)), "done")
 
 
 def _budget_checks(plan: list[dict], settings: Settings) -> list[Check]:

@@ -19,7 +19,20 @@ from devcheck.report import Check, Report, Status
 
 CORRECTNESS_N = 256
 CORRECTNESS_EACH = 0.8  # seconds of the correctness step per device
-STRESS_CAP = {"10s": 2.0, "60s": 40.0, "5m": 240.0, "15m": 780.0}  # seconds of stress per budget, all devices
+STRESS_CAP = {10.0: 2.0, 60.0: 40.0, 300.0: 240.0, 900.0: 780.0}  # budget (s) -> seconds of stress, all devices
+MIN_STRESS = 1.5  # seconds: a shorter window says nothing
+
+
+def stress_cap(seconds: float) -> float:
+    """STRESS_CAP's points joined by straight lines: under the first in proportion, past the last along
+    the last segment (an hour gives 3,210 s)."""
+    points = sorted(STRESS_CAP.items())
+    if seconds <= points[0][0]:
+        return points[0][1] * seconds / points[0][0]
+    (b1, c1), (b2, c2) = next(((p, q) for p, q in zip(points, points[1:]) if seconds <= q[0]), points[-2:])
+    return c1 + (c2 - c1) * (seconds - b1) / (b2 - b1)
+
+
 GRAD_OPS = ("matmul", "linear", "tanh", "relu", "cross_entropy", "sum", "index_repeats")
 CHECK_CASES = 5  # GEMM calls a speed case takes: the first, a warm-up, three samples
 
@@ -134,7 +147,7 @@ def _training_agreement(work: Work) -> None:
 
 # --- 2b. GPU to GPU: copies between every pair (each GPU to the next in the smallest budget) ----------
 
-P2P_SECONDS = {"10s": 0.3, "60s": 3.0, "5m": 10.0, "15m": 20.0}  # of measuring; setup and checks add ~0.1 s a GPU
+P2P_SECONDS = {10.0: 0.3, 60.0: 3.0, 300.0: 10.0, 900.0: 20.0}  # of measuring; setup and checks add ~0.1 s a GPU
 
 
 def p2p(work: Work) -> None:
@@ -149,8 +162,9 @@ def p2p(work: Work) -> None:
     if len(gpus) < 2:
         return
     members = [(d, work.facts.get(d.name) or facts_for(d.name)) for d in gpus]
-    budget = work.settings.budget
-    records = _guarded(work, "check.p2p", matrix, group(members), cases.Budget(3, P2P_SECONDS[budget]), budget == "10s")
+    seconds = work.settings.seconds
+    measure = cases.Budget(3, sizes.at_budget(P2P_SECONDS, seconds))
+    records = _guarded(work, "check.p2p", matrix, group(members), measure, seconds < 60)  # < 60 s: each to the next
     if records is None:
         return
     work.records += records
@@ -162,7 +176,7 @@ def p2p(work: Work) -> None:
 def _estimate_p2p(work: Work) -> float | None:
     """None: not a step for fewer than two GPUs (left out of the plan)."""
     n = len(work.selection.gpus)
-    return None if n < 2 else P2P_SECONDS[work.settings.budget] + 0.1 * n
+    return None if n < 2 else sizes.at_budget(P2P_SECONDS, work.settings.seconds) + 0.1 * n
 
 
 # --- 3. speed: against each device's own peak ---------------------------------------------------------
@@ -170,7 +184,7 @@ def _estimate_p2p(work: Work) -> float | None:
 
 def speed_size(work: Work, device: str, dtype: str) -> int:
     """The size of the device's speed GEMM: its model's and the budget's (sizes.py), not its measured speed."""
-    return sizes.speed_size(_sized_as(work, device), work.settings.budget, dtype)
+    return sizes.speed_size(_sized_as(work, device), work.settings.seconds, dtype)
 
 
 def _sized_as(work: Work, device: str) -> Any:
@@ -271,9 +285,9 @@ def _link_errors(work: Work) -> dict:
 
 def _stress(work: Work) -> None:
     devices = work.selection.devices
-    window = min(work.clock.left - 1.0, STRESS_CAP[work.settings.budget]) / max(len(devices), 1)
+    window = _stress_window(work) / max(len(devices), 1)
     for device in devices:
-        n = sizes.stress_size(_sized_as(work, device.name), work.settings.budget)
+        n = sizes.stress_size(_sized_as(work, device.name), work.settings.seconds)
         limit = work.settings.thresholds.floor("stress_drift", device.name, "")
         during = _reader(device.name)
         found = _guarded(
@@ -351,6 +365,11 @@ def _guarded(work: Work, check_id: str, fn: Any, *args: Any) -> Any:
 # --- the estimates the budget is checked against ----------------------------------------------------------
 
 
+def _stress_window(work: Work) -> float:
+    """Seconds of stress on all devices together: what the budget has left, up to its cap."""
+    return min(work.clock.left - 1.0, stress_cap(work.settings.seconds))
+
+
 def _estimate_correctness(work: Work) -> float:
     return 1.0 + CORRECTNESS_EACH * len(work.selection.devices)
 
@@ -376,5 +395,5 @@ ORDER = (
     ("correctness", "GEMM against float64, autograd, first training steps across devices", _estimate_correctness),
     ("p2p", "GPU-to-GPU copies against the link's peak (two or more GPUs)", _estimate_p2p),
     ("speed", "matmul and copies against each device's peak", _estimate_speed),
-    ("stress", "repeated GEMMs compared with the first and with float64", lambda work: 1.5),
+    ("stress", "repeated GEMMs compared with the first and with float64", lambda w: max(MIN_STRESS, _stress_window(w))),
 )

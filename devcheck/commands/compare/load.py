@@ -45,8 +45,8 @@ class Noise:
 
 
 def expand(inputs: Iterable[str]) -> Iterator[str | Bad]:
-    """Each input as paths to read (folders and globs opened up, in name order), `-` as itself; a path
-    that cannot be read is a Bad entry. The same file named twice is read once."""
+    """Each input as paths to read (folders, with the folders inside them, and globs opened up, in name
+    order), `-` as itself; a path that cannot be read is a Bad entry. The same file named twice is read once."""
     seen: set[Path] = set()
     for text in inputs:
         for item in _paths(text):
@@ -99,7 +99,8 @@ def _paths(text: str) -> Iterator[Path | str | Bad]:
     path = Path(text)
     try:
         if path.is_dir():
-            found = sorted({p for pattern in FOLDER_PATTERNS for p in path.glob(pattern) if p.is_file()})
+            # and in the folders below: Ansible's `fetch` writes DEST/<host>/<path of the file>
+            found = sorted({p for pattern in FOLDER_PATTERNS for p in path.rglob(pattern) if p.is_file()})
             if not found and not os.access(path, os.R_OK | os.X_OK):
                 yield Bad(text, "cannot read this folder (permission denied)")
                 return

@@ -36,7 +36,7 @@ def run(
     log: Path | None = None,
     progress: Progress = lambda *a, **k: None,
 ) -> Report:
-    sel = selection
+    sel = selection.to_run(require_gpu)
     preflight.check_memory(config, sel.devices)
     preflight.check_files(save, resume, log)
     state = load_resume(resume, config) if resume is not None else None  # checked, before any work
@@ -45,7 +45,7 @@ def run(
     data = {"x_train": x[:cut], "y_train": y[:cut], "x_val": x[cut:], "y_val": y[cut:]}
 
     report = Report("train")
-    report.checks += selection_checks(sel, require_gpu)
+    report.checks += selection_checks(selection, require_gpu)
     runs: list[Run] = []
     stop = Interruption()  # Ctrl-C or a signal: the epochs trained so far still make a report
     with preflight.locked({"--save": save, "--log": log}):
