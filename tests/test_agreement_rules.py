@@ -27,15 +27,18 @@ def test_the_lockstep_tolerance_formula():
     assert LOCKSTEP_STEPS == 10 and ACCURACY_MARGIN == 0.02
 
 
+bad_gradients = "the devices compute different gradients: run `devcheck grad --device cuda:0`"
+
+
 def run(device, accuracy):
     return Run(get_device(device), epochs=[{"val_accuracy": accuracy, "loss": 0.1}], done=True)
 
 
-def checks(why, faults=None, gpu_accuracy=0.95, config=CONFIG, environ=None, monkeypatch=None):
+def checks(why, faults=None, gpu_accuracy=0.95, config=CONFIG, environ=None, monkeypatch=None, cpu_accuracy=0.95):
     for name, value in (environ or {}).items():
         monkeypatch.setenv(name, value)
     with seam.replay(h100(why=why, faults=faults or {})):
-        found = agreement_checks([run("cpu", 0.95), run("cuda:0", gpu_accuracy)], config, DATA)
+        found = agreement_checks([run("cpu", cpu_accuracy), run("cuda:0", gpu_accuracy)], config, DATA)
     return {c.id: c for c in found}
 
 
@@ -46,7 +49,30 @@ def test_a_backward_003_percent_off_is_caught(scale, expected):
     assert str(agreement.status) == expected, agreement.summary
     assert "first 10 steps from the same weights and batches" in agreement.summary
     assert agreement.summary.endswith("tolerance 3.1e-04")
-    assert bool(agreement.fix) == (expected == "fail")
+    assert agreement.fix == ("" if expected == "ok" else bad_gradients)
+
+
+def test_the_largest_difference_is_named_with_its_step_and_column():
+    fault = checks("tanh's backward x1.0003", {"devcheck_tanh_backward": 1.0003})["train.agreement.cuda:0"]
+    assert fault.summary == (
+        "cuda:0 vs cpu, first 10 steps from the same weights and batches: largest relative difference 1.2e-03 "
+        "(gradient norm of parameter 1, step 5), tolerance 3.1e-04"
+    )
+    loss = checks("the loss kernel x1.001", {"devcheck_cross_entropy_loss": 1.001})["train.agreement.cuda:0"]
+    assert "largest relative difference 1.0e-03 (loss, step 3)" in loss.summary and str(loss.status) == "fail"
+
+
+def test_a_small_training_set_is_compared_over_its_one_epoch_of_steps():
+    small = {"x_train": X[:64], "y_train": Y[:64], "x_val": X[1600:], "y_val": Y[1600:]}
+    with seam.replay(h100()):
+        found = agreement_checks([run("cpu", 0.95), run("cuda:0", 0.95)], CONFIG, small)
+    assert "first 2 steps from the same weights" in found[0].summary  # 64 samples, batch 32
+
+
+def test_the_cpu_is_the_reference_wherever_it_is_listed():
+    with seam.replay(h100()):
+        found = agreement_checks([run("cuda:0", 0.95), run("cpu", 0.95)], CONFIG, DATA)
+    assert [c.id for c in found] == ["train.agreement.cuda:0", "train.outcome.cuda:0"]
 
 
 def test_the_width_is_the_larger_of_hidden_and_batch():
@@ -65,6 +91,14 @@ def test_tf32_widens_the_tolerance(monkeypatch):
 def test_the_final_accuracy_margin_on_both_sides(accuracy, expected):
     outcome = checks("healthy", gpu_accuracy=accuracy)["train.outcome.cuda:0"]
     assert str(outcome.status) == expected and "margin 0.02, 8 of 400 samples" in outcome.summary
+    assert outcome.fix == ("" if expected == "ok" else "run `devcheck grad --device cuda:0`")
+
+
+@pytest.mark.parametrize("gpu", [0.0, 0.04])
+def test_an_accuracy_exactly_the_margin_away_passes(gpu):
+    """0.02 and 0.04 are 0.02 apart exactly in binary floating point (0.95 and 0.97 are not)."""
+    outcome = checks("healthy", gpu_accuracy=gpu, cpu_accuracy=0.02)["train.outcome.cuda:0"]
+    assert str(outcome.status) == "ok", outcome.summary
 
 
 def test_no_agreement_without_a_cpu_run_or_another_device():

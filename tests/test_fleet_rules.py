@@ -3,6 +3,9 @@ z-score's limit on both sides (a GPU 4% off an identical fleet's median is not a
 is: the MAD floor makes the limit 3.5 x 1.4826 x 1% = 5.19%), a group of exactly MIN_GROUP devices
 judged and a smaller one not, and every drift fact the module documents."""
 
+import warnings
+
+import numpy
 import pytest
 
 from devcheck.commands.check.thresholds import Thresholds
@@ -198,3 +201,55 @@ def test_a_tie_is_said_and_describe_names_who_differs():
         [report(h, "cupy", "version", ["a", "b"]) for h in "ab"] + [report("c", "cupy", "version", ["a"])]
     )
     assert listed[0]["majority"] == ["a", "b"] and describe(listed[0]).startswith("cupy: 2 have a, b; c has a")
+
+
+def test_a_z_of_exactly_the_limit_is_not_an_outlier():
+    group = outliers.Group("gpu", "H100", "matmul", "float32", "", "GFLOP/s", values=[1.0, 1.0, 1.0])
+    group.z = numpy.array([3.5, -3.5, -3.5000001])
+    assert group.outliers() == [2]
+
+
+def test_a_small_scale_is_still_a_scale_and_an_overflow_is_infinitely_odd_without_a_warning():
+    (small,) = outliers.groups(fleet([0.1, 0.1, 0.1, 0.2]))
+    assert small.scale == pytest.approx(1.4826e-3) and small.z[3] == pytest.approx(0.1 / 1.4826e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (huge,) = outliers.groups(fleet([1.0, 1.0, 1.0, 1e308]))
+    assert huge.z[3] == float("inf") and huge.outliers() == [3]
+
+
+def test_below_floors_reads_every_group_and_device_and_says_all():
+    cpu = ("cpu", "matmul", "float64", "1000x1000x1000", "GFLOP/s")
+    hosts = fleet([10.0, 100.0, 30.0], measure=cpu, peak=100.0, model="cpu")
+    hosts["node-0"].measures[cpu] = (10.0, None)  # no peak: not judged, the others still are
+    hosts["node-0"].measures[("cuda:0", "power_limit_w", "", "", "W")] = (700.0, None)  # no floor key
+    t = Thresholds(per_model={"cpu": {"matmul_float64": 0.5}})
+    assert outliers.floor_of(t, "matmul_float64", "cpu", "AMD EPYC 7763") == 0.5  # the device's table
+    found = outliers.below_floors(outliers.groups(hosts), t)
+    assert found == [
+        {"host": "node-2", "device": "cpu", "model": "cpu", "key": "matmul_float64", "shape": "1000x1000x1000",
+         "unit": "GFLOP/s", "value": 30.0, "peak": 100.0, "fraction_of_peak": 0.3, "floor": 0.5}
+    ]  # fmt: skip
+    hosts = fleet([30.0, 30.0, 30.0], measure=cpu, peak=100.0, model="AMD EPYC 7763")
+    assert len(outliers.below_floors(outliers.groups(hosts), t)) == 3  # the device "cpu" table, any CPU model
+
+
+def test_direction_of_small_z():
+    assert [outliers.direction("GFLOP/s", z) for z in (-0.5, 0.0, 0.5)] == ["slower", "faster", "faster"]
+    assert [outliers.direction("W", z) for z in (-0.5, 0.0, 0.5)] == ["lower", "higher", "higher"]
+
+
+def test_groups_keep_each_device():
+    hosts = fleet([1.0, 2.0, 3.0])
+    (g,) = outliers.groups(hosts)
+    assert g.devices == ["cuda:0"] * 3 and g.hosts == ["node-0", "node-1", "node-2"] and g.values == [1.0, 2.0, 3.0]
+
+
+def test_describe_lists_five_by_default_then_counts_the_rest():
+    five = [report(h, gpu={"ecc_mode": "on"}) for h in "abcdefg"] + [
+        report(h, gpu={"ecc_mode": "off"}) for h in "vwxyz"
+    ]
+    (row,) = drift_of(five)
+    assert describe(row).endswith("z cuda:0 has off") and " more" not in describe(row)
+    six = five + [report("u", gpu={"ecc_mode": "off"})]
+    assert describe(drift_of(six)[0]).endswith("y cuda:0 has off and 1 more")
