@@ -4,6 +4,7 @@ and 1, each remap state, each compute mode, the temperature margin at its edge, 
 at 70% of its maximum, a rate exactly at its floor. The cards are the recorded H100 with one NVML
 answer changed (synthetic variants, named in their `why`)."""
 
+import pynvml
 import pytest
 
 from devcheck.commands.check.health import health_checks, load_checks, settle_idle_link
@@ -12,8 +13,9 @@ from devcheck.commands.check.verdicts import gpu_busy, speed_check
 from devcheck.commands.env import collect
 from devcheck.errors import BadInput
 from devcheck.machine import seam
+from devcheck.machine.nvml import is_geforce
 from devcheck.report import Check, Status
-from tests.recordings import GPU0, h100
+from tests.recordings import GPU0, _replace, h100, nvml_error
 
 REASONS = ("nvmlDeviceGetCurrentClocksEventReasons", GPU0)
 
@@ -216,3 +218,149 @@ def test_a_zero_floor_is_allowed(tmp_path):
     path = tmp_path / "t.toml"
     path.write_text("[default]\nbandwidth = 0\n")
     assert load(path).floor("bandwidth", "cuda:0", "H100") == 0.0
+
+
+def test_older_drivers_answer_the_throttle_reasons_call_and_are_judged_the_same():
+    """Drivers before 535 lack nvmlDeviceGetCurrentClocksEventReasons; the older call says the same bits."""
+    missing = {"error": nvml_error(pynvml.NVML_ERROR_FUNCTION_NOT_FOUND)}
+    recording = h100(why="a driver before 535: hardware slowdown, by the older call")
+    _replace(recording.nvml, REASONS[0], [GPU0], missing)
+    _replace(recording.nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", [GPU0], {"result": 0x8})
+    with seam.replay(recording):
+        env = collect(environ={})
+    field = next(s for s in env.sections if s.group == "gpus").fields["clock slowdowns"]
+    assert (field.value, field.source) == (["hardware slowdown"], "NVML nvmlDeviceGetCurrentClocksThrottleReasons")
+    _replace(recording.nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", [GPU0], missing)
+    with seam.replay(recording):
+        env = collect(environ={})
+    assert next(s for s in env.sections if s.group == "gpus").fields["clock slowdowns"].value is None
+
+
+@pytest.mark.parametrize(
+    ("brand", "geforce"),
+    [("NVML_BRAND_GEFORCE", True), ("NVML_BRAND_GEFORCE_RTX", True), ("NVML_BRAND_NVIDIA", False),
+     ("NVML_BRAND_TESLA", False), ("NVML_BRAND_NVIDIA_RTX", False)],
+)  # fmt: skip
+def test_geforce_brands(brand, geforce):
+    assert is_geforce(pynvml, getattr(pynvml, brand)) is geforce
+    assert is_geforce(pynvml, None) is False
+
+
+# --- what each rule says: the words a user acts on ---------------------------------------------------------
+PERFORMANCE = "(`nvidia-smi -q -d PERFORMANCE`)"
+MESSAGES = [
+    ({REASONS: 0x48}, "gpu0.clocks", "warn", "GPU 0 is slowed down: hardware slowdown, hardware thermal slowdown",
+     "temperature 42 C, power 75.8 W", f"check cooling and power delivery {PERFORMANCE}"),
+    ({REASONS: 0x48}, "check.gpu0.slowdown", "fail", "GPU 0 is held back: hardware slowdown, hardware thermal slowdown",
+     "temperature 42 C, slowdown at 89 C", f"check cooling, airflow and power delivery {PERFORMANCE}"),
+    ({("nvmlDeviceGetTotalEccErrors", GPU0, 1, 0): 4}, "gpu0.ecc", "fail", "GPU 0: 4 uncorrected ECC errors since boot",
+     "results computed on this GPU may be wrong",
+     "drain the GPU, reset it (sudo nvidia-smi -r -i 0), run `dcgmi diag -r 3`; RMA if it recurs"),
+    ({("nvmlDeviceGetRemappedRows", GPU0): (0, 1, 0, 1)}, "gpu0.memory", "fail", "GPU 0: a memory row remap failed",
+     "", "the GPU needs service (RMA); stop scheduling work on it"),
+    ({("nvmlDeviceGetRemappedRows", GPU0): (0, 1, 1, 0)}, "gpu0.memory", "warn", "GPU 0: memory repairs are pending",
+     "retired pages / remapped rows take effect at the next GPU reset",
+     "sudo nvidia-smi -r -i 0 when the GPU is idle, or reboot"),
+    ({("nvmlDeviceGetRemappedRows", GPU0): (0, 1, 1, 0)}, "check.gpu0.repairs", "fail",
+     "GPU 0: memory repairs are pending (remapped rows or retired pages)",
+     "they take effect at the next GPU reset; until then the bad memory is still in use",
+     "drain the node, then `sudo nvidia-smi -r -i 0` or reboot"),
+    ({("nvmlDeviceGetComputeMode", GPU0): 2}, "gpu0.compute_mode", "fail",
+     "GPU 0 is in Prohibited compute mode: no CUDA context can be created on it", "",
+     "sudo nvidia-smi -i 0 -c DEFAULT"),
+    ({("nvmlDeviceGetTemperature", GPU0, 0): 86}, "check.gpu0.temperature", "warn",
+     "GPU 0 at 86 C, 3 C under its slowdown threshold (89 C)", "", "check cooling and airflow"),
+    ({("nvmlDeviceGetCurrPcieLinkGeneration", GPU0): 1, ("nvmlDeviceGetCurrPcieLinkWidth", GPU0): 8}, "check.gpu0.pcie",
+     "warn", "GPU 0: PCIe link at gen 1 of 5, x8 of x16 at idle",
+     "an idle GPU may slow and narrow its link to save power (an idle L4 read gen 1 of 4, x8 of x16); check's stress "
+     "window reads it again under load, and this turns ok or fails there",
+     "if the stress window did not run on it: `nvidia-smi -q -d PCIE` while a job runs"),
+    ({("nvmlDeviceGetPersistenceMode", GPU0): 0}, "check.gpu0.persistence", "warn",
+     "GPU 0: persistence mode is off: each new process waits while the driver sets the GPU up", "",
+     "sudo nvidia-smi -i 0 -pm 1 (or run nvidia-persistenced)"),
+    ({}, "gpu0.health", "ok", "GPU 0: no ECC, memory, clock or mode problem reported", "", ""),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("nvml", "check_id", "status", "summary", "detail", "fix"), MESSAGES)
+def test_what_each_health_rule_says(nvml, check_id, status, summary, detail, fix):
+    with seam.replay(h100(why=f"{check_id}: {summary}", nvml=nvml)):
+        env = collect(environ={})
+    found = {c.id: c for c in [*env.checks, *health_checks(env, Thresholds(), False)]}[check_id]
+    assert (str(found.status), found.summary, found.detail, found.fix) == (status, summary, detail, fix)
+
+
+CLOCKS = "check application clocks and power limits (`nvidia-smi -q -d CLOCK,POWER`)"
+LINK = ("host<->device copies run at a fraction of their speed",
+        "reseat the card or check the riser, the slot and its BIOS settings; `nvidia-smi -q -d PCIE`")  # fmt: skip
+LOAD_MESSAGES = [
+    ({}, "", "ok", "cuda:0 under load: 1980 of 1980 MHz, PCIe gen 5 of 5, x16", "", ""),
+    ({"sm_mhz": 1000}, "", "warn", "cuda:0 ran at 1000 of 1980 MHz under load", "slowdown reasons: none reported",
+     CLOCKS),
+    ({"sm_mhz": 1000, "held_back": ["software power cap"]}, "", "warn", "cuda:0 ran at 1000 of 1980 MHz under load",
+     "slowdown reasons: software power cap", CLOCKS),
+    ({"held_back": ["hardware slowdown", "power brake"], "sm_mhz": 1200}, "", "fail",
+     "cuda:0 was held back under load: hardware slowdown, power brake (1200 of 1980 MHz)", "",
+     f"check cooling and power delivery {PERFORMANCE}"),
+    ({"pcie_gen": 4, "pcie_width": 8}, ".pcie", "fail", "cuda:0: PCIe link at gen 4 of 5, x8 of x16 under load", *LINK),
+    ({"pcie_gen": 4, "pcie_width": None}, ".pcie", "fail", "cuda:0: PCIe link at gen 4 of 5 under load", *LINK),
+    ({"pcie_width": 8, "pcie_gen": None}, ".pcie", "fail", "cuda:0: PCIe link at gen None of 5, x8 of x16 under load",
+     *LINK),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("changes", "suffix", "status", "summary", "detail", "fix"), LOAD_MESSAGES)
+def test_what_each_under_load_rule_says(changes, suffix, status, summary, detail, fix):
+    found = {c.id: c for c in load_checks("cuda:0", FULL | changes, replaying=False)}
+    c = found[f"check.cuda:0.under_load{suffix}"]
+    assert (str(c.status), c.summary, c.detail, c.fix) == (status, summary, detail, fix)
+
+
+def test_what_missing_or_replayed_readings_say():
+    (none,) = load_checks("cuda:0", {}, replaying=False)
+    assert (none.summary, none.fix) == (
+        "cuda:0: NVML could not be read under load: NVML gave no readings",
+        "run `devcheck env`",
+    )
+    (lost,) = load_checks("cuda:0", {"error": "NVML lost"}, replaying=False)
+    assert lost.summary == "cuda:0: NVML could not be read under load: NVML lost"
+    (replay,) = load_checks("cuda:0", FULL, replaying=True)
+    assert (replay.id, replay.summary) == (
+        "check.cuda:0.under_load",
+        "cuda:0: under-load clocks not judged (replay: the recorded clocks are idle ones)",
+    )
+
+
+def test_what_a_settled_idle_link_says():
+    checks = [
+        Check("check.gpu0.pcie", Status.WARN, "GPU 0: PCIe link at gen 1 of 5 at idle"),
+        Check("other", Status.WARN, "x"),
+    ]
+    settle_idle_link(checks, FULL)
+    assert checks[0].summary == "GPU 0: PCIe link at gen 1 of 5 at idle; gen 5, x16 under load: it saves power at idle"
+    assert str(checks[1].status) == "warn"
+    for readings in (FULL | {"error": "lost"}, FULL | {"pcie_gen_max": None}, FULL | {"nvml_index": 1}):
+        unsettled = [Check("check.gpu0.pcie", Status.WARN, "idle")]
+        settle_idle_link(unsettled, readings)
+        assert str(unsettled[0].status) == "warn"
+
+
+SPEED = "check clocks, power and throttling (`devcheck env`, `nvidia-smi -q -d PERFORMANCE`); a floor that does not fit this model can be set with --thresholds"  # noqa: E501
+M = "cuda:0 matmul float32: "
+SPEED_MESSAGES = [
+    (500.0, 1000.0, False, "", "ok", f"{M}500.0 GFLOP/s, 50% of its 1,000 GFLOP/s peak (floor 50%)", "", ""),
+    (400.0, 1000.0, False, "", "fail", f"{M}400.0 GFLOP/s, 40% of its 1,000 GFLOP/s peak (floor 50%)",
+     "peak: 132 SMs", SPEED),
+    (400.0, None, False, "", "warn", f"{M}400.0 GFLOP/s; no peak known, so speed is not judged",
+     "132 SMs", ""),
+    (400.0, 1000.0, True, "", "skip", f"{M}400.0 GFLOP/s (replay: NumPy's speed, not judged)", "", ""),
+    (400.0, 1000.0, False, "busy now", "warn", f"{M}400.0 GFLOP/s; busy now, so speed is not judged",
+     "", "run it idle"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("rate", "peak", "replaying", "busy", "status", "summary", "detail", "fix"), SPEED_MESSAGES)
+def test_what_each_speed_verdict_says(rate, peak, replaying, busy, status, summary, detail, fix):
+    record = RECORD | {"rate": rate, "peak": {"value": peak, "basis": "132 SMs"}}
+    c = speed_check("check.speed", record, 0.5, replaying, busy)
+    assert (c.id, str(c.status), c.summary, c.detail, c.fix) == ("check.speed", status, summary, detail, fix)
