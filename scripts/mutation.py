@@ -57,7 +57,7 @@ GROUPS: dict[str, tuple[list[str], list[str] | None, list[str]]] = {
         ["x*"],
         ["tests/test_health_rules.py"],
     ),
-    "timing": (["devcheck/commands/bench/timing.py"], None, ["tests/test_bench.py"]),
+    "timing": (["devcheck/commands/bench/timing.py"], None, ["tests/test_timing_rules.py"]),
     "engine": (
         [
             "devcheck/engine/ops.py",
@@ -178,12 +178,16 @@ def group(name: str, children: int) -> dict:
     for module in modules:
         dotted = module.removesuffix(".py").replace("/", ".")
         patterns += [f"{dotted}.{f}" for f in functions or ["*"]]
-    subprocess.run(
-        ["nice", "-n", "19", str(VENV_BIN / "mutmut"), "run", "--max-children", str(children), *patterns],
-        cwd=where,
-        stdout=subprocess.DEVNULL,
-        env=os.environ | {"PYTHONDONTWRITEBYTECODE": "1"},
-    )
+    with open(where / "mutmut.log", "w") as log:
+        done = subprocess.run(
+            ["nice", "-n", "19", str(VENV_BIN / "mutmut"), "run", "--max-children", str(children), *patterns],
+            cwd=where,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ | {"PYTHONDONTWRITEBYTECODE": "1"},
+        )
+    if done.returncode:
+        print(f"{name}: mutmut ended with {done.returncode}: see {where / 'mutmut.log'}")
     seconds = time.monotonic() - started
     statuses = {m: s for m, s in results(where).items() if any(_matches(m, p) for p in patterns)}
     equivalent = equivalents()
@@ -211,10 +215,13 @@ def _matches(mutant: str, pattern: str) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("groups", nargs="*", choices=[*GROUPS, []], help="groups to run (default: all)")
+    parser.add_argument("groups", nargs="*", help=f"groups to run, of {', '.join(GROUPS)} (default: all)")
     parser.add_argument("--named", action="store_true", help="only the issue's named mutants")
     parser.add_argument("--max-children", type=int, default=1)
     args = parser.parse_args()
+    unknown = [g for g in args.groups if g not in GROUPS]
+    if unknown:
+        parser.error(f"unknown group(s) {', '.join(unknown)}; known: {', '.join(GROUPS)}")
     ok = named() if args.named or not args.groups else True
     if args.named:
         return 0 if ok else 1

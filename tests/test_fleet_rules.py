@@ -223,6 +223,7 @@ def test_below_floors_reads_every_group_and_device_and_says_all():
     hosts = fleet([10.0, 100.0, 30.0], measure=cpu, peak=100.0, model="cpu")
     hosts["node-0"].measures[cpu] = (10.0, None)  # no peak: not judged, the others still are
     hosts["node-0"].measures[("cuda:0", "power_limit_w", "", "", "W")] = (700.0, None)  # no floor key
+    hosts["node-0"].measures[("cpu", "matmul", "float16", "1000x1000x1000", "GFLOP/s")] = (1.0, 100.0)  # none, first
     t = Thresholds(per_model={"cpu": {"matmul_float64": 0.5}})
     assert outliers.floor_of(t, "matmul_float64", "cpu", "AMD EPYC 7763") == 0.5  # the device's table
     found = outliers.below_floors(outliers.groups(hosts), t)

@@ -1,9 +1,15 @@
 """bench's statistics at their boundaries: quartiles, the 10% spread rule, the minimum of 3 samples,
 the 0.5 ms host-timer floor, and how measure() sizes a sample, on a clock that answers exact times."""
 
+import time
+
 import pytest
 
+from devcheck.commands.bench.cases import clock_for
 from devcheck.commands.bench.timing import HostClock, Stats, measure, summarize
+from devcheck.engine import get_device
+from devcheck.machine import seam
+from tests.recordings import h100
 
 
 def test_quartiles_are_inclusive_and_the_spread_is_iqr_over_median():
@@ -88,3 +94,19 @@ def test_the_host_clock_synchronizes_around_the_calls_and_divides():
     per_call = clock.time(lambda: events.append("call"), calls=3)
     assert events == ["sync", "call", "call", "call", "sync"] and 0 <= per_call < 0.1
     assert clock.name == "perf_counter" and HostClock().time(lambda: None) >= 0
+
+
+def pause(done):
+    done.append(1)
+    time.sleep(0.005)
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda:0"])
+def test_each_clock_gives_seconds_per_call(device):
+    """5 ms calls: at least 5 ms each (a clock never runs fast), well under 8x that (what the wrong unit or a
+    product for a quotient would give). cuda:0 is the CuPy stand-in, whose events read perf_counter."""
+    with seam.replay(h100()):
+        clock, done = clock_for(get_device(device)), []
+        per_call = clock.time(lambda: pause(done), calls=4)
+    assert clock.name == ("CUDA events" if device == "cuda:0" else "perf_counter")
+    assert len(done) == 4 and 0.005 <= per_call < 0.04
