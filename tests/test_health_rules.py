@@ -364,3 +364,58 @@ def test_what_each_speed_verdict_says(rate, peak, replaying, busy, status, summa
     record = RECORD | {"rate": rate, "peak": {"value": peak, "basis": "132 SMs"}}
     c = speed_check("check.speed", record, 0.5, replaying, busy)
     assert (c.id, str(c.status), c.summary, c.detail, c.fix) == ("check.speed", status, summary, detail, fix)
+
+
+def health_of(recording, strict=False):
+    with seam.replay(recording):
+        env = collect(environ={})
+    return {c.id: c for c in health_checks(env, Thresholds(), strict)}
+
+
+@pytest.mark.parametrize(("strict", "status"), [(False, "warn"), (True, "fail")])
+def test_a_field_nvml_could_not_read_is_never_a_pass(strict, status):
+    recording = h100(why="NVML's power reading fails (Unknown Error)")
+    _replace(recording.nvml, "nvmlDeviceGetPowerUsage", [GPU0], {"error": nvml_error(pynvml.NVML_ERROR_UNKNOWN)})
+    c = health_of(recording, strict)["check.gpu0.nvml"]
+    assert (str(c.status), c.summary, c.detail) == (
+        status,
+        "GPU 0: NVML could not read 1 field(s)",
+        "power draw W: Unknown Error",
+    )
+    assert c.fix == "run `nvidia-smi -q`; an NVML error mid-run often precedes a lost GPU (check `dmesg` for Xid)"
+    assert "check.gpu0.nvml" not in health_of(h100())  # n/a fields (retired pages on an H100) are no error
+
+
+@pytest.mark.parametrize(
+    ("nvml", "pcie"),
+    [
+        ({("nvmlDeviceGetCurrPcieLinkWidth", GPU0): 1, ("nvmlDeviceGetMaxPcieLinkWidth", GPU0): 1}, None),  # GH200 C2C
+        ({("nvmlDeviceGetCurrPcieLinkWidth", GPU0): 1, ("nvmlDeviceGetMaxPcieLinkWidth", GPU0): 16}, "warn"),
+        ({("nvmlDeviceGetCurrPcieLinkWidth", GPU0): 16, ("nvmlDeviceGetMaxPcieLinkWidth", GPU0): 1}, None),
+        ({("nvmlDeviceGetCurrPcieLinkGeneration", GPU0): 4}, "warn"),
+        ({("nvmlDeviceGetCurrPcieLinkWidth", GPU0): 8}, "warn"),
+        ({}, None),
+    ],
+)
+def test_the_idle_link_rule(nvml, pcie):
+    found = health_of(h100(why=f"PCIe link {nvml}", nvml=nvml)).get("check.gpu0.pcie")
+    assert (found and str(found.status)) == pcie
+
+
+def test_an_unread_link_or_temperature_threshold_is_not_judged():
+    recording = h100(why="no PCIe width and no slowdown threshold from NVML")
+    missing = {"error": nvml_error(pynvml.NVML_ERROR_NOT_SUPPORTED)}
+    _replace(recording.nvml, "nvmlDeviceGetCurrPcieLinkWidth", [GPU0], missing)
+    _replace(
+        recording.nvml, "nvmlDeviceGetTemperatureThreshold", [GPU0, pynvml.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN], missing
+    )
+    _replace(recording.nvml, "nvmlDeviceGetTemperature", [GPU0, pynvml.NVML_TEMPERATURE_GPU], {"result": 95})
+    found = health_of(recording)
+    assert "check.gpu0.pcie" not in found and "check.gpu0.temperature" not in found
+
+
+def test_retired_pages_pending_is_a_repair_pending():
+    found = health_of(
+        h100(why="a V100 with retired pages pending", nvml={("nvmlDeviceGetRetiredPagesPendingStatus", GPU0): 1})
+    )
+    assert str(found["check.gpu0.repairs"].status) == "fail"
