@@ -24,6 +24,11 @@ def test_a_spread_of_exactly_10_percent_is_stable_and_more_is_not(high, unstable
     assert bool(s.unstable) is unstable and (s.q1, s.q3) == (9.5, high)
 
 
+def test_four_samples_have_quartiles():
+    s = summarize([1.0, 2.0, 3.0, 4.0], host_timer=False)
+    assert (s.q1, s.q3, s.median, s.calls) == (1.75, 3.25, 2.5, 1)
+
+
 def test_fewer_than_4_samples_use_their_extremes_and_fewer_than_3_are_too_few():
     three = summarize([1.0, 1.05, 1.02], host_timer=False)
     assert (three.q1, three.q3, three.median, three.unstable) == (1.0, 1.05, 1.02, "")
@@ -73,7 +78,8 @@ def test_a_sample_runs_calls_back_to_back_for_at_least_a_millisecond(per_call, c
     clock, done = ExactClock(per_call), []
     first, stats = measure(lambda: done.append(1), clock, repeat=5, budget_s=60.0)
     assert first == per_call and stats.calls == calls and stats.n == 5 and stats.median == per_call
-    assert clock.calls[0] == 1 and clock.calls[-5:] == [calls] * 5
+    sizing = [c for c in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512) if c < calls]
+    assert clock.calls == [1, *sizing, *([calls] if calls < 1000 else []), *[calls] * 5]
     assert len(done) == sum(clock.calls) + 1  # the first call, one warm-up call, the sizing, the samples
 
 
@@ -88,6 +94,17 @@ def test_at_least_three_samples_even_with_no_budget_and_no_more_than_repeat():
     assert len(warm) == 1 + 3 + 1 + 3  # first, 3 warm-up calls, one sizing call, 3 samples
 
 
+def test_one_call_longer_than_the_budget_ends_the_samples_once_the_budget_is_spent():
+    slow = measure(lambda: None, ExactClock(100.0), repeat=5, budget_s=30.0)[1]
+    assert slow.n == 5  # 100 s a call by this clock, but the 30 s budget is not spent yet in real time
+
+
+def test_host_timed_samples_of_a_call_too_short_to_fill_the_window_are_flagged():
+    """1000 calls of nothing fill no 0.5 ms window on perf_counter."""
+    stats = measure(lambda: None, HostClock(), repeat=3, budget_s=0.0)[1]
+    assert stats.calls == 1000 and "samples under 0.5 ms are dominated by timer and call overhead" in stats.unstable
+
+
 def test_the_host_clock_synchronizes_around_the_calls_and_divides():
     events = []
     clock = HostClock(lambda: events.append("sync"))
@@ -96,17 +113,20 @@ def test_the_host_clock_synchronizes_around_the_calls_and_divides():
     assert clock.name == "perf_counter" and HostClock().time(lambda: None) >= 0
 
 
-def pause(done):
-    done.append(1)
+def timed_pause(spans):
+    """5 ms of sleep, its own span measured inside the call."""
+    start = time.perf_counter()
     time.sleep(0.005)
+    spans.append(time.perf_counter() - start)
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda:0"])
 def test_each_clock_gives_seconds_per_call(device):
-    """5 ms calls: at least 5 ms each (a clock never runs fast), well under 8x that (what the wrong unit or a
-    product for a quotient would give). cuda:0 is the CuPy stand-in, whose events read perf_counter."""
+    """A clock's time covers each call's own span (it never runs fast: not 1/1000 short), and is per call,
+    well under 8x a 5 ms call. cuda:0 is the CuPy stand-in, whose events read perf_counter."""
     with seam.replay(h100()):
-        clock, done = clock_for(get_device(device)), []
-        per_call = clock.time(lambda: pause(done), calls=4)
+        clock, spans = clock_for(get_device(device)), []
+        per_call = clock.time(lambda: timed_pause(spans), calls=4)
+        one = clock.time(lambda: timed_pause(spans))
     assert clock.name == ("CUDA events" if device == "cuda:0" else "perf_counter")
-    assert len(done) == 4 and 0.005 <= per_call < 0.04
+    assert len(spans) == 5 and per_call * 4 >= sum(spans[:4]) and per_call < 0.04 and one >= spans[4]
