@@ -58,14 +58,13 @@ GROUPS: dict[str, tuple[list[str], list[str] | None, list[str]]] = {
         ["tests/test_health_rules.py"],
     ),
     "timing": (["devcheck/commands/bench/timing.py"], None, ["tests/test_timing_rules.py"]),
+    "optim": (
+        ["devcheck/engine/optim.py", "devcheck/engine/fused.py"],
+        None,
+        ["tests/test_engine_nn.py", "tests/test_forward_values.py"],
+    ),
     "engine": (
-        [
-            "devcheck/engine/ops.py",
-            "devcheck/engine/methods.py",
-            "devcheck/engine/functional.py",
-            "devcheck/engine/optim.py",
-            "devcheck/engine/fused.py",
-        ],
+        ["devcheck/engine/ops.py", "devcheck/engine/methods.py", "devcheck/engine/functional.py"],
         None,
         ["tests/test_forward_values.py", "tests/test_engine_ops.py", "tests/test_engine_nn.py"],
     ),
