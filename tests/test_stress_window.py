@@ -33,3 +33,18 @@ def test_a_healthy_card_passes_the_shortest_window():
 def test_a_gemm_always_wrong_is_wrong_against_float64():
     record, checks = window({"matmul": 1.01})
     assert record["wrong_results"] >= 1 and str(checks[0].status) == "fail"
+
+
+@pytest.mark.parametrize(("late", "warned"), [(90.0, False), (89.0, True), (120.0, False)])
+def test_a_rate_that_falls_more_than_the_drift_limit_warns(late, warned):
+    """The median of the last quarter against the first: 10% slower is within the limit, 11% is not."""
+    from devcheck.commands.check.stress import _verdict
+
+    record, checks = _verdict("cuda:0", 64, [100.0] * 4 + [late] * 4, 0, 0, 8, 0.10)
+    assert record["drift"] == pytest.approx(late / 100 - 1)
+    drift = [c for c in checks if c.id == "check.stress.cuda:0.drift"]
+    assert [str(c.status) for c in drift] == (["warn"] if warned else [])
+    assert (
+        not warned
+        or drift[0].summary == f"cuda:0: the GEMM rate fell 11% in the stress window (100 -> {late:,.0f} GFLOP/s)"
+    )
