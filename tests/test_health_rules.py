@@ -14,8 +14,9 @@ from devcheck.commands.env import collect
 from devcheck.errors import BadInput
 from devcheck.machine import seam
 from devcheck.machine.nvml import is_geforce
+from devcheck.machine.recording import Handle
 from devcheck.report import Check, Status
-from tests.recordings import GPU0, _replace, h100, nvml_error
+from tests.recordings import GPU0, _replace, h100, nvml_error, two_gpus, variant
 
 REASONS = ("nvmlDeviceGetCurrentClocksEventReasons", GPU0)
 
@@ -419,3 +420,103 @@ def test_retired_pages_pending_is_a_repair_pending():
         h100(why="a V100 with retired pages pending", nvml={("nvmlDeviceGetRetiredPagesPendingStatus", GPU0): 1})
     )
     assert str(found["check.gpu0.repairs"].status) == "fail"
+
+
+def test_a_link_of_one_lane_at_most_is_no_pcie_link_to_judge_and_two_lanes_are():
+    """A GH200's C2C reads x1 of x1; x1 of x2 is a narrowed link; a wider link than its maximum is judged."""
+    c2c = {("nvmlDeviceGetCurrPcieLinkWidth", GPU0): 1, ("nvmlDeviceGetMaxPcieLinkWidth", GPU0): 1}
+    assert "check.gpu0.pcie" not in health_of(h100(why="x1 of x1, gen 4 of 5", nvml=c2c | {GEN: 4}))
+    narrowed = {("nvmlDeviceGetCurrPcieLinkWidth", GPU0): 1, ("nvmlDeviceGetMaxPcieLinkWidth", GPU0): 2}
+    assert str(health_of(h100(why="x1 of x2", nvml=narrowed))["check.gpu0.pcie"].status) == "warn"
+    odd = {("nvmlDeviceGetCurrPcieLinkWidth", GPU0): 2, ("nvmlDeviceGetMaxPcieLinkWidth", GPU0): 1, GEN: 4}
+    assert str(health_of(h100(why="x2 of x1, gen 4 of 5", nvml=odd))["check.gpu0.pcie"].status) == "warn"
+
+
+GEN = ("nvmlDeviceGetCurrPcieLinkGeneration", GPU0)
+
+
+def test_every_field_nvml_could_not_read_is_named():
+    recording = h100(why="NVML's power and clock readings fail (Unknown Error)")
+    error = {"error": nvml_error(pynvml.NVML_ERROR_UNKNOWN)}
+    _replace(recording.nvml, "nvmlDeviceGetPowerUsage", [GPU0], error)
+    _replace(recording.nvml, "nvmlDeviceGetEnforcedPowerLimit", [GPU0], error)
+    c = health_of(recording)["check.gpu0.nvml"]
+    assert (c.summary, c.detail) == (
+        "GPU 0: NVML could not read 2 field(s)",
+        "power draw W: Unknown Error; power limit W: Unknown Error",
+    )
+
+
+@pytest.mark.parametrize("table", ["NVIDIA H100 80GB HBM3", "cuda:0", "default"])
+def test_the_temperature_margin_is_read_per_model_then_device(table):
+    t = (
+        Thresholds(default={"temperature_margin_c": 0.0})
+        if table == "default"
+        else Thresholds(per_model={table: {"temperature_margin_c": 0.0}})
+    )
+    with seam.replay(h100(why="at 88 C", nvml={("nvmlDeviceGetTemperature", GPU0, 0): 88})):
+        env = collect(environ={})
+    assert "check.gpu0.temperature" not in {c.id for c in health_checks(env, t, False)}
+
+
+def test_a_gpu_whose_name_nvml_cannot_read_is_an_unknown_gpu_model():
+    recording = h100(why="no name from NVML")
+    _replace(recording.nvml, "nvmlDeviceGetName", [GPU0], {"error": nvml_error(pynvml.NVML_ERROR_UNKNOWN)})
+    _replace(recording.nvml, "nvmlDeviceGetTemperature", [GPU0, 0], {"result": 88})
+    with seam.replay(recording):
+        env = collect(environ={})
+    t = Thresholds(per_model={"unknown GPU": {"temperature_margin_c": 0.0}})
+    assert "check.gpu0.temperature" not in {c.id for c in health_checks(env, t, False)}
+    assert "check.gpu0.temperature" in {c.id for c in health_checks(env, Thresholds(), False)}
+
+
+def test_every_gpu_is_judged_past_a_lost_one_and_none_hides_another():
+    lost = variant(
+        two_gpus(h100()),
+        "GPU 0 answers GpuIsLost (Xid 79); GPU 1 runs with persistence mode off",
+        nvml={
+            ("nvmlDeviceGetHandleByIndex", 0): {"error": nvml_error(pynvml.NVML_ERROR_GPU_IS_LOST)},
+            ("nvmlDeviceGetPersistenceMode", Handle("gpu1")): 0,
+        },
+    )
+    assert set(health_of(lost)) == {"check.gpu1.persistence"}
+    both = variant(
+        two_gpus(h100()),
+        "GPU 0 with persistence off, GPU 1 at gen 4 of 5",
+        nvml={
+            ("nvmlDeviceGetPersistenceMode", GPU0): 0,
+            ("nvmlDeviceGetCurrPcieLinkGeneration", Handle("gpu1")): 4,
+        },
+    )
+    assert set(health_of(both)) == {"check.gpu0.persistence", "check.gpu1.pcie"}
+
+
+def test_the_ids_and_words_of_settled_and_unread_load_checks():
+    checks = [Check("check.gpu0.pcie", Status.WARN, "idle")]
+    settle_idle_link(checks, FULL)
+    assert checks[0].id == "check.gpu0.pcie"
+    assert [c.id for c in load_checks("cuda:0", {}, replaying=False)] == ["check.cuda:0.under_load"]
+    (unknown_width,) = load_checks("cuda:0", FULL | {"pcie_width": None}, replaying=False)
+    assert unknown_width.summary == "cuda:0 under load: 1980 of 1980 MHz, PCIe gen 5 of 5, x?"
+    (two,) = load_checks("cuda:0", FULL | {"sm_mhz": 900, "held_back": ["software power cap", "sync boost"]}, False)
+    assert two.detail == "slowdown reasons: software power cap, sync boost"
+
+
+def test_a_thresholds_file_with_no_default_table_keeps_the_built_in_floors(tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text('["H100"]\nbandwidth = 0.7\n')
+    t = load(path)
+    assert t.floor("bandwidth", "cuda:0", "A100") == 0.5 and t.floor("bandwidth", "cpu", "AMD EPYC 7763") == 0.25
+    cpu = Thresholds(per_model={"cpu": {"bandwidth": 0.1}})
+    assert cpu.floor("bandwidth", "cpu", "AMD EPYC 7763") == 0.1  # the device's table, whatever the CPU model
+
+
+def test_what_gpu_busy_says():
+    one = (
+        "1 other process(es) compute on this GPU (pid 7; devcheck is one of them (in a container NVML lists host pids))"
+    )
+    assert gpu_busy((1, [(7, None)], False)) == one
+    four = gpu_busy((4, [(k, None) for k in range(4)], True))
+    assert four == "4 other process(es) compute on this GPU (pid 0, pid 1, pid 2, pid 3)"
+    five = gpu_busy((5, [(k, 2**20) for k in range(5)], True))
+    assert five.endswith("pid 3 with 1 MiB and 1 more)")
