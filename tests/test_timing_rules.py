@@ -130,3 +130,12 @@ def test_each_clock_gives_seconds_per_call(device):
         one = clock.time(lambda: timed_pause(spans))
     assert clock.name == ("CUDA events" if device == "cuda:0" else "perf_counter")
     assert len(spans) == 5 and per_call * 4 >= sum(spans[:4]) and per_call < 0.04 and one >= spans[4]
+
+
+def test_the_cuda_event_clock_converts_cupys_milliseconds_to_seconds_per_call():
+    with seam.replay(h100()):
+        device = get_device("cuda:0")
+        clock = clock_for(device)
+        per_call = clock.time(lambda: time.sleep(0.002), calls=4)
+        milliseconds = device.native.cuda.get_elapsed_time(clock.start, clock.end)  # CuPy's unit
+    assert per_call == milliseconds / 1e3 / 4
