@@ -63,8 +63,13 @@ GROUPS: dict[str, tuple[list[str], list[str] | None, list[str]]] = {
         None,
         ["tests/test_engine_nn.py", "tests/test_forward_values.py"],
     ),
+    "functional": (
+        ["devcheck/engine/functional.py"],
+        None,
+        ["tests/test_forward_values.py", "tests/test_engine_ops.py"],
+    ),
     "engine": (
-        ["devcheck/engine/ops.py", "devcheck/engine/methods.py", "devcheck/engine/functional.py"],
+        ["devcheck/engine/ops.py", "devcheck/engine/methods.py"],
         None,
         ["tests/test_forward_values.py", "tests/test_engine_ops.py", "tests/test_engine_nn.py"],
     ),
