@@ -61,7 +61,7 @@ GROUPS: dict[str, tuple[list[str], list[str] | None, list[str]]] = {
     "optim": (
         ["devcheck/engine/optim.py", "devcheck/engine/fused.py"],
         None,
-        ["tests/test_engine_nn.py", "tests/test_forward_values.py"],
+        ["tests/test_optim_rules.py", "tests/test_engine_nn.py", "tests/test_forward_values.py"],
     ),
     "functional": (
         ["devcheck/engine/functional.py"],
