@@ -38,7 +38,7 @@ def test_linear_weight_gradient_of_a_data_batch():
 def test_a_bias_of_another_dtype_is_added_not_subtracted():
     x, w = tensor([[1.0, 2.0]], dtype="float32"), tensor([[0.5, 0.25]], dtype="float32")
     y = F.linear(x, w, tensor([10.0], dtype="float64"))
-    assert y.numpy().tolist() == [[11.0]]
+    assert y.numpy().tolist() == [[11.0]] and y.numpy().dtype == numpy.float64  # promoted, as NumPy and torch do
 
 
 EXTREME = [[1000.0, 1001.0], [-1000.0, -999.0]]  # one maximum for all rows would underflow the second
