@@ -66,7 +66,12 @@ GROUPS: dict[str, tuple[list[str], list[str] | None, list[str]]] = {
     "functional": (
         ["devcheck/engine/functional.py"],
         None,
-        ["tests/test_forward_values.py", "tests/test_engine_ops.py"],
+        [
+            "tests/test_functional_rules.py",
+            "tests/test_forward_values.py",
+            "tests/test_engine_ops.py",
+            "tests/test_engine_nn.py",
+        ],
     ),
     "engine": (
         ["devcheck/engine/ops.py", "devcheck/engine/methods.py"],
