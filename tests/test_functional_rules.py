@@ -15,7 +15,7 @@ def rand(shape, device, seed, requires_grad=True):
     return tensor(data, dtype="float64", device=device, requires_grad=requires_grad)
 
 
-@pytest.mark.parametrize("batch", [(5,), (2, 3)])
+@pytest.mark.parametrize("batch", [(5,), (2, 5)])
 def test_linear_gradients_of_input_weight_and_bias(batch, fused_device):
     x, w, b = rand((*batch, 4), fused_device, 0), rand((3, 4), fused_device, 1), rand((3,), fused_device, 2)
     result = gradcheck(lambda x, w, b: (F.linear(x, w, b) ** 2).sum(), [x, w, b])
@@ -65,3 +65,17 @@ def test_mse_loss_reductions(reduction, expected):
     assert (
         F.mse_loss(tensor([1.0, 2.0, 3.0, 4.0]), tensor([0.0, 0.0, 6.0, 5.0]), reduction=reduction).item() == expected
     )
+
+
+def test_dropout_of_zero_is_the_input_itself_and_its_default_drops_about_half():
+    x = tensor(numpy.ones(1000))
+    assert F.dropout(x, 0.0) is x and F.dropout(x, 0.9, training=False) is x
+    kept = (F.dropout(x).numpy() != 0).mean()
+    assert 0.4 < kept < 0.6 and set(numpy.unique(F.dropout(x).numpy())) <= {0.0, 2.0}
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.0, 1.5])
+def test_a_dropout_probability_outside_0_to_1_is_refused_in_words(p):
+    with pytest.raises(ValueError) as e:
+        F.dropout(tensor([1.0]), p)
+    assert str(e.value) == f"dropout probability p={p}: expected 0 <= p < 1"
