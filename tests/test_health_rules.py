@@ -177,8 +177,14 @@ def test_gpu_busy_names_at_most_four_processes():
 
 
 def test_the_default_floors_and_limits():
-    """Documented in thresholds.py: half the peak on a GPU, a quarter on a CPU (no pinned-copy floor)."""
-    assert GPU_FLOORS == {"matmul_float32": 0.5, "matmul_float64": 0.5, "bandwidth": 0.5, "copy_pinned": 0.5}
+    """Documented in thresholds.py: half the peak on a GPU (and its links), a quarter on a CPU (no pinned floor)."""
+    assert GPU_FLOORS == {
+        "matmul_float32": 0.5,
+        "matmul_float64": 0.5,
+        "bandwidth": 0.5,
+        "copy_pinned": 0.5,
+        "p2p": 0.5,
+    }
     assert CPU_FLOORS == {"matmul_float32": 0.25, "matmul_float64": 0.25, "bandwidth": 0.25, "copy_pinned": 0.0}
     assert LIMITS == {"temperature_margin_c": 5.0, "stress_drift": 0.10}
     t = Thresholds()

@@ -108,6 +108,22 @@ def test_no_peak_for_a_dtype_with_no_model():
 TENSOR_FP16 = {(7, 0): 1024, (7, 5): 1024, (8, 0): 2048, (8, 6): 1024, (8, 9): 1024, (9, 0): 4096, (10, 0): 8192}
 TENSOR_FP16 |= {(12, 0): 1024}
 GEFORCE_HALF = {(7, 5), (8, 6), (8, 9), (12, 0)}  # RTX 20, 30, 40 and 50 series: FP32 accumulate at half rate
+# NVIDIA rates Hopper's and Blackwell's tensor peaks at a tensor clock below the boost clock (H100 SXM
+# 1830 of 1980 MHz; B200 1860 of 1980): the peak is the boost-clock figure times this fraction.
+TENSOR_CLOCK = {(9, 0): (1830, 1980), (10, 0): (1860, 1980)}
+
+
+def tensor_basis(cc, per_sm, name):
+    basis = f"100 SMs x 1000 MHz x {per_sm} dense {name} tensor FLOP/clock/SM"
+    if cc in TENSOR_CLOCK:
+        tensor, boost = TENSOR_CLOCK[cc]
+        basis += f" x {tensor}/{boost} (the tensor clock, as NVIDIA rates compute capability {cc[0]}.{cc[1]})"
+    return basis
+
+
+def tensor_gflops(cc, per_sm):
+    tensor, boost = TENSOR_CLOCK.get(cc, (1, 1))
+    return gflops(per_sm) * tensor / boost
 
 
 @pytest.mark.parametrize("cc", sorted(TENSOR_FP16))
@@ -115,8 +131,8 @@ GEFORCE_HALF = {(7, 5), (8, 6), (8, 9), (12, 0)}  # RTX 20, 30, 40 and 50 series
 def test_fp16_tensor_rate_and_the_geforce_rule(cc, geforce):
     per_sm = TENSOR_FP16[cc] // (2 if geforce and cc in GEFORCE_HALF else 1)
     peak = flops("float16", card(cc, geforce=geforce))
-    assert peak.value == exactly(gflops(per_sm))
-    assert peak.basis.startswith(f"100 SMs x 1000 MHz x {per_sm} dense FP16 tensor FLOP/clock/SM")
+    assert peak.value == exactly(tensor_gflops(cc, per_sm))
+    assert peak.basis == tensor_basis(cc, per_sm, "FP16")
 
 
 def test_the_rtx_5090_float16_peak_is_half_its_datasheet_fp16_accumulate_rate():
@@ -129,11 +145,11 @@ def test_the_rtx_5090_float16_peak_is_half_its_datasheet_fp16_accumulate_rate():
 def test_bf16_and_tf32_from_ampere_on(cc):
     per_sm = TENSOR_FP16[cc] // (2 if cc in GEFORCE_HALF else 1)
     bf16 = flops("bfloat16", card(cc, geforce=True))
-    assert bf16.value == exactly(gflops(per_sm))
-    assert bf16.basis.startswith(f"100 SMs x 1000 MHz x {per_sm} dense BF16 tensor FLOP/clock/SM")
+    assert bf16.value == exactly(tensor_gflops(cc, per_sm))
+    assert bf16.basis == tensor_basis(cc, per_sm, "BF16")
     tf32 = flops("float32", card(cc, geforce=True), tf32=True)
-    assert tf32.value == exactly(gflops(per_sm // 2))
-    assert tf32.basis.startswith(f"100 SMs x 1000 MHz x {per_sm // 2} dense TF32 tensor FLOP/clock/SM")
+    assert tf32.value == exactly(tensor_gflops(cc, per_sm // 2))
+    assert tf32.basis == tensor_basis(cc, per_sm // 2, "TF32")
 
 
 @pytest.mark.parametrize("cc", [(7, 0), (7, 5)])
@@ -151,12 +167,11 @@ def test_an_architecture_without_tensor_cores_has_no_tensor_peak():
     assert peak.value is None and peak.basis == "no float16 tensor-core rate known for compute capability 8.7"
 
 
-def test_only_hopper_tensor_peaks_say_nvidia_quotes_a_lower_clock():
-    note = "; NVIDIA's datasheet quotes this at a lower tensor clock, 8-16% under this figure"
-    assert flops("float16", card((9, 0))).basis == f"100 SMs x 1000 MHz x 4096 dense FP16 tensor FLOP/clock/SM{note}"
-    assert flops("float16", card((9, 0))).value == exactly(gflops(4096))
-    assert "lower tensor clock" not in flops("float16", card((8, 0))).basis
-    assert "lower tensor clock" not in flops("float32", card((9, 0))).basis
+def test_only_hopper_and_blackwell_tensor_peaks_are_at_the_lower_tensor_clock():
+    assert flops("float16", card((9, 0))).value == exactly(gflops(4096) * 1830 / 1980)
+    assert flops("float16", card((10, 0))).value == exactly(gflops(8192) * 1860 / 1980)
+    assert "tensor clock" not in flops("float16", card((8, 0))).basis
+    assert "tensor clock" not in flops("float32", card((9, 0))).basis  # FP32 lanes run at the boost clock
 
 
 def test_memory_bandwidth_is_ddr_times_clock_times_bus():
