@@ -3,7 +3,7 @@
 Live, it imports the real modules. Recording (`devcheck env --record FILE`) wraps them and writes
 down every question asked and its answer. Replaying (`DEVCHECK_REPLAY=FILE`, or `replay()` in tests)
 answers from a recording instead: NVML from the recorded calls, CuPy from the stand-in
-(`machine/standin.py`, recorded facts and NumPy arithmetic), which is also put where `import cupy`
+(`machine/standin/`, recorded facts and NumPy arithmetic), which is also put where `import cupy`
 finds it, so the engine's CUDA device runs over it unchanged. Nothing else in devcheck imports
 `pynvml`; the engine's backend imports `cupy` itself, which is why replay installs the stand-in there.
 """
