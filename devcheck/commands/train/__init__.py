@@ -19,6 +19,7 @@ from devcheck.commands.train.agreement import agreement_checks
 from devcheck.commands.train.checkpoint import load_resume, save_and_verify
 from devcheck.commands.train.config import Config
 from devcheck.commands.train.loop import Run, spirals, train_on
+from devcheck.files import open_text
 from devcheck.interrupt import Interruption
 from devcheck.machine.devices import Selection, selection_checks
 from devcheck.report import Chart, Check, Report, Section, Status
@@ -51,7 +52,8 @@ def run(
     with preflight.locked({"--save": save, "--log": log}):
         progress("training", total=config.epochs * len(sel.names))
         mode = "a" if state is not None else "w"  # a resumed run continues its log
-        with open(log, mode, encoding="utf-8") if log is not None else contextlib.nullcontext() as log_file, stop:
+        log_open = open_text(log, mode, "--log") if log is not None else contextlib.nullcontext()
+        with log_open as log_file, stop:
             for device in sel.devices:
                 runs.append(Run(device))
                 with numpy.errstate(all="ignore"):  # non-finite values are detected and reported, not warned about
