@@ -15,6 +15,7 @@ write for checkpoints, since it imports nothing of the rest of devcheck."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -86,7 +87,7 @@ class Target:
         try:
             return os.open(self.path if self.kind != "stream" else self.given, flags | nofollow | os.O_CLOEXEC, 0o666)
         except OSError as e:
-            if e.errno == 40:  # ELOOP: a link appeared where there was none
+            if e.errno == errno.ELOOP:  # a link appeared where there was none
                 raise self.refused("became a symbolic link while devcheck ran; not followed") from None
             raise
 

@@ -16,7 +16,7 @@ import numpy
 
 from devcheck.commands.train import preflight
 from devcheck.commands.train.agreement import agreement_checks
-from devcheck.commands.train.checkpoint import load_resume, save_and_verify
+from devcheck.commands.train.checkpoint import kept, load_resume, save_and_verify, save_interrupted
 from devcheck.commands.train.config import Config
 from devcheck.commands.train.loop import Run, spirals, train_on
 from devcheck.files import open_text
@@ -57,13 +57,17 @@ def run(
             for device in sel.devices:
                 runs.append(Run(device))
                 with numpy.errstate(all="ignore"):  # non-finite values are detected and reported, not warned about
-                    train_on(runs[-1], config, data, state, log_file, progress)
+                    keep = (lambda r: kept(r, config)) if save is not None else None
+                    train_on(runs[-1], config, data, state, log_file, progress, keep)
         # a run cut short is not judged (it has not failed to learn), nor, after an interrupt, the
         # devices' agreement (it trains them all again for a few steps)
         report.checks += [_learned_check(r, config) for r in runs if r.done]
         report.checks += [] if stop else agreement_checks(runs, config, data)
-        if save is not None and not stop and runs and runs[0].epochs and not runs[0].diverged:
-            report.checks.append(save_and_verify(runs[0], config, save, data))
+        if save is not None and runs and runs[0].epochs and not runs[0].diverged:
+            if not stop:
+                report.checks.append(save_and_verify(runs[0], config, save, data))
+            elif runs[0].kept is not None:  # the epochs finished before the interrupt are not lost
+                report.checks.append(save_interrupted(runs[0], config, save))
 
     rows = [
         {
