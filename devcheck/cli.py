@@ -86,17 +86,8 @@ def run_command(
     from devcheck.runner import run
 
     summary, junit, json_file = reports
-    outputs = Outputs(
-        command,
-        fmt,
-        as_json,
-        quiet,
-        details,
-        reports={"--json-file": json_file, "--junit": junit, "--summary": summary},
-        writes=writes or {},
-        reads=reads or {},
-    )
-    raise typer.Exit(run(build, outputs))
+    files = {"--json-file": json_file, "--junit": junit, "--summary": summary}
+    raise typer.Exit(run(build, Outputs(command, fmt, as_json, quiet, details, files, writes or {}, reads or {})))
 
 
 @app.command()

@@ -127,11 +127,17 @@ def _readonly(tmp: Path, fx: Path) -> None:
     os.chmod(tmp / "ro.txt", 0o444)
 
 
-def _is_block(path: Path) -> bool:
-    try:
-        return stat.S_ISBLK(path.stat().st_mode)
-    except OSError:
-        return False
+def _empty_block_device() -> str:
+    """A block device of size 0 (an unbound /dev/loopN, in most containers): a devcheck that wrongly
+    wrote to it would damage nothing, where a real disk would be."""
+    for path in sorted(Path("/dev").glob("loop[0-9]*")):
+        try:
+            empty = (Path("/sys/class/block") / path.name / "size").read_text().strip() == "0"
+            if empty and stat.S_ISBLK(path.stat().st_mode):
+                return str(path)
+        except OSError:
+            continue
+    return ""
 
 
 def _keep(name: str, text: str = "earlier run\n") -> Any:
@@ -730,8 +736,7 @@ TRAIN_ROWS = [  # the first 13 moved from tests/test_grad_train.py
     ),
 ]
 
-# a block device, for the rows that must never write onto a disk (/dev/loop0 in most containers)
-DISK = next((str(p) for p in sorted(Path("/dev").iterdir()) if _is_block(p)), "")
+DISK = _empty_block_device()  # for the rows that must never write onto a disk
 
 
 def _planted(name: str) -> Any:

@@ -109,10 +109,13 @@ def test_a_fifo_is_written_through(tmp_path):
     fifo = tmp_path / "report.fifo"
     os.mkfifo(fifo)
     got: list[str] = []
-    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
     reader.start()
     result = runner.invoke(app, ["env", "-q", "--json-file", str(fifo)])
     reader.join(timeout=60)
+    if reader.is_alive():  # devcheck never opened it: end the reader's wait, then fail below
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(timeout=10)
     assert result.exit_code == 0 and json.loads(got[0])["command"] == "env"
     assert fifo.is_fifo()
 
