@@ -79,13 +79,15 @@ class Target:
         if stat.S_ISCHR(mode) and (number in NULL_LIKE | TERMINAL_DEVICES or number[0] in TERMINALS):
             return "stream"
         what = "a block device (a disk)" if stat.S_ISBLK(mode) else "not a regular file, a FIFO or a terminal"
-        raise self.refused(f"is {what}; devcheck writes only files, pipes, terminals and /dev/null there")
+        raise self.refused(f"is {what}; devcheck writes only to regular files, FIFOs, terminals and /dev/null")
 
     def open(self, flags: int) -> int:
-        """A file descriptor opened with `flags` (O_WRONLY and more), never through a link planted since."""
-        nofollow = 0 if self.follow else os.O_NOFOLLOW
+        """A file descriptor opened with `flags` (O_WRONLY and more), never through a link planted since:
+        a file by its resolved path, a stream through the trusted link (a terminal's name is the link's)."""
+        through = self.follow and self.kind == "stream"
+        flags |= os.O_CLOEXEC | (0 if through else os.O_NOFOLLOW)
         try:
-            return os.open(self.path if self.kind != "stream" else self.given, flags | nofollow | os.O_CLOEXEC, 0o666)
+            return os.open(self.given if through else self.path, flags, 0o666)
         except OSError as e:
             if e.errno == errno.ELOOP:  # a link appeared where there was none
                 raise self.refused("became a symbolic link while devcheck ran; not followed") from None
