@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy
@@ -41,9 +42,8 @@ def run(
     preflight.check_memory(config, sel.devices)
     preflight.check_files(save, resume, log)
     state = load_resume(resume, config) if resume is not None else None  # checked, before any work
-    x, y = spirals(config.samples, config.seed)
-    cut = int(0.8 * len(x))
-    data = {"x_train": x[:cut], "y_train": y[:cut], "x_val": x[cut:], "y_val": y[cut:]}
+    data = _split(*spirals(config.samples, config.seed))
+    keep = partial(kept, config=config) if save is not None else None  # the epochs finished, for an interrupt
 
     report = Report("train")
     report.checks += selection_checks(sel, require_gpu)
@@ -52,22 +52,17 @@ def run(
     with preflight.locked({"--save": save, "--log": log}):
         progress("training", total=config.epochs * len(sel.names))
         mode = "a" if state is not None else "w"  # a resumed run continues its log
-        log_open = open_text(log, mode, "--log") if log is not None else contextlib.nullcontext()
-        with log_open as log_file, stop:
+        with open_text(log, mode, "--log") if log else contextlib.nullcontext() as log_file, stop:
             for device in sel.devices:
                 runs.append(Run(device))
                 with numpy.errstate(all="ignore"):  # non-finite values are detected and reported, not warned about
-                    keep = (lambda r: kept(r, config)) if save is not None else None
                     train_on(runs[-1], config, data, state, log_file, progress, keep)
         # a run cut short is not judged (it has not failed to learn), nor, after an interrupt, the
         # devices' agreement (it trains them all again for a few steps)
         report.checks += [_learned_check(r, config) for r in runs if r.done]
         report.checks += [] if stop else agreement_checks(runs, config, data)
         if save is not None and runs and runs[0].epochs and not runs[0].diverged:
-            if not stop:
-                report.checks.append(save_and_verify(runs[0], config, save, data))
-            elif runs[0].kept is not None:  # the epochs finished before the interrupt are not lost
-                report.checks.append(save_interrupted(runs[0], config, save))
+            report.checks += _saved(runs[0], config, save, data, interrupted=bool(stop))
 
     rows = [
         {
@@ -92,6 +87,18 @@ def run(
         f"training: FAILED — {failure.summary}" if failure else f"training: learns on {', '.join(r.name for r in runs)}"
     )
     return stop.hand_over(report)
+
+
+def _split(x: numpy.ndarray, y: numpy.ndarray) -> dict:
+    cut = int(0.8 * len(x))
+    return {"x_train": x[:cut], "y_train": y[:cut], "x_val": x[cut:], "y_val": y[cut:]}
+
+
+def _saved(run: Run, config: Config, save: Path, data: dict, interrupted: bool) -> list[Check]:
+    """The checkpoint of a finished run, verified; of an interrupted one, the epochs it finished."""
+    if not interrupted:
+        return [save_and_verify(run, config, save, data)]
+    return [save_interrupted(run, config, save)] if run.kept is not None else []
 
 
 def _device_row(r: Run) -> dict:
