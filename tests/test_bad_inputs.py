@@ -899,6 +899,17 @@ FILE_ROWS = [  # issue 23: files lost or overwritten, stdout as -, and what devc
         for option, name in PLANTED.items()
     ],
     row(
+        "train-log-lock-file-planted-link",
+        ["train", *TINY, "--epochs", "1", "--log", "{tmp}/l.jsonl"],
+        2,
+        "--log {tmp}/l.jsonl: cannot create its lock file {tmp}/.l.jsonl.lock",
+        setup=lambda t, f: (
+            (t / "victim.txt").write_text("victim\n"),
+            os.symlink(t / "victim.txt", t / ".l.jsonl.lock"),
+        ),
+        after=lambda t, f: (t / "victim.txt").read_text() == "victim\n" or pytest.fail("the lock truncated its target"),
+    ),
+    row(
         "env-record-planted-link",
         ["env", "--record", "{tmp}/shared/rec.json"],
         2,
