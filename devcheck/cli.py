@@ -71,18 +71,23 @@ def main_options(
 
 def run_command(
     build: Callable[[Callable[..., None]], "Report"],
+    command: str,
     fmt: Format,
     as_json: bool,
     quiet: bool,
-    summary: Path | None,
-    junit: Path | None = None,
-    json_file: Path | None = None,
+    reports: tuple[Path | None, Path | None, Path | None] = (None, None, None),
     details: bool = False,
+    writes: dict[str, Path | None] | None = None,
+    reads: dict[str, Path | None] | None = None,
 ) -> None:
-    """Run one command (devcheck/runner.py) and exit with its code."""
+    """Run one command (devcheck/runner.py) and exit with its code. `reports`: --summary, --junit and
+    --json-file; `writes` and `reads`: the files the command writes and reads itself, checked with them."""
+    from devcheck.outputs import Outputs
     from devcheck.runner import run
 
-    raise typer.Exit(run(build, fmt, as_json, quiet, summary, junit, json_file, details))
+    summary, junit, json_file = reports
+    files = {"--json-file": json_file, "--junit": junit, "--summary": summary}
+    raise typer.Exit(run(build, Outputs(command, fmt, as_json, quiet, details, files, writes or {}, reads or {})))
 
 
 @app.command()
@@ -107,19 +112,16 @@ def env(
     """What is installed and what is wrong with it: Python, CPU, NumPy/BLAS, CuPy, CUDA, every GPU; with fixes."""
 
     def build(step: Callable[..., None]) -> "Report":
-        from devcheck import options
         from devcheck.commands.env import collect
 
-        path = options.output_file("--record", record)
-        options.distinct_files({"--record": path, "--summary": summary, "--junit": junit, "--json-file": json_file})
-        if path is None:
+        if record is None:
             return collect(require_gpu=require_gpu)
         from devcheck.machine import packages, seam
 
-        with seam.record(path, packages.installed()):
+        with seam.record(record, packages.installed()):
             return collect(require_gpu=require_gpu)
 
-    run_command(build, fmt, as_json, quiet, summary, junit, json_file, details)
+    run_command(build, "env", fmt, as_json, quiet, (summary, junit, json_file), details, {"--record": record})
 
 
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="auto, all, cpu, cuda or cuda:N.")]
@@ -178,7 +180,7 @@ def bench(
         )
         return command.run(settings, select(options.device(device)), require_gpu=require_gpu, progress=step)
 
-    run_command(build, fmt, as_json, quiet, summary, junit, json_file)
+    run_command(build, "bench", fmt, as_json, quiet, (summary, junit, json_file), reads={"--baseline": baseline})
 
 
 @app.command()
@@ -205,7 +207,7 @@ def grad(
         selection = select(options.device(device))
         return command.run(selection, chosen, fast=fast, require_gpu=require_gpu, progress=step)
 
-    run_command(build, fmt, as_json, quiet, summary, junit, json_file)
+    run_command(build, "grad", fmt, as_json, quiet, (summary, junit, json_file))
 
 
 @app.command()
@@ -247,18 +249,18 @@ def train(
             num_workers=options.at_least("num-workers", num_workers, 0),
             min_accuracy=options.fraction("min-accuracy", min_accuracy),
         )
-        files = options.distinct_files({"--save": save, "--log": log, "--summary": summary})
         return command.run(
             config,
             select(options.device(device)),
             require_gpu=require_gpu,
-            save=options.output_file("--save", files["--save"]),
+            save=save,
             resume=options.input_file("--resume", resume),
-            log=options.output_file("--log", files["--log"]),
+            log=log,
             progress=step,
         )
 
-    run_command(build, fmt, as_json, quiet, summary, junit, json_file)
+    files, reads = {"--save": save, "--log": log}, {"--resume": resume}
+    run_command(build, "train", fmt, as_json, quiet, (summary, junit, json_file), writes=files, reads=reads)
 
 
 @app.command()
@@ -304,7 +306,8 @@ def check(
         )
         return command.run(settings, select(options.device(device)), require_gpu=require_gpu, progress=step)
 
-    run_command(build, fmt, as_json, quiet, summary, junit, json_file, details)
+    reads = {"--baseline": baseline, "--thresholds": thresholds}
+    run_command(build, "check", fmt, as_json, quiet, (summary, junit, json_file), details, reads=reads)
 
 
 @app.command()
@@ -356,14 +359,15 @@ def compare(
             inputs=options.report_inputs(reports),
             fail_on=options.fail_on(fail_on, command.CATEGORIES),
             thresholds=floors.load(options.input_file("--thresholds", thresholds)) if thresholds else None,
-            prometheus=options.output_file("--prometheus", prometheus),
+            prometheus=prometheus,
             strict=strict,
         )
         outputs = {"--prometheus": prometheus, "--summary": summary, "--junit": junit, "--json-file": json_file}
-        load.refuse_overwriting(settings.inputs, options.distinct_files(outputs))
+        load.refuse_overwriting(settings.inputs, outputs)
         return command.run(settings, progress=step)
 
-    run_command(build, fmt, as_json, quiet, summary, junit, json_file)
+    files, reads = (summary, junit, json_file), {"--thresholds": thresholds}
+    run_command(build, "compare", fmt, as_json, quiet, files, writes={"--prometheus": prometheus}, reads=reads)
 
 
 @app.command()

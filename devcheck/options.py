@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from devcheck.errors import BadInput, check_writable
+from devcheck.errors import BadInput
 
 DEVICE = re.compile(r"^(auto|all|cpu|cuda(:\d+)?)$")
 DEFAULT_SIZE = 10_000
@@ -111,29 +111,10 @@ def one_of(option: str, value: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def distinct_files(paths: dict[str, Path | None]) -> dict[str, Path | None]:
-    """Two options naming one file would overwrite each other (`--save x.npz --log x.npz`)."""
-    seen: dict[Path, str] = {}
-    for option, path in paths.items():
-        if path is None:
-            continue
-        key = path.resolve()
-        if key in seen:
-            raise BadInput(f"{option} {path}: the same file as {seen[key]}; give each its own file")
-        seen[key] = option
-    return paths
-
-
 def fraction(option: str, value: float) -> float:
     if not 0 <= value <= 1:
         raise BadInput(f"--{option} {value}: expected a number between 0 and 1")
     return value
-
-
-def output_file(option: str, path: Path | None) -> Path | None:
-    if path is not None:
-        check_writable(option, path)
-    return path
 
 
 def input_file(option: str, path: Path | None) -> Path | None:

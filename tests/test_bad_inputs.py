@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -45,10 +46,16 @@ class Row(NamedTuple):
     after: Any = None  # after(tmp, fx) asserts what must be true of the files
     usage: bool = False  # refused by Typer's parser (its own multi-line usage message)
     needs_non_root: bool = False
+    needs: str = ""  # a path that must exist on this machine (a block device), or the row is skipped
+    needs_root: bool = False  # only root can make a link owned by another user
 
 
 def row(id: str, args: list[str], code: int = 2, *words: str, **kw: Any) -> Any:
     marks = [pytest.mark.skipif(ROOT, reason="root may write anywhere")] if kw.get("needs_non_root") else []
+    if kw.get("needs_root"):
+        marks.append(pytest.mark.skipif(not ROOT, reason="only root can plant another user's link"))
+    if "needs" in kw:
+        marks.append(pytest.mark.skipif(not kw["needs"], reason="no block device on this machine"))
     return pytest.param(Row(args, code, words, **kw), id=id, marks=marks)
 
 
@@ -118,6 +125,19 @@ def _readonly(tmp: Path, fx: Path) -> None:
     (tmp / "ro.txt").write_text("kept\n")
     os.chmod(tmp / "ro", 0o555)
     os.chmod(tmp / "ro.txt", 0o444)
+
+
+def _empty_block_device() -> str:
+    """A block device of size 0 (an unbound /dev/loopN, in most containers): a devcheck that wrongly
+    wrote to it would damage nothing, where a real disk would be."""
+    for path in sorted(Path("/dev").glob("loop[0-9]*")):
+        try:
+            empty = (Path("/sys/class/block") / path.name / "size").read_text().strip() == "0"
+            if empty and stat.S_ISBLK(path.stat().st_mode):
+                return str(path)
+        except OSError:
+            continue
+    return ""
 
 
 def _keep(name: str, text: str = "earlier run\n") -> Any:
@@ -760,7 +780,201 @@ VERDICT_ROWS = [
     row("env-probe-timeout-5", ["env", "--json"], 0, '"command": "env"', env={"DEVCHECK_PROBE_TIMEOUT": "5"}),
     row("env-probe-timeout-blank", ["env", "--json"], 0, '"command": "env"', env={"DEVCHECK_PROBE_TIMEOUT": ""}),
 ]
-ROWS = ENV_ROWS + BENCH_ROWS + GRAD_ROWS + TRAIN_ROWS + VERDICT_ROWS
+
+DISK = _empty_block_device()  # for the rows that must never write onto a disk
+
+
+def _planted(name: str) -> Any:
+    """Another user's link in a world-writable folder ({tmp}/shared, like /tmp) to the victim's file."""
+
+    def setup(tmp: Path, fx: Path) -> None:
+        (tmp / "shared").mkdir()
+        os.chmod(tmp / "shared", 0o1777)
+        (tmp / "victim.txt").write_text("victim\n")
+        os.symlink(tmp / "victim.txt", tmp / "shared" / name)
+        os.chown(tmp / "shared" / name, 65534, 65534, follow_symlinks=False)
+
+    return setup
+
+
+def _victim_kept(name: str) -> Any:
+    def after(tmp: Path, fx: Path) -> None:
+        assert (tmp / "victim.txt").read_text() == "victim\n"
+        assert os.readlink(tmp / "shared" / name) == str(tmp / "victim.txt")
+
+    return after
+
+
+def _link_to_disk(tmp: Path, fx: Path) -> None:
+    os.symlink(DISK, tmp / "disk.json")
+
+
+def _baseline_copy(tmp: Path, fx: Path) -> None:
+    shutil.copy(fx / "base.json", tmp / "b.json")
+
+
+def _same_bytes(name: str, source: str) -> Any:
+    def after(tmp: Path, fx: Path) -> None:
+        assert (tmp / name).read_bytes() == (fx / source).read_bytes()
+
+    return after
+
+
+PLANTED = {"--json-file": "r.json", "--junit": "r.xml", "--summary": "s.md", "--log": "l.jsonl", "--save": "c.npz"}
+REFUSED = "a symbolic link in the world-writable folder {tmp}/shared, owned by another user (uid 65534)"
+
+FILE_ROWS = [  # issue 23: files lost or overwritten, stdout as -, and what devcheck may write into as root
+    row(
+        "train-json-file-is-the-checkpoint",
+        ["train", *TINY, "--epochs", "3", "--save", "{tmp}/ck.npz", "--json-file", "{tmp}/ck.npz"],
+        2,
+        "--json-file {tmp}/ck.npz: the same file as --save; give each its own file",
+        setup=_keep("ck.npz"),
+        after=_unchanged("ck.npz"),
+    ),
+    row(
+        "train-junit-is-the-log",
+        ["train", *TINY, "--log", "{tmp}/l.jsonl", "--junit", "{tmp}/l.jsonl"],
+        2,
+        "--junit {tmp}/l.jsonl: the same file as --log",
+        setup=_keep("l.jsonl"),
+        after=_unchanged("l.jsonl"),
+    ),
+    row(
+        "train-json-file-is-the-resumed-checkpoint",
+        ["train", *TINY, "--epochs", "5", "--resume", "{tmp}/r.npz", "--json-file", "{tmp}/r.npz"],
+        2,
+        "--json-file {tmp}/r.npz: the same file as --resume, which this run reads",
+        setup=_resume_setup,
+        after=lambda t, f: (t / "r.npz").read_bytes() == (f / "ckpt3.npz").read_bytes() or pytest.fail("changed"),
+    ),
+    row(
+        "train-summary-is-the-checkpoint-by-another-name",
+        ["train", *TINY, "--save", "{tmp}/ck.npz", "--summary", "{tmp}/sub/../ck.npz"],
+        2,
+        "--summary {tmp}/sub/../ck.npz: the same file as --save",
+        setup=lambda t, f: (t / "sub").mkdir(),
+    ),
+    row(
+        "bench-json-file-is-the-baseline",
+        ["bench", *BENCH, "--baseline", "{tmp}/b.json", "--json-file", "{tmp}/b.json"],
+        2,
+        "--json-file {tmp}/b.json: the same file as --baseline, which this run reads",
+        setup=_baseline_copy,
+        after=_same_bytes("b.json", "base.json"),
+    ),
+    row(
+        "env-junit-is-the-json-file",
+        ["env", "--json-file", "{tmp}/r", "--junit", "{tmp}/r"],
+        2,
+        "--junit {tmp}/r: the same file as --json-file",
+        setup=_keep("r"),
+        after=_unchanged("r"),
+    ),
+    row(
+        "env-json-file-is-the-recording",
+        ["env", "--record", "{tmp}/r.json", "--json-file", "{tmp}/r.json"],
+        2,
+        "--json-file {tmp}/r.json: the same file as --record",
+    ),
+    row(
+        "env-json-file-dash-and-json",
+        ["env", "--json", "--json-file", "-"],
+        2,
+        "--json-file -: stdout already carries --json",
+    ),
+    row(
+        "env-junit-dash-and-json-file-dash",
+        ["env", "--json-file", "-", "--junit", "-"],
+        2,
+        "--junit -: stdout already carries --json-file -; give a file name",
+    ),
+    row(
+        "env-summary-dash-and-markdown",
+        ["env", "--format", "markdown", "--summary", "-"],
+        2,
+        "--summary -: stdout already carries --format markdown",
+    ),
+    row("env-json-file-dash-is-stdout", ["env", "-q", "--json-file", "-"], 0, '"command": "env"'),
+    row(
+        "train-save-dash", ["train", "--save", "-"], 2, "--save -: give a file name; this option cannot write to stdout"
+    ),
+    row("train-log-dash", ["train", "--log", "-"], 2, "--log -: give a file name"),
+    row("env-record-dash", ["env", "--record", "-"], 2, "--record -: give a file name"),
+    row("env-summary-proc-version", ["env", "--summary", "/proc/version"], 2, "--summary /proc/version: cannot write"),
+    row("env-json-file-proc-version", ["env", "--json-file", "/proc/version"], 2, "--json-file /proc/version: cannot"),
+    row("grad-junit-proc-version", ["grad", "--junit", "/proc/version"], 2, "--junit /proc/version: cannot"),
+    row(
+        "env-json-file-block-device",
+        ["env", "--json-file", DISK],
+        2,
+        f"--json-file {DISK}: is a block device (a disk)",
+        needs=DISK,
+    ),
+    row(
+        "env-junit-link-to-a-block-device",
+        ["env", "--junit", "{tmp}/disk.json"],
+        2,
+        "--junit {tmp}/disk.json: is a block device",
+        setup=_link_to_disk,
+        needs=DISK,
+    ),
+    row("train-save-block-device", ["train", "--save", DISK], 2, f"--save {DISK}: is a block device", needs=DISK),
+    row("train-log-block-device", ["train", "--log", DISK], 2, f"--log {DISK}: is a block device", needs=DISK),
+    row(
+        "env-json-file-random-device",
+        ["env", "--json-file", "/dev/random"],
+        2,
+        "--json-file /dev/random: is not a regular file, a FIFO or a terminal",
+    ),
+    row(
+        "env-summary-urandom", ["env", "--summary", "/dev/urandom"], 2, "--summary /dev/urandom: is not a regular file"
+    ),
+    row("env-every-report-to-dev-null", ["env", "-q", "--json-file", "/dev/null", "--junit", "/dev/null"], 0),
+    *[
+        row(
+            f"train-{option[2:]}-planted-link",
+            ["train", *TINY, "--epochs", "1", option, f"{{tmp}}/shared/{name}"],
+            2,
+            f"{option} {{tmp}}/shared/{name}: {REFUSED}",
+            setup=_planted(name),
+            after=_victim_kept(name),
+            needs_root=True,
+        )
+        for option, name in PLANTED.items()
+    ],
+    row(
+        "train-log-lock-file-planted-link",
+        ["train", *TINY, "--epochs", "1", "--log", "{tmp}/l.jsonl"],
+        2,
+        "--log {tmp}/l.jsonl: cannot create its lock file {tmp}/.l.jsonl.lock",
+        setup=lambda t, f: (
+            (t / "victim.txt").write_text("victim\n"),
+            os.symlink(t / "victim.txt", t / ".l.jsonl.lock"),
+        ),
+        after=lambda t, f: (t / "victim.txt").read_text() == "victim\n" or pytest.fail("the lock truncated its target"),
+    ),
+    row(
+        "env-record-planted-link",
+        ["env", "--record", "{tmp}/shared/rec.json"],
+        2,
+        f"--record {{tmp}}/shared/rec.json: {REFUSED}",
+        setup=_planted("rec.json"),
+        after=_victim_kept("rec.json"),
+        needs_root=True,
+    ),
+    row(
+        "compare-prometheus-planted-link",
+        ["compare", "{fx}/base.json", "--prometheus", "{tmp}/shared/p.prom"],
+        2,
+        f"--prometheus {{tmp}}/shared/p.prom: {REFUSED}",
+        setup=_planted("p.prom"),
+        after=_victim_kept("p.prom"),
+        needs_root=True,
+    ),
+]
+
+ROWS = ENV_ROWS + BENCH_ROWS + GRAD_ROWS + TRAIN_ROWS + VERDICT_ROWS + FILE_ROWS
 MACHINES = {
     "h100": h100,
     "no-driver": lambda: recording("no-driver"),

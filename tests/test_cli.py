@@ -110,7 +110,7 @@ def test_internal_error_is_one_line_and_exit_2(capsys):
         raise RuntimeError("kaput")
 
     with pytest.raises(typer.Exit) as exit_:
-        run_command(crashes, Format.json, as_json=False, quiet=False, summary=None)
+        run_command(crashes, "env", Format.json, as_json=False, quiet=False)
     assert exit_.value.exit_code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "devcheck: error: internal error: RuntimeError: kaput (set DEVCHECK_DEBUG=1 for the traceback)"

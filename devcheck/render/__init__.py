@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -22,20 +21,9 @@ class Format(StrEnum):
     github = "github"
 
 
-def emit(
-    report: Report,
-    fmt: Format,
-    *,
-    quiet: bool = False,
-    summary: Path | None = None,
-    junit: Path | None = None,
-    json_file: Path | None = None,
-    details: bool = False,
-) -> None:
-    """`details`: the table shows every GPU's fields, not only those of GPUs with a problem."""
-    from devcheck.files import write_atomic
-    from devcheck.render.text import to_github, to_json, to_markdown
-
+def emit(report: Report, fmt: Format, *, quiet: bool = False, details: bool = False) -> None:
+    """The report on the terminal (a table on stderr) or as data on stdout. `details`: the table shows
+    every GPU's fields, not only those of GPUs with a problem."""
     if fmt is Format.table:
         if not quiet:
             from devcheck.render.console import print_report
@@ -44,18 +32,19 @@ def emit(
         elif not report.ok and report.verdict:  # quiet, but a failure says why in one line
             write(sys.stderr, report.verdict + "\n")
     else:
-        text = {Format.json: to_json, Format.markdown: to_markdown, Format.github: to_github}[fmt](report)
-        write(sys.stdout, text)
-    if summary is not None:
-        # GitHub's $GITHUB_STEP_SUMMARY is appended to, one step after another.
-        with open(summary, "a", encoding="utf-8") as f:
-            f.write(to_markdown(report))
-    if junit is not None:
+        write(sys.stdout, report_text(report, fmt))
+
+
+def report_text(report: Report, kind: str) -> str:
+    """The report as one text: a Format's, or a report file option's (`--json-file`, `--junit`, `--summary`)."""
+    from devcheck.render.text import to_github, to_json, to_markdown
+
+    if kind == "--junit":
         from devcheck.render.junit import to_junit
 
-        write_atomic(junit, to_junit(report, report.data.get("elapsed_s")))
-    if json_file is not None:
-        write_atomic(json_file, to_json(report))
+        return to_junit(report, report.data.get("elapsed_s"))
+    texts = {"json": to_json, "--json-file": to_json, "markdown": to_markdown, "--summary": to_markdown}
+    return {**texts, "github": to_github}[kind](report)
 
 
 ASCII = {"✅": "ok", "⚠️": "warn", "❌": "FAIL", "💥": "ERROR", "➖": "-", "—": "-", "→": "->", "±": "+-", "…": "..."}

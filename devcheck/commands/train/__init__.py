@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy
 
 from devcheck.commands.train import preflight
 from devcheck.commands.train.agreement import agreement_checks
-from devcheck.commands.train.checkpoint import load_resume, save_and_verify
+from devcheck.commands.train.checkpoint import kept, load_resume, save_and_verify, save_interrupted
 from devcheck.commands.train.config import Config
 from devcheck.commands.train.loop import Run, spirals, train_on
+from devcheck.files import open_text
 from devcheck.interrupt import Interruption
 from devcheck.machine.devices import Selection, selection_checks
 from devcheck.report import Chart, Check, Report, Section, Status
@@ -40,9 +42,8 @@ def run(
     preflight.check_memory(config, sel.devices)
     preflight.check_files(save, resume, log)
     state = load_resume(resume, config) if resume is not None else None  # checked, before any work
-    x, y = spirals(config.samples, config.seed)
-    cut = int(0.8 * len(x))
-    data = {"x_train": x[:cut], "y_train": y[:cut], "x_val": x[cut:], "y_val": y[cut:]}
+    data = _split(*spirals(config.samples, config.seed))
+    keep = partial(kept, config=config) if save is not None else None  # the epochs finished, for an interrupt
 
     report = Report("train")
     report.checks += selection_checks(selection, require_gpu)
@@ -51,17 +52,17 @@ def run(
     with preflight.locked({"--save": save, "--log": log}):
         progress("training", total=config.epochs * len(sel.names))
         mode = "a" if state is not None else "w"  # a resumed run continues its log
-        with open(log, mode, encoding="utf-8") if log is not None else contextlib.nullcontext() as log_file, stop:
+        with open_text(log, mode, "--log") if log else contextlib.nullcontext() as log_file, stop:
             for device in sel.devices:
                 runs.append(Run(device))
                 with numpy.errstate(all="ignore"):  # non-finite values are detected and reported, not warned about
-                    train_on(runs[-1], config, data, state, log_file, progress)
+                    train_on(runs[-1], config, data, state, log_file, progress, keep)
         # a run cut short is not judged (it has not failed to learn), nor, after an interrupt, the
         # devices' agreement (it trains them all again for a few steps)
         report.checks += [_learned_check(r, config) for r in runs if r.done]
         report.checks += [] if stop else agreement_checks(runs, config, data)
-        if save is not None and not stop and runs and runs[0].epochs and not runs[0].diverged:
-            report.checks.append(save_and_verify(runs[0], config, save, data))
+        if save is not None and runs and runs[0].epochs and not runs[0].diverged:
+            report.checks += _saved(runs[0], config, save, data, interrupted=bool(stop))
 
     rows = [
         {
@@ -86,6 +87,18 @@ def run(
         f"training: FAILED — {failure.summary}" if failure else f"training: learns on {', '.join(r.name for r in runs)}"
     )
     return stop.hand_over(report)
+
+
+def _split(x: numpy.ndarray, y: numpy.ndarray) -> dict:
+    cut = int(0.8 * len(x))
+    return {"x_train": x[:cut], "y_train": y[:cut], "x_val": x[cut:], "y_val": y[cut:]}
+
+
+def _saved(run: Run, config: Config, save: Path, data: dict, interrupted: bool) -> list[Check]:
+    """The checkpoint of a finished run, verified; of an interrupted one, the epochs it finished."""
+    if not interrupted:
+        return [save_and_verify(run, config, save, data)]
+    return [save_interrupted(run, config, save)] if run.kept is not None else []
 
 
 def _device_row(r: Run) -> dict:

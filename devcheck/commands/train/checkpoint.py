@@ -27,6 +27,34 @@ def _checkpoint(run: Run, config: Config) -> dict:
     }
 
 
+def kept(run: Run, config: Config) -> dict:
+    """The checkpoint of the epochs finished, copied to the host between two epochs: the next epoch
+    changes the weights in place, and an interrupt inside it must find them as this epoch left them."""
+    from devcheck.engine import Tensor, tensor
+
+    def host(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: host(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [host(v) for v in value]
+        return tensor(value) if isinstance(value, Tensor) else value  # `tensor` copies, onto the host
+
+    return host(_checkpoint(run, config))
+
+
+def save_interrupted(run: Run, config: Config, path: Path) -> Check:
+    """On an interrupt: the epochs finished, saved atomically, for `--resume` to go on from."""
+    from devcheck.engine import save
+
+    save(run.kept, path)
+    epoch = run.kept["epoch"]
+    return Check(
+        "train.checkpoint",
+        Status.OK,
+        f"interrupted after epoch {epoch} of {config.epochs}: saved to {path}; `--resume {path}` continues",
+    )
+
+
 def save_and_verify(run: Run, config: Config, path: Path, data: dict) -> Check:
     """Write the checkpoint atomically, read it back into a fresh model, and compare predictions."""
     from devcheck.engine import load, no_grad, save, tensor

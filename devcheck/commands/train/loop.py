@@ -51,6 +51,7 @@ class Run:
     done: bool = False  # trained to the end, or diverged: not cut short by an interrupt
     model: Any = None
     optimizer: Any = None
+    kept: dict | None = None  # a copy of the state after the last epoch finished (with --save): `keep` below
 
     @property
     def name(self) -> str:
@@ -61,8 +62,17 @@ class Run:
         return [e["loss"] for e in self.epochs]
 
 
-def train_on(run: Run, config: Config, data: dict, resume: dict | None, log: Any, progress: Progress) -> None:
-    """Train on `run.device`, each epoch added to `run` as it ends (an interrupted run keeps them)."""
+def train_on(
+    run: Run,
+    config: Config,
+    data: dict,
+    resume: dict | None,
+    log: Any,
+    progress: Progress,
+    keep: Callable[[Run], dict] | None = None,
+) -> None:
+    """Train on `run.device`, each epoch added to `run` as it ends (an interrupted run keeps them),
+    and with `keep`, the state it ends in: an interrupt inside the next epoch leaves it whole."""
     from devcheck.engine import backend, manual_seed
     from devcheck.engine.data import DataLoader, TensorDataset
 
@@ -92,6 +102,8 @@ def train_on(run: Run, config: Config, data: dict, resume: dict | None, log: Any
         seconds = time.perf_counter() - started
         record.update(seconds=seconds, samples_per_s=len(data["x_train"]) / seconds, device=device.name, epoch=epoch)
         run.epochs.append(record)
+        if keep is not None:
+            run.kept = keep(run)
         if log is not None:
             log.write(json.dumps(record) + "\n")
             log.flush()

@@ -86,7 +86,7 @@ def _acquire(fcntl: Any, option: str, path: Path, lock: Path) -> int | None:
     """Lock `lock`; a lock file unlinked by its finishing holder after we opened it is opened again."""
     for _ in range(10):
         try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)  # never truncate a planted link's target
         except OSError as e:
             raise BadInput(f"{option} {path}: cannot create its lock file {lock} ({e.strerror})") from None
         try:
