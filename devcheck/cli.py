@@ -379,23 +379,14 @@ def schema(
 ) -> None:
     """The JSON Schema of every command's --json output (draft 2020-12), to validate reports with."""
     import json
-    from importlib.resources import files
 
-    doc = json.loads(files("devcheck.schema").joinpath("report.schema.json").read_text(encoding="utf-8"))
-    commands = doc["properties"]["command"]["enum"]
-    if command is not None:
-        if command not in commands:
-            error_line(f"schema {command!r}: choose from {', '.join(commands)}")
-            raise typer.Exit(2)
-        data = "check_data" if command == "check" else command
-        doc["properties"]["command"] = {"const": command}
-        doc["allOf"] = [
-            {
-                "if": {"not": {"$ref": "#/$defs/cut_short"}},
-                "then": {"properties": {"data": {"$ref": f"#/$defs/{data}"}}},
-            }
-        ]
-    typer.echo(json.dumps(doc, indent=2))
+    from devcheck.schema import document
+
+    try:
+        typer.echo(json.dumps(document(command), indent=2))
+    except ValueError as e:
+        error_line(str(e))
+        raise typer.Exit(2) from None
 
 
 def main() -> NoReturn:

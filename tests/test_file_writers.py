@@ -7,6 +7,7 @@ import stat
 
 import pytest
 
+from devcheck.errors import BadInput
 from devcheck.files import write_atomic
 from devcheck.machine.recording import Recording
 from tests.recordings import h100
@@ -37,7 +38,7 @@ def test_a_write_into_a_missing_folder_fails_and_creates_nothing(tmp_path):
 def test_a_folder_is_not_replaced(tmp_path):
     folder = tmp_path / "out"
     folder.mkdir()
-    with pytest.raises(IsADirectoryError):
+    with pytest.raises(BadInput, match="is a folder; give a file name"):
         write_atomic(folder, "x")
     assert folder.is_dir() and os.listdir(tmp_path) == ["out"]
 
