@@ -1,4 +1,4 @@
-"""The records every command returns and every renderer reads (DESIGN.md, "The report contract").
+"""The records every command returns and every renderer reads: the contract between the two.
 
 A command never prints: it builds a Report of Checks (judgements, each with its reason and fix)
 and Sections (facts, each saying where it came from), and the renderer decides how people or

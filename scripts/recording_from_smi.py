@@ -1,8 +1,9 @@
 """Turn one public `nvidia-smi -q` dump (text or XML) into a devcheck recording: a stand-in for that card.
 
-Regenerate every stand-in in tests/fixtures/recordings/public/ from shared/fixtures/public/:
+Regenerate every stand-in in tests/fixtures/recordings/public/ from the dumps in tests/fixtures/public/
+(SOURCES.md there says where each comes from):
 
-    python scripts/recording_from_smi.py ../shared/fixtures/public
+    python scripts/recording_from_smi.py tests/fixtures/public
 
 or one dump: `python scripts/recording_from_smi.py DUMP OUT.json`.
 

@@ -4,7 +4,7 @@ Every stand-in in the suite is a replay of a recording (devcheck.machine.seam.re
 hardware gives come from `tests/fixtures/recordings/*.json`, recorded on real machines. A variant
 changes named answers of a real recording and says so in its `synthetic` field; the values it puts
 in come from a real source (NVML's own error codes, public `nvidia-smi -q` dumps and verbatim error
-messages in shared/fixtures/public/, named in each variant).
+messages in tests/fixtures/public/, named in each variant).
 
 It imports no pytest: benchmarks/step.py loads the H100's recording from here, outside any test run.
 """

@@ -135,7 +135,7 @@ def test_an_unknown_gpu_model_is_never_a_pass():
     )
 
 
-# Real figures (shared/fixtures/h100-reference.md): CuPy's float32 matmul ran at 44.8 TFLOP/s on the
+# Real figures (tests/fixtures/h100-reference.md): CuPy's float32 matmul ran at 44.8 TFLOP/s on the
 # H100, whose FP32 peak is 66.9; a GEMM 3x slower runs at 14.9.
 H100_FP32 = {"device": "cuda:0", "case": "matmul", "dtype": "float32", "unit": "GFLOP/s",
              "peak": {"value": 66_908.0, "basis": "132 SMs x 1980 MHz x 128 FP32 lanes x 2 (FMA)"}}  # fmt: skip

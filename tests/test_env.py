@@ -17,7 +17,7 @@ from devcheck.report import Status
 from tests.recordings import GPU0, GPU1, h100, load, nvml_error, two_gpus, variant
 
 NO_DEVICE = "cudaErrorNoDevice: no CUDA-capable device is detected"  # recorded on the H100 with CUDA_VISIBLE_DEVICES=''
-# Verbatim from shared/fixtures/public/failures.md section 13.
+# Verbatim from tests/fixtures/public/failures.md section 13.
 INSUFFICIENT = "cudaErrorInsufficientDriver: CUDA driver version is insufficient for CUDA runtime version"
 
 
@@ -165,7 +165,7 @@ def test_an_nvml_call_missing_from_a_recording_is_an_error_field_not_a_value():
 
 
 def test_geforce_fields_that_nvml_does_not_support_are_na_not_errors():
-    # shared/fixtures/public/geforce-rtx4090.txt shows ECC, MIG and remapped rows as N/A.
+    # tests/fixtures/public/geforce-rtx4090.txt shows ECC, MIG and remapped rows as N/A.
     unsupported = {"error": nvml_error(pynvml.NVML_ERROR_NOT_SUPPORTED)}
     geforce = h100(
         why="the fields an RTX 4090 dump shows as N/A answered NotSupported; brand GeForce RTX",
@@ -186,7 +186,7 @@ def test_geforce_fields_that_nvml_does_not_support_are_na_not_errors():
 
 def test_mig_enabled_counts_the_instances():
     mig = h100(
-        why="MIG on with 3 instances, as in shared/fixtures/public/a100-sxm4-40gb-mig.xml",
+        why="MIG on with 3 instances, as in tests/fixtures/public/a100-sxm4-40gb-mig.xml",
         nvml={
             ("nvmlDeviceGetMigMode", GPU0): (1, 1),
             ("nvmlDeviceGetMaxMigDeviceCount", GPU0): 7,
@@ -200,7 +200,7 @@ def test_mig_enabled_counts_the_instances():
 def test_a_lost_gpu_is_reported_and_the_others_still_read():
     lost = variant(
         two_gpus(h100()),
-        "the second GPU answers GpuIsLost (Xid 79, shared/fixtures/public/failures.md section 7)",
+        "the second GPU answers GpuIsLost (Xid 79, tests/fixtures/public/failures.md section 7)",
         nvml={("nvmlDeviceGetHandleByIndex", 1): {"error": nvml_error(pynvml.NVML_ERROR_GPU_IS_LOST)}},
         cupy={("cuda.runtime.getDeviceCount",): 1},
     )

@@ -1,4 +1,4 @@
-"""The layout holds (DESIGN.md's layers, issue 11's limits): read from the source, so it stays true."""
+"""The layout holds (the README's layers, issue 11's limits): read from the source, so it stays true."""
 
 import ast
 from pathlib import Path
@@ -47,3 +47,16 @@ def test_layers_point_down(path):
         assert not {m for m in used if m.split(".")[0] in ("rich", "typer")}, "only the renderer and the CLI"
     if name.startswith("devcheck/machine/"):
         assert not {m for m in used if m.startswith(("devcheck.commands", "devcheck.render", "devcheck.cli"))}
+
+
+def test_no_file_cites_a_document_outside_the_repository():
+    """Notes beside a checkout (a design document, a shared fixtures or research folder) are not in a
+    clone: what a file cites must be in the repository, so a newcomer can follow it."""
+    outside = ("DESIGN" + ".md", "shared" + "/fixtures", "shared" + "/research", "../" + "shared")
+    repo = ROOT.parent
+    texts = [p for ext in ("py", "md", "sh", "toml", "yml", "yaml") for p in repo.rglob(f"*.{ext}")]
+    texts = [p for p in texts if not {".venv", ".git", "build"} & set(p.relative_to(repo).parts)]
+    cited = [
+        f"{p.relative_to(repo)}: {word}" for p in texts for word in outside if word in p.read_text(errors="replace")
+    ]
+    assert len(texts) > 100 and not cited

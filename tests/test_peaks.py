@@ -1,5 +1,5 @@
 """Peaks against NVIDIA's datasheets, one case per model and precision (tests/fixtures/gpu_specs.json,
-written by scripts/gpu_specs_fixture.py from shared/fixtures/gpu_specs.json and the public dumps).
+written by scripts/gpu_specs_fixture.py from NVIDIA's datasheets and the public dumps in tests/fixtures/public).
 
 Each model becomes a stand-in card: the recorded H100 with the model's own figures put where a real
 card reports them (CUDA's properties: compute capability, SMs, rated boost clock, memory clock and

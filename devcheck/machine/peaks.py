@@ -10,7 +10,8 @@ PCIe: lanes x per-lane rate of the generation, after line encoding.
 GPU to GPU: NVLink generation x active links x per-link rate per direction, else the PCIe link; a
       pair gets the slower GPU's; an all-reduce's busbw = algbw x 2(n-1)/n (nccl-tests).
 Sources: NVIDIA cuda-samples helper_cuda.h (_ConvertSMVer2Cores), cudnn-frontend's
-_FLOPS_PER_CLOCK_PER_SM, mixbench/nvbench's bandwidth formula (see shared/research/bench_anchors.md).
+_FLOPS_PER_CLOCK_PER_SM, mixbench's and nvbench's bandwidth formula; the figures each model's peak is
+checked against, with their datasheets, are in tests/fixtures/gpu_specs.json.
 """
 
 from __future__ import annotations
