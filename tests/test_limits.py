@@ -93,9 +93,10 @@ def test_in_a_pipe_each_step_is_a_line_when_it_ends(tmp_path):
     arrivals = [(time.perf_counter(), line.decode()) for line in proc.stderr]
     proc.wait()
     ended = time.perf_counter()
-    lines = [(t, text) for t, text in arrivals if re.match(r"\[\d/4\] ", text)]
     plan = json.loads(report.read_text())["data"]["plan"]
-    assert [text.split(":")[0] for _, text in lines] == [f"[{i}/4] {p['step']}" for i, p in enumerate(plan, 1)]
+    steps = [(t, re.match(r"\[\d/\d\] (\w+): (.*)", text)) for t, text in arrivals]
+    lines = [(t, m[1]) for t, m in steps if m and not m[2].startswith("not applicable")]  # p2p on one device
+    assert [name for _, name in lines] == [p["step"] for p in plan] and len(plan) >= 4
     for (before, _), (after, _), step in zip(lines, lines[1:], plan[1:]):
         assert abs((after - before) - step["seconds"]) < 2.0, step
     assert plan[-1]["seconds"] > 5 and ended - lines[-2][0] > plan[-1]["seconds"] - 2.0
