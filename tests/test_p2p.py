@@ -260,7 +260,7 @@ def p2p_step(n: int, budget: str, peer: bool = True) -> tuple[Report, float, flo
     with seam.replay(nodes(n, peer=peer)):
         selection = select("auto")
         work = steps.Work(check.Settings(budget=budget), selection, Report("check"), check.Clock(10.0))
-        estimate = dict((name, fn) for name, _, fn in steps.ORDER)["p2p"](work)
+        estimate = dict((name, fn) for name, _, _, fn in steps.ORDER)["p2p"](work)
         began = time.perf_counter()
         steps.p2p(work)
         return work.report, estimate, time.perf_counter() - began

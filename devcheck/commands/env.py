@@ -18,16 +18,8 @@ def guarded(name: str, probe: Callable[[], Findings]) -> Findings:
     try:
         return probe()
     except Exception as e:  # a probe bug must not hide the rest of the report
-        return Findings(
-            checks=[
-                Check(
-                    f"{name}.probe",
-                    Status.ERROR,
-                    f"the {name} probe crashed: {type(e).__name__}: {e}",
-                    fix="please report this at devcheck's issue tracker, with `devcheck env --format markdown`",
-                )
-            ]
-        )
+        fix = "please report this at devcheck's issue tracker, with `devcheck env --format markdown`"
+        return Findings(checks=[Check.crashed(f"{name}.probe", Status.ERROR, f"the {name} probe crashed:", e, fix)])
 
 
 def collect(*, require_gpu: bool = False, environ: Mapping[str, str] | None = None) -> Report:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from devcheck.engine.backend import cuda_index
 from devcheck.machine import cpu, numerics, peaks
 from devcheck.report import Status
 
@@ -212,7 +213,7 @@ def facts_for(name: str) -> DeviceFacts:
         return cpu_facts()
     if name.startswith("cuda:"):
         try:
-            return cuda_facts(int(name.split(":")[1]))
+            return cuda_facts(cuda_index(name))
         except Exception as e:
             return unknown_facts(name, f"reading {name}'s facts failed: {type(e).__name__}: {e}")
     return unknown_facts(name)

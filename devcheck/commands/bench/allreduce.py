@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from devcheck.commands.bench.cases import Budget, _record
-from devcheck.commands.bench.interconnect import Gpus, StreamsClock, index, link_peak
+from devcheck.commands.bench.cases import Budget, rate_record
+from devcheck.commands.bench.interconnect import Gpus, StreamsClock, link_peak
 from devcheck.commands.bench.timing import measure
 from devcheck.machine import peaks
 
@@ -52,7 +52,7 @@ def allreduce(gpus: Gpus, budget: Budget) -> list[dict]:
 
     nccl, _ = seam.nccl()
     cupy = gpus.members[0][0].native
-    ids, n = [index(d) for d, _ in gpus.members], len(gpus.members)
+    ids, n = [d.index for d, _ in gpus.members], len(gpus.members)
     free = [f.free_bytes for _, f in gpus.members if f.free_bytes is not None]
     plan = sizes(min(free) if free else None)
     comms = nccl.NcclCommunicator.initAll(ids)
@@ -82,7 +82,9 @@ def allreduce(gpus: Gpus, budget: Budget) -> list[dict]:
         left = budget.seconds - spent
         first, stats = measure(run, clock, budget.repeat, left / (len(plan) - len(records)))
         spent += first + stats.median * stats.calls * (stats.n + 2)
-        record = _record(f"nccl all-reduce {n} GPUs", gpus, "float32", [size], first, stats, clock, size, "GB/s", peak)
+        record = rate_record(
+            f"nccl all-reduce {n} GPUs", gpus, "float32", [size], first, stats, clock, size, "GB/s", peak
+        )
         record.update(ranks=n, busbw_gbps=peaks.bus_bandwidth(record["rate"], n))
         records.append(record)
         if spent > budget.seconds:

@@ -12,6 +12,7 @@ from devcheck.commands.bench import cases
 from devcheck.commands.check import health as health_checks
 from devcheck.commands.check import sizes
 from devcheck.commands.check.stress import stress as stress_window
+from devcheck.engine.backend import cuda_index
 from devcheck.interrupt import Interruption
 from devcheck.machine.links import counters_now
 from devcheck.machine.topology import growth_checks
@@ -126,7 +127,7 @@ def correctness(work: Work) -> None:
             for op in GRAD_OPS:
                 rows += grad.check_op(op, device.name, fast=True)
         if rows:
-            work.check(grad._summary_check(f"check.grad.{device.name}", device.name, rows))
+            work.check(grad.summary_check(f"check.grad.{device.name}", device.name, rows))
         if work.stop:
             return
     _training_agreement(work)
@@ -204,7 +205,7 @@ def _gpu_shared(name: str) -> str:
     from devcheck.machine.facts import gpu_sharers
 
     try:
-        return gpu_busy(gpu_sharers(int(name.split(":")[1])))
+        return gpu_busy(gpu_sharers(cuda_index(name)))
     except Exception:
         return ""
 
@@ -321,7 +322,7 @@ def _reader(name: str) -> Any:
 
     def read() -> dict:
         try:
-            return under_load(int(name.split(":")[1]))
+            return under_load(cuda_index(name))
         except Exception as e:  # NVML failing midway: said by load_checks, never a pass
             return {"error": f"{type(e).__name__}: {e}"}
 
@@ -353,12 +354,7 @@ def _guarded(work: Work, check_id: str, fn: Any, *args: Any) -> Any:
     try:
         return fn(*args)
     except Exception as e:
-        text = str(e).splitlines()[0] if str(e) else ""
-        work.check(
-            Check(
-                check_id, Status.FAIL, f"{check_id} could not run: {type(e).__name__}: {text}", fix="run `devcheck env`"
-            )
-        )
+        work.check(Check.crashed(check_id, Status.FAIL, f"{check_id} could not run:", e, "run `devcheck env`"))
         return None
 
 
@@ -390,10 +386,14 @@ def _estimate_speed(work: Work) -> float:
     return sum(_estimate_speed_on(work, d) for d in work.selection.devices)
 
 
-ORDER = (
-    ("health", "env verdict and GPU health (NVML)", lambda work: 1.0),
-    ("correctness", "GEMM against float64, autograd, first training steps across devices", _estimate_correctness),
-    ("p2p", "GPU-to-GPU copies against the link's peak (two or more GPUs)", _estimate_p2p),
-    ("speed", "matmul and copies against each device's peak", _estimate_speed),
-    ("stress", "repeated GEMMs compared with the first and with float64", lambda w: max(MIN_STRESS, _stress_window(w))),
+def _estimate_stress(work: Work) -> float:
+    return max(MIN_STRESS, _stress_window(work))
+
+
+ORDER = (  # each step: its name, what it checks, the step, and the seconds it is expected to take
+    ("health", "env verdict and GPU health (NVML)", health, lambda work: 1.0),
+    ("correctness", "GEMM against float64, autograd, first steps across devices", correctness, _estimate_correctness),
+    ("p2p", "GPU-to-GPU copies against the link's peak (two or more GPUs)", p2p, _estimate_p2p),
+    ("speed", "matmul and copies against each device's peak", speed, _estimate_speed),
+    ("stress", "repeated GEMMs compared with the first and with float64", stress, _estimate_stress),
 )
