@@ -66,8 +66,8 @@ def cuda_facts(index: int) -> DeviceFacts:
     # CUDA's clockRate is the rated boost clock the datasheets count with (deviceQuery: 2520 MHz on an
     # RTX 4090); NVML's max SM clock is the top of the V/F curve (3105 MHz there): a peak on it is 23% high.
     sm_mhz, mem_mhz = props.get("clockRate", 0) / 1000, props.get("memoryClockRate", 0) / 1000
-    nv = _nvml_facts(device.pci_bus_id)
-    sm_mhz, mem_mhz = sm_mhz or nv.get("sm_mhz"), mem_mhz or nv.get("mem_mhz")
+    nv = _nvml_values(_nvml_gpu(device.pci_bus_id), {**MAXIMA, "geforce": _geforce})
+    sm_mhz, mem_mhz = sm_mhz or nv.get("sm_max_mhz"), mem_mhz or nv.get("mem_max_mhz")
     geforce = nv.get("geforce", "GeForce" in name)  # NVML's brand; without NVML, CUDA's name says it too
     gpu = peaks.Gpu(cc, props["multiProcessorCount"], sm_mhz, geforce)
     gpu = replace(gpu, fp64_ratio=props.get("singleToDoublePrecisionPerfRatio") or None)
@@ -82,7 +82,7 @@ def cuda_facts(index: int) -> DeviceFacts:
         free_bytes=free,
         flops_peak=lambda dtype: _of_slice(peaks.gpu_flops_peak(dtype, gpu, tf32), on_slice),
         bandwidth_peak=_slice_bandwidth(bandwidth, on_slice) if on_slice else bandwidth,
-        pcie_peak=peaks.pcie_peak(nv.get("pcie_gen"), nv.get("pcie_width")),
+        pcie_peak=peaks.pcie_peak(nv.get("pcie_gen_max"), nv.get("pcie_width_max")),
         cache_bytes=props.get("l2CacheSize") or 64 * 2**20,
         mig=on_slice,
     )
@@ -139,46 +139,57 @@ def _nvml_gpu_at(index: int) -> tuple[Any, Any, Any] | None:
     return _nvml_gpu(seam.cupy().cuda.Device(index).pci_bus_id)
 
 
-def _nvml_facts(bus_id: str) -> dict:
-    from devcheck.machine import nvml
-
-    found = _nvml_gpu(bus_id)
+def _nvml_values(found: tuple[Any, Any, Any] | None, reads: dict[str, Any]) -> dict:
+    """NVML's answers for the GPU `found` (_nvml_gpu), one per name: `reads` maps a name to its function
+    and arguments after the handle (an NVML_ name is the module's constant), or to a function of
+    (module, reader, gpu); what NVML cannot say (or no GPU) is left out."""
     if found is None:
         return {}
     module, read, gpu = found
-    h = gpu.handle
-    values = {
-        "sm_mhz": read("nvmlDeviceGetMaxClockInfo", h, module.NVML_CLOCK_SM).value,
-        "mem_mhz": read("nvmlDeviceGetMaxClockInfo", h, module.NVML_CLOCK_MEM).value,
-        "bus_bits": read("nvmlDeviceGetMemoryBusWidth", h).value,
-        "pcie_gen": read("nvmlDeviceGetMaxPcieLinkGeneration", h).value,
-        "pcie_width": read("nvmlDeviceGetMaxPcieLinkWidth", h).value,
-        "geforce": read("nvmlDeviceGetBrand", h, convert=lambda b: nvml.is_geforce(module, b)).value,
-    }
-    return {k: v for k, v in values.items() if v is not None}
+
+    def value(how: Any) -> Any:
+        if callable(how):
+            return how(module, read, gpu)
+        args = [getattr(module, a) if str(a).startswith("NVML_") else a for a in how[1:]]
+        return read(how[0], gpu.handle, *args).value
+
+    values = {name: value(how) for name, how in reads.items()}
+    return {name: v for name, v in values.items() if v is not None}
+
+
+MAXIMA = {  # a GPU's maxima, which its peaks are built from
+    "sm_max_mhz": ("nvmlDeviceGetMaxClockInfo", "NVML_CLOCK_SM"),
+    "mem_max_mhz": ("nvmlDeviceGetMaxClockInfo", "NVML_CLOCK_MEM"),
+    "bus_bits": ("nvmlDeviceGetMemoryBusWidth",),
+    "pcie_gen_max": ("nvmlDeviceGetMaxPcieLinkGeneration",),
+    "pcie_width_max": ("nvmlDeviceGetMaxPcieLinkWidth",),
+}
+
+
+def _geforce(module: Any, read: Any, gpu: Any) -> bool | None:
+    from devcheck.machine import nvml
+
+    return read("nvmlDeviceGetBrand", gpu.handle, convert=lambda b: nvml.is_geforce(module, b)).value
+
+
+def _held_back(module: Any, read: Any, gpu: Any) -> list[str] | None:
+    from devcheck.machine import nvml
+
+    return nvml.slowdowns(read, gpu.handle).value
 
 
 def under_load(index: int) -> dict:
     """What NVML says of a GPU while it works: SM clock now and at most, PCIe link now and at most,
     and the named reasons it is held back ({} when NVML cannot say)."""
-    from devcheck.machine import nvml
-
-    found = _nvml_gpu_at(index)
-    if found is None:
-        return {}
-    module, read, gpu = found
-    h = gpu.handle
-    values = {
-        "nvml_index": gpu.nvml_index,  # to find what NVML said of this GPU at idle
-        "sm_mhz": read("nvmlDeviceGetClockInfo", h, module.NVML_CLOCK_SM).value,
-        "sm_max_mhz": read("nvmlDeviceGetMaxClockInfo", h, module.NVML_CLOCK_SM).value,
-        "pcie_gen": read("nvmlDeviceGetCurrPcieLinkGeneration", h).value,
-        "pcie_gen_max": read("nvmlDeviceGetMaxPcieLinkGeneration", h).value,
-        "pcie_width": read("nvmlDeviceGetCurrPcieLinkWidth", h).value,
-        "pcie_width_max": read("nvmlDeviceGetMaxPcieLinkWidth", h).value,
-        "held_back": nvml.slowdowns(read, h).value,
+    now = {
+        "nvml_index": lambda module, read, gpu: gpu.nvml_index,  # to find what NVML said of it at idle
+        "sm_mhz": ("nvmlDeviceGetClockInfo", "NVML_CLOCK_SM"),
+        "pcie_gen": ("nvmlDeviceGetCurrPcieLinkGeneration",),
+        "pcie_width": ("nvmlDeviceGetCurrPcieLinkWidth",),
+        "held_back": _held_back,
     }
-    return {k: v for k, v in values.items() if v is not None}
+    maxima = {name: MAXIMA[name] for name in ("sm_max_mhz", "pcie_gen_max", "pcie_width_max")}
+    return _nvml_values(_nvml_gpu_at(index), {**now, **maxima})
 
 
 def gpu_sharers(index: int) -> tuple[int, list[tuple[int, int | None]], bool] | None:
@@ -239,6 +250,6 @@ def link_facts(index: int) -> dict:
     return {
         "nvlink_version": version,
         "nvlink_links": active,
-        "pcie_gen": read("nvmlDeviceGetMaxPcieLinkGeneration", h).value,
-        "pcie_width": read("nvmlDeviceGetMaxPcieLinkWidth", h).value,
+        "pcie_gen_max": read("nvmlDeviceGetMaxPcieLinkGeneration", h).value,
+        "pcie_width_max": read("nvmlDeviceGetMaxPcieLinkWidth", h).value,
     }

@@ -109,7 +109,10 @@ def link_peak(device: Any, facts: Any) -> peaks.Peak:
     except Exception as e:
         return peaks.Peak(None, "GB/s", f"NVML's link facts could not be read: {type(e).__name__}: {e}")
     return peaks.link_peak(
-        found.get("nvlink_version"), found.get("nvlink_links") or 0, found.get("pcie_gen"), found.get("pcie_width")
+        found.get("nvlink_version"),
+        found.get("nvlink_links") or 0,
+        found.get("pcie_gen_max"),
+        found.get("pcie_width_max"),
     )
 
 
