@@ -206,7 +206,8 @@ def system_section(nvml_driver: Driver, nvml: ModuleType | None) -> Section:
 
 
 def gpu_findings(nvml: ModuleType, gpu: Gpu, cuda_index: Field) -> Findings:
-    """Every field nvidia-smi -q shows that matters for compute, and the checks they imply."""
+    """Every field nvidia-smi -q shows that matters for compute; judged by devcheck/commands/gpu_health.py,
+    but a GPU NVML lost, which only this probe can tell."""
     tag = f"gpu{gpu.nvml_index}"
     title = f"GPU {gpu.nvml_index}: {gpu.name or 'unknown'}"
     base = {
@@ -221,7 +222,7 @@ def gpu_findings(nvml: ModuleType, gpu: Gpu, cuda_index: Field) -> Findings:
     except GpuLost:  # it fell off the bus between being listed and being read
         fields = None
     if fields is not None:
-        return Findings([Section(tag, title, fields, group="gpus")], _gpu_checks(tag, gpu.nvml_index, fields))
+        return Findings([Section(tag, title, fields, group="gpus")])
     lost = _gone(gpu)
     state = Field("unreachable" if gpu.error else "lost", "NVML", Status.FAIL, gpu.error or "")
     return Findings([Section(tag, title, base | {"state": state}, group="gpus")], [lost])
@@ -316,61 +317,3 @@ def _mig_count(read: Reader, h: Any) -> Field:
     return Field(
         found, "NVML nvmlDeviceGetMigDeviceHandleByIndex", note="CUDA sees these MIG instances, not the whole GPU"
     )
-
-
-def _gpu_checks(tag: str, index: int, f: dict[str, Field]) -> list[Check]:
-    checks = []
-    ecc = f["ECC uncorrected errors (since boot)"].value
-    if ecc:
-        checks.append(
-            Check(
-                f"{tag}.ecc",
-                Status.FAIL,
-                f"GPU {index}: {ecc} uncorrected ECC errors since boot",
-                detail="results computed on this GPU may be wrong",
-                fix=f"drain the GPU, reset it (sudo nvidia-smi -r -i {index}), run `dcgmi diag -r 3`; RMA if it recurs",
-            )
-        )
-    rows = f["remapped rows"].value or {}
-    if rows.get("failed"):
-        checks.append(
-            Check(
-                f"{tag}.memory",
-                Status.FAIL,
-                f"GPU {index}: a memory row remap failed",
-                fix="the GPU needs service (RMA); stop scheduling work on it",
-            )
-        )
-    elif rows.get("pending") or f["retired pages pending"].value:
-        checks.append(
-            Check(
-                f"{tag}.memory",
-                Status.WARN,
-                f"GPU {index}: memory repairs are pending",
-                detail="retired pages / remapped rows take effect at the next GPU reset",
-                fix=f"sudo nvidia-smi -r -i {index} when the GPU is idle, or reboot",
-            )
-        )
-    slow = [r for r in (f["clock slowdowns"].value or []) if "power cap" not in r]
-    if slow:
-        checks.append(
-            Check(
-                f"{tag}.clocks",
-                Status.WARN,
-                f"GPU {index} is slowed down: {', '.join(slow)}",
-                detail=f"temperature {f['temperature C'].value} C, power {f['power draw W'].value} W",
-                fix="check cooling and power delivery (`nvidia-smi -q -d PERFORMANCE`)",
-            )
-        )
-    if f["compute mode"].value == "Prohibited":
-        checks.append(
-            Check(
-                f"{tag}.compute_mode",
-                Status.FAIL,
-                f"GPU {index} is in Prohibited compute mode: no CUDA context can be created on it",
-                fix=f"sudo nvidia-smi -i {index} -c DEFAULT",
-            )
-        )
-    if not checks:
-        checks.append(Check(f"{tag}.health", Status.OK, f"GPU {index}: no ECC, memory, clock or mode problem reported"))
-    return checks

@@ -74,11 +74,8 @@ SHARED_SECTIONS = ("driver", "numpy", "cupy", "visible")
 def health(work: Work) -> None:
     from devcheck.commands.env import collect
 
-    env = collect()
-    work.check(
-        *[c for c in env.checks if c.id != "machine.replay" or not work.report.check(c.id)],
-        *health_checks.health_checks(env, work.settings.thresholds, work.settings.strict),
-    )
+    env = collect(gate=health_checks.gate(work.settings.thresholds, work.settings.strict))
+    work.check(*[c for c in env.checks if c.id != "machine.replay" or not work.report.check(c.id)])
     # what a fleet's reports must agree on (devcheck compare's drift): driver, GPUs, NumPy/BLAS, CuPy/CUDA
     work.report.sections += [s for s in env.sections if s.group in ("gpus", "mig") or s.key in SHARED_SECTIONS]
     work.report.data["env_verdict"] = env.verdict
