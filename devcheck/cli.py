@@ -84,7 +84,7 @@ def run_command(build: Callable[[Callable[..., None]], "Report"], outputs: "Outp
 def _version(value: bool) -> None:
     """devcheck's version and the versions that matter beside it, read without importing them."""
     if value:
-        from devcheck.machine.packages import cupy_dists, installed
+        from devcheck.machine.probes.packages import cupy_dists, installed
 
         dists = installed()
         cupy = ", ".join(f"{name} {v}" for name, v in cupy_dists(dists).items()) or "no CuPy"
@@ -126,7 +126,8 @@ def env(
 
         if record is None:
             return collect(require_gpu=require_gpu)
-        from devcheck.machine import packages, seam
+        from devcheck.machine.probes import packages
+        from devcheck.machine.replay import seam
 
         with seam.record(record, packages.installed()):
             return collect(require_gpu=require_gpu)
@@ -174,7 +175,7 @@ def bench(
     def build(step: Callable[..., None]) -> "Report":
         from devcheck import options
         from devcheck.commands import bench as command
-        from devcheck.machine.devices import select
+        from devcheck.machine.model.devices import select
 
         settings = command.Settings(
             shape=options.matmul_shape(size, shape),
@@ -205,7 +206,7 @@ def grad(
     def build(step: Callable[..., None]) -> "Report":
         from devcheck import options
         from devcheck.commands import grad as command
-        from devcheck.machine.devices import select
+        from devcheck.machine.model.devices import select
 
         chosen = options.choices("--ops", ops, command.op_names(), command.op_names())
         selection = select(options.device(device))
@@ -238,7 +239,7 @@ def train(
     def build(step: Callable[..., None]) -> "Report":
         from devcheck import options
         from devcheck.commands import train as command
-        from devcheck.machine.devices import select
+        from devcheck.machine.model.devices import select
 
         config = command.Config(
             epochs=options.positive_int("epochs", epochs),
@@ -291,7 +292,7 @@ def check(
         from devcheck import options
         from devcheck.commands import check as command
         from devcheck.commands.check import thresholds as floors
-        from devcheck.machine.devices import select
+        from devcheck.machine.model.devices import select
 
         settings = command.Settings(
             budget=f"{options.duration('--budget', budget):g}s" if budget not in command.BUDGETS else budget,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devcheck.machine.recording import Recording  # noqa: E402
+from devcheck.machine.replay.recording import Recording  # noqa: E402
 
 
 def convert(source: dict) -> Recording:

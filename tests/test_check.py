@@ -12,9 +12,9 @@ from devcheck.commands.check.health import gate
 from devcheck.commands.check.thresholds import Thresholds
 from devcheck.commands.check.verdicts import gpu_busy, speed_check
 from devcheck.commands.env import collect
-from devcheck.machine import seam
-from devcheck.machine.facts import gpu_sharers
-from devcheck.machine.recording import Recording
+from devcheck.machine.model.facts import gpu_sharers
+from devcheck.machine.replay import seam
+from devcheck.machine.replay.recording import Recording
 from devcheck.report import Status
 from tests.recordings import FOLDER, GPU0, _replace, h100, nvml_error
 
@@ -390,7 +390,7 @@ def test_check_sizes_come_from_the_model_and_budget_not_the_speed_measured():
     from types import SimpleNamespace
 
     from devcheck.commands.check import BUDGETS, sizes, steps
-    from devcheck.machine.facts import cpu_facts, facts_for
+    from devcheck.machine.model.facts import cpu_facts, facts_for
     from tests.test_peaks import SPECS, stand_in
 
     with seam.replay(h100()):
@@ -426,8 +426,8 @@ def test_a_device_10x_slower_than_its_peak_is_judged_slow_inside_the_budget():
 
     from devcheck.commands.check import steps
     from devcheck.engine import get_device
-    from devcheck.machine.facts import cpu_facts, unknown_facts
-    from devcheck.machine.peaks import Peak
+    from devcheck.machine.model.facts import cpu_facts, unknown_facts
+    from devcheck.machine.model.peaks import Peak
 
     cpu_peak = cpu_facts().flops_peak("float32").value
     if cpu_peak is None:

@@ -9,7 +9,7 @@ import typer
 from typer.testing import CliRunner
 
 from devcheck.cli import app, run_command
-from devcheck.machine import seam
+from devcheck.machine.replay import seam
 from devcheck.outputs import Outputs
 from devcheck.render import Format
 from tests.recordings import GPU0, h100, load

@@ -8,11 +8,11 @@ import pynvml
 import pytest
 
 from devcheck.commands.env import collect, cpu, nvml
-from devcheck.machine import seam
-from devcheck.machine.blas import probe as blas_probe
-from devcheck.machine.cupy_probe import install_line, wheel_cuda_major
-from devcheck.machine.packages import installed
-from devcheck.machine.recording import Handle
+from devcheck.machine.probes.blas import probe as blas_probe
+from devcheck.machine.probes.cupy_probe import install_line, wheel_cuda_major
+from devcheck.machine.probes.packages import installed
+from devcheck.machine.replay import seam
+from devcheck.machine.replay.recording import Handle
 from devcheck.report import Status
 from tests.recordings import GPU0, GPU1, h100, load, nvml_error, two_gpus, variant
 
@@ -613,7 +613,7 @@ def test_without_metadata_or_module_cupy_is_not_installed():
 
 @pytest.mark.parametrize("value", ["", "0", "1"])
 def test_a_variable_set_is_never_reported_unset(value):
-    from devcheck.machine.envvars import RELEVANT
+    from devcheck.machine.probes.envvars import RELEVANT
 
     environ = {name: value for name in RELEVANT}
     doc = run(environ=environ).to_dict()["data"]

@@ -9,7 +9,7 @@ Errors that carry their own text (CuPy's CUDARuntimeError, NVRTC load failures) 
 import pynvml
 
 from devcheck.commands.env import collect
-from devcheck.machine import seam
+from devcheck.machine.replay import seam
 from devcheck.report import Status
 from tests.recordings import GPU0, h100, load, nvml_error, variant
 

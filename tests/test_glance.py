@@ -18,8 +18,8 @@ from devcheck.cli import app
 from devcheck.commands.check.health import gate
 from devcheck.commands.check.thresholds import Thresholds
 from devcheck.commands.env import collect
-from devcheck.machine import seam
-from devcheck.machine.recording import Handle, Recording
+from devcheck.machine.replay import seam
+from devcheck.machine.replay.recording import Handle, Recording
 from devcheck.render.glance import glance_table, gpu_of, gpu_rows, shown_sections
 from devcheck.render.text import to_markdown
 from tests.recordings import h100, load, n_gpus, nvml_error, two_gpus, variant

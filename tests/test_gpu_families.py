@@ -13,9 +13,9 @@ import pynvml
 import pytest
 
 from devcheck.commands.env import collect
-from devcheck.machine import seam
-from devcheck.machine.nvml import Reader
-from devcheck.machine.recording import Handle, Recording
+from devcheck.machine.probes.nvml import Reader
+from devcheck.machine.replay import seam
+from devcheck.machine.replay.recording import Handle, Recording
 from devcheck.report import Status
 
 FOLDER = Path(__file__).parent / "fixtures" / "recordings" / "public"

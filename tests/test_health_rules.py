@@ -15,9 +15,9 @@ from devcheck.commands.check.thresholds import CPU_FLOORS, GPU_FLOORS, LIMITS, T
 from devcheck.commands.check.verdicts import gpu_busy, speed_check
 from devcheck.commands.env import collect
 from devcheck.errors import BadInput
-from devcheck.machine import seam
-from devcheck.machine.nvml import is_geforce
-from devcheck.machine.recording import Handle
+from devcheck.machine.probes.nvml import is_geforce
+from devcheck.machine.replay import seam
+from devcheck.machine.replay.recording import Handle
 from devcheck.report import Check, Status
 from tests.recordings import GPU0, _replace, h100, nvml_error, two_gpus, variant
 

@@ -40,13 +40,19 @@ def test_layers_point_down(path):
     name, used = where(path), imports(path)
     heavy = {m for m in used if m.split(".")[0] in ("cupy", "cupyx", "pynvml")}
     if heavy:  # the hardware seam, and the engine's backend (the engine is usable on its own)
-        assert name.startswith("devcheck/machine/") or name == "devcheck/engine/backend.py", heavy
+        assert name.startswith("devcheck/machine/replay/") or name == "devcheck/engine/backend.py", heavy
     if name.startswith("devcheck/engine/"):
         assert all(m.startswith("devcheck.engine") for m in used if m.startswith("devcheck")), used
     if not name.startswith("devcheck/render/") and name != "devcheck/cli.py":
         assert not {m for m in used if m.split(".")[0] in ("rich", "typer")}, "only the renderer and the CLI"
     if name.startswith("devcheck/machine/"):
         assert not {m for m in used if m.startswith(("devcheck.commands", "devcheck.render", "devcheck.cli"))}
+    # machine/ is three packages, each importing only those below it: model -> probes -> replay
+    below = {"model": ("probes", "replay"), "probes": ("replay",), "replay": ()}
+    for part, allowed in below.items():
+        if name.startswith(f"devcheck/machine/{part}/"):
+            others = {m.split(".")[2] for m in used if m.startswith("devcheck.machine.")} - {part}
+            assert others <= set(allowed), f"{name} imports machine.{others - set(allowed)}"
 
 
 def test_no_file_cites_a_document_outside_the_repository():

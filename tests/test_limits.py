@@ -144,7 +144,7 @@ def test_max_time_bounds_the_whole_run_to_one_call_over(args, recording):
     minutes. Now the run ends within --max-time plus its longest call, plus 3 s to start, make inputs and
     report on a loaded 2-core runner; a matmul whose one call cannot fit even at twice the device's
     peak is named and not started."""
-    from devcheck.machine import seam
+    from devcheck.machine.replay import seam
     from tests.recordings import h100
 
     began = time.perf_counter()

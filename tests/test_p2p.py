@@ -20,9 +20,10 @@ from devcheck.commands.bench import interconnect
 from devcheck.commands.check import steps
 from devcheck.commands.check.thresholds import GPU_FLOORS
 from devcheck.commands.check.verdicts import p2p_check
-from devcheck.machine import peaks, seam
-from devcheck.machine.devices import select
-from devcheck.machine.recording import Handle
+from devcheck.machine.model import peaks
+from devcheck.machine.model.devices import select
+from devcheck.machine.replay import seam
+from devcheck.machine.replay.recording import Handle
 from devcheck.options import matmul_shape
 from devcheck.report import Report, Status
 from tests.recordings import h100, n_gpus, nvml_error, variant

@@ -6,7 +6,7 @@ peak 0.1 x its per-SM-per-clock figure in GFLOP/s."""
 
 import pytest
 
-from devcheck.machine import peaks
+from devcheck.machine.model import peaks
 
 SMS, MHZ = 100, 1000.0
 

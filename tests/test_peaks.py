@@ -13,7 +13,8 @@ from pathlib import Path
 import pynvml
 import pytest
 
-from devcheck.machine import facts, peaks, seam
+from devcheck.machine.model import facts, peaks
+from devcheck.machine.replay import seam
 from tests.recordings import GPU0, h100
 
 SPECS = json.loads((Path(__file__).parent / "fixtures" / "gpu_specs.json").read_text())

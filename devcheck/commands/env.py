@@ -10,8 +10,20 @@ import os
 from collections.abc import Callable, Mapping
 
 from devcheck.commands import gpu_health
-from devcheck.machine import blas, cpu, cupy_probe, envvars, mig, nvml, packages, python, toolkit, topology, visible
-from devcheck.machine.devices import gpu_required_check
+from devcheck.machine.model.devices import gpu_required_check
+from devcheck.machine.probes import (
+    blas,
+    cpu,
+    cupy_probe,
+    envvars,
+    mig,
+    nvml,
+    packages,
+    python,
+    toolkit,
+    topology,
+    visible,
+)
 from devcheck.report import Check, Field, Findings, Report, Status
 
 
@@ -27,7 +39,7 @@ def collect(
     *, require_gpu: bool = False, environ: Mapping[str, str] | None = None, gate: gpu_health.Gate | None = None
 ) -> Report:
     """The whole report; `gate`: the GPUs judged for a node gate (`devcheck check`)."""
-    from devcheck.machine import seam
+    from devcheck.machine.replay import seam
 
     environ = os.environ if environ is None else environ
     dists = seam.packages(packages.installed())

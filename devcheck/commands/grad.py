@@ -14,8 +14,8 @@ import numpy
 
 from devcheck.commands.grad_cases import INPUT_SHAPE, USES_MATMUL, cases, input_for
 from devcheck.interrupt import Interruption
-from devcheck.machine.devices import Selection, selection_checks
-from devcheck.machine.numerics import UNIT_ROUNDOFF, tf32_on
+from devcheck.machine.model.devices import Selection, selection_checks
+from devcheck.numerics import UNIT_ROUNDOFF, tf32_on
 from devcheck.report import FAILING, Check, Progress, Report, Section, Status, no_progress
 
 EPS32 = 2 * UNIT_ROUNDOFF["float32"]  # machine epsilon: twice the unit roundoff

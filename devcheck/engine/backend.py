@@ -93,6 +93,13 @@ def register(device: Device) -> None:
     _devices[device.name] = device
 
 
+def forget_gpus() -> None:
+    """Drop the CUDA devices made so far: the next use makes them again from the CuPy then importable
+    (the hardware seam calls it when a replay starts or ends)."""
+    for name in [n for n in _devices if n.startswith("cuda")]:
+        del _devices[name]
+
+
 def get_device(spec: str | Device) -> Device:
     """'cpu', 'cuda' (the current GPU), 'cuda:N', or a registered name; anything else is a clear error."""
     if isinstance(spec, Device):

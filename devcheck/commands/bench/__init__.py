@@ -21,8 +21,8 @@ from devcheck.commands.bench.cases import Budget
 from devcheck.commands.bench.timing import TimeUp
 from devcheck.errors import BadInput
 from devcheck.interrupt import Interruption
-from devcheck.machine.devices import Selection, selection_checks
-from devcheck.machine.facts import DeviceFacts, facts_for
+from devcheck.machine.model.devices import Selection, selection_checks
+from devcheck.machine.model.facts import DeviceFacts, facts_for
 from devcheck.options import MatmulShape
 from devcheck.report import Check, Progress, Report, Status, no_progress
 
@@ -153,7 +153,7 @@ def _stream_bytes(cache_bytes: int) -> int:
 
 
 def _does_not_fit(need: int, device: Any, facts: DeviceFacts) -> str:
-    from devcheck.machine.cpu import memory_bytes
+    from devcheck.machine.probes.cpu import memory_bytes
 
     host_free = memory_bytes()[1]
     if host_free is not None and need > 0.8 * host_free:

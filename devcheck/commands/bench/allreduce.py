@@ -13,7 +13,7 @@ from typing import Any
 from devcheck.commands.bench.cases import Budget, rate_record
 from devcheck.commands.bench.interconnect import Gpus, StreamsClock, link_peak
 from devcheck.commands.bench.timing import measure
-from devcheck.machine import peaks
+from devcheck.machine.model import peaks
 
 SMALLEST, LARGEST = 8, 2**30  # nccl-tests' -b 8 -e 1G -f 2
 # The oldest nvidia-nccl-cuXX wheel CuPy 14.2 loads, per CUDA major (cupyx/tools/install_library.py).
@@ -22,7 +22,7 @@ NCCL_MIN_PYPI = {12: "2.18.1", 13: "2.27.7"}
 
 def missing(cupy: Any) -> str:
     """Why an all-reduce cannot run here, with the line that installs NCCL; "" when NCCL loads."""
-    from devcheck.machine import seam
+    from devcheck.machine.replay import seam
 
     nccl, warned = seam.nccl()
     if nccl.available:
@@ -48,7 +48,7 @@ def sizes(free_bytes: int | None) -> list[int]:
 
 
 def allreduce(gpus: Gpus, budget: Budget) -> list[dict]:
-    from devcheck.machine import seam
+    from devcheck.machine.replay import seam
 
     nccl, _ = seam.nccl()
     cupy = gpus.members[0][0].native

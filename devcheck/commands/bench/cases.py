@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy
 
+from devcheck import numerics
 from devcheck.commands.bench import mlp_step
 from devcheck.commands.bench.timing import CudaEventClock, HostClock, TimeUp, measure
 from devcheck.engine.backend import Device
-from devcheck.machine import numerics, peaks
-from devcheck.machine.facts import DeviceFacts
-from devcheck.machine.numerics import UNIT_ROUNDOFF
+from devcheck.machine.model import peaks
+from devcheck.machine.model.facts import DeviceFacts
+from devcheck.numerics import UNIT_ROUNDOFF
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy
 
 from devcheck.commands.bench.cases import Budget, rate_record
 from devcheck.commands.bench.timing import measure
-from devcheck.machine import peaks
+from devcheck.machine.model import peaks
 
 LATENCY_BYTES = 16  # one int4, p2pBandwidthLatencyTest's latency copy
 MIN_BYTES, MAX_BYTES = 2**20, 64 * 2**20
@@ -102,7 +102,7 @@ def enable_peer_access(cupy: Any, device: int, peer: int) -> None:
 def link_peak(device: Any, facts: Any) -> peaks.Peak:
     """The GPU's own link to the others. NVML's link facts come from facts.link_facts, the one NVML reader
     here; a GPU NVML cannot read gets no peak, and says so."""
-    from devcheck.machine.facts import link_facts
+    from devcheck.machine.model.facts import link_facts
 
     try:
         found = link_facts(device.index)

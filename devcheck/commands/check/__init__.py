@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from devcheck import options
 from devcheck.commands.check import steps
 from devcheck.commands.check.thresholds import Thresholds
-from devcheck.machine.devices import Selection, selection_checks
+from devcheck.machine.model.devices import Selection, selection_checks
 from devcheck.report import Check, Progress, Report, Section, Status, no_progress
 
 BUDGETS = {"10s": 10.0, "60s": 60.0, "5m": 300.0, "15m": 900.0}  # the usual budgets, offered as fixes

@@ -14,8 +14,8 @@ from devcheck.commands.check import sizes
 from devcheck.commands.check.stress import stress as stress_window
 from devcheck.engine.backend import cuda_index
 from devcheck.interrupt import Interruption
-from devcheck.machine.links import counters_now
-from devcheck.machine.topology import growth_checks
+from devcheck.machine.probes.links import counters_now
+from devcheck.machine.probes.topology import growth_checks
 from devcheck.report import Check, Report, Status
 
 CORRECTNESS_N = 256
@@ -53,7 +53,7 @@ class Work:
 
     @property
     def replaying(self) -> bool:
-        from devcheck.machine import seam
+        from devcheck.machine.replay import seam
 
         return seam.replaying() is not None
 
@@ -86,7 +86,7 @@ def health(work: Work) -> None:
 
 def correctness(work: Work) -> None:
     from devcheck.commands import grad
-    from devcheck.machine.facts import facts_for
+    from devcheck.machine.model.facts import facts_for
 
     shape, budget = (CORRECTNESS_N,) * 3, cases.Budget(3, 0.5)
     for device in _in_time(work, "correctness", lambda device: CORRECTNESS_EACH):
@@ -154,7 +154,7 @@ def p2p(work: Work) -> None:
     from devcheck.commands.bench.interconnect import group, matrix
     from devcheck.commands.bench.interconnect_report import checks
     from devcheck.commands.check.verdicts import p2p_check
-    from devcheck.machine.facts import facts_for
+    from devcheck.machine.model.facts import facts_for
 
     gpus = work.selection.gpus
     if len(gpus) < 2:
@@ -188,7 +188,7 @@ def speed_size(work: Work, device: str, dtype: str) -> int:
 def _sized_as(work: Work, device: str) -> Any:
     """The facts a device's sizes and time estimates go by: its own; under replay a GPU's arithmetic is
     NumPy's on this CPU, so it goes by the CPU's (a recorded H100's sizes would take NumPy minutes)."""
-    from devcheck.machine.facts import cpu_facts, unknown_facts
+    from devcheck.machine.model.facts import cpu_facts, unknown_facts
 
     if work.replaying and device != "cpu":
         return work.facts.get("cpu") or cpu_facts()
@@ -199,7 +199,7 @@ def _gpu_shared(name: str) -> str:
     """Read just after the GPU's matmul, while any other job on it is still there; a GPU NVML cannot
     read now is judged as it is (the health and stress steps say what is wrong with it)."""
     from devcheck.commands.check.verdicts import gpu_busy
-    from devcheck.machine.facts import gpu_sharers
+    from devcheck.machine.model.facts import gpu_sharers
 
     try:
         return gpu_busy(gpu_sharers(cuda_index(name)))
@@ -315,7 +315,7 @@ def _reader(name: str) -> Any:
     """NVML's view of a GPU, read while it works (none for the CPU)."""
     if not name.startswith("cuda:"):
         return None
-    from devcheck.machine.facts import under_load
+    from devcheck.machine.model.facts import under_load
 
     def read() -> dict:
         try:

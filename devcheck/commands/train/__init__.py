@@ -21,7 +21,7 @@ from devcheck.commands.train.config import Config
 from devcheck.commands.train.loop import Run, spirals, train_on
 from devcheck.files import open_text
 from devcheck.interrupt import Interruption
-from devcheck.machine.devices import Selection, selection_checks
+from devcheck.machine.model.devices import Selection, selection_checks
 from devcheck.report import Chart, Check, Progress, Report, Section, Status, no_progress
 
 

@@ -2,7 +2,7 @@
 installed packages (read without importing) -> import -> is_available -> runtime vs driver ->
 a kernel compiled by NVRTC -> a cuBLAS matmul, on every visible GPU.
 
-CuPy comes from the hardware seam (`devcheck.machine.seam`), so a recording can answer instead.
+CuPy comes from the hardware seam (`devcheck.machine.replay.seam`), so a recording can answer instead.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from devcheck.machine import numerics, seam
-from devcheck.machine.nvml import Driver, cuda_version_text, normalize_bus_id
-from devcheck.machine.packages import cupy_dists
+from devcheck import numerics
+from devcheck.machine.probes.nvml import Driver, cuda_version_text, normalize_bus_id
+from devcheck.machine.probes.packages import cupy_dists
+from devcheck.machine.replay import seam
 from devcheck.report import Check, Field, Findings, Section, Status, na
 
 # An elementwise kernel is compiled by NVRTC at its first call, like any custom CuPy kernel.

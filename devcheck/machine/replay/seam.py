@@ -3,7 +3,7 @@
 Live, it imports the real modules. Recording (`devcheck env --record FILE`) wraps them and writes
 down every question asked and its answer. Replaying (`DEVCHECK_REPLAY=FILE`, or `replay()` in tests)
 answers from a recording instead: NVML from the recorded calls, CuPy from the stand-in
-(`machine/standin/`, recorded facts and NumPy arithmetic), which is also put where `import cupy`
+(`machine/replay/standin/`, recorded facts and NumPy arithmetic), which is also put where `import cupy`
 finds it, so the engine's CUDA device runs over it unchanged. Nothing else in devcheck imports
 `pynvml`; the engine's backend imports `cupy` itself, which is why replay installs the stand-in there.
 """
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from devcheck.errors import BadInput
 
 if TYPE_CHECKING:
-    from devcheck.machine.recording import Recording
+    from devcheck.machine.replay.recording import Recording
 
 NVML_LIBRARY = "libnvidia-ml.so.1"  # what pynvml's nvmlInit loads everywhere but Windows
 REPLAY_VARIABLE = "DEVCHECK_REPLAY"
@@ -95,7 +95,7 @@ def configure() -> None:
     _seam.configured = True
     path = os.environ.get(REPLAY_VARIABLE)
     if path:
-        from devcheck.machine.recording import Recording, RecordingError
+        from devcheck.machine.replay.recording import Recording, RecordingError
 
         try:
             _start_replay(Recording.load(path))
@@ -154,7 +154,7 @@ def nvml() -> ModuleType:
     configure()
     if _seam.nvml is None:
         if _seam.replaying is not None:
-            from devcheck.machine.nvml_replay import nvml_module
+            from devcheck.machine.replay.nvml_replay import nvml_module
 
             module = nvml_module(_seam.replaying)
         else:
@@ -162,7 +162,7 @@ def nvml() -> ModuleType:
                 warnings.simplefilter("ignore")
                 import pynvml as module
         if _seam.recording is not None:
-            from devcheck.machine.recorder import NvmlRecorder
+            from devcheck.machine.replay.recorder import NvmlRecorder
 
             module = NvmlRecorder(module, _seam.recording.nvml)
         _seam.nvml = _TimedNvml(module)
@@ -226,7 +226,7 @@ def cupy() -> Any:
             raise
         _seam.cupy = module
         if _seam.recording is not None:
-            from devcheck.machine.recorder import record_cupy
+            from devcheck.machine.replay.recorder import record_cupy
 
             _seam.cupy = record_cupy(module, _seam.recording)
     return _seam.cupy
@@ -247,7 +247,7 @@ def packages(installed: dict[str, str]) -> dict[str, str]:
     recording = replaying()
     if recording is None:
         return installed
-    from devcheck.machine.packages import cupy_dists
+    from devcheck.machine.replay.recording import cupy_dists
 
     own = set(cupy_dists(installed)) | {"nvidia-ml-py", "pynvml", "nvidia-ml-py3"}
     return {k: v for k, v in installed.items() if k not in own} | recording.packages
@@ -259,15 +259,9 @@ def _import_error(recording: Recording) -> str:
     return f"{failed[0].get('type', 'ImportError')}: {failed[0].get('str', '')}" if failed else ""
 
 
-def _forget_engine_gpus() -> None:
-    from devcheck.engine import backend
-
-    for name in [n for n in backend._devices if n.startswith("cuda")]:
-        del backend._devices[name]
-
-
 def _start_replay(recording: Recording) -> None:
-    from devcheck.machine import standin
+    from devcheck.engine import backend
+    from devcheck.machine.replay import standin
 
     _seam.replaying, _seam.nvml, _seam.cupy = recording, None, None
     if recording.cupy is None or _import_error(recording):
@@ -277,13 +271,14 @@ def _start_replay(recording: Recording) -> None:
         sys.modules["cupy"] = None  # `import cupy` raises ImportError, as on that machine
     else:
         standin.install(recording)
-    _forget_engine_gpus()
+    backend.forget_gpus()
 
 
 @contextlib.contextmanager
 def replay(recording: Recording) -> Iterator[Recording]:
     """Answer every NVML and CuPy question from `recording` inside the block (the tests' stand-ins)."""
-    from devcheck.machine import standin
+    from devcheck.engine import backend
+    from devcheck.machine.replay import standin
 
     saved = {n: m for n, m in sys.modules.items() if n.split(".")[0] in ("cupy", "cupyx")}
     previous = (_seam.configured, _seam.replaying, _seam.recording, _seam.nvml, _seam.cupy, _seam.source, _seam.hung)
@@ -296,7 +291,7 @@ def replay(recording: Recording) -> Iterator[Recording]:
         for name in [n for n in sys.modules if n.split(".")[0] in ("cupy", "cupyx")]:
             del sys.modules[name]
         sys.modules.update(saved)
-        _forget_engine_gpus()
+        backend.forget_gpus()
         _seam.configured, _seam.replaying, _seam.recording, _seam.nvml, _seam.cupy, _seam.source, _seam.hung = previous
 
 
@@ -304,8 +299,7 @@ def replay(recording: Recording) -> Iterator[Recording]:
 def record(path: Path, installed: dict[str, str]) -> Iterator[Recording]:
     """Write down every NVML and CuPy question asked inside the block, then save to `path` atomically.
     Under replay it records the replay: that rewrites an old recording in today's format."""
-    from devcheck.machine.packages import cupy_dists
-    from devcheck.machine.recording import Recording
+    from devcheck.machine.replay.recording import Recording, cupy_dists
 
     configure()
     recording = Recording(about=_about(installed))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,13 @@ FORMAT, VERSION = "devcheck recording", 1
 MASKED_UUID = "GPU-00000000-0000-4000-8000-{:012d}"
 MASKED_MIG_UUID = "MIG-00000000-0000-4000-8000-{:06d}{:06d}"  # GPU index, then MIG device index
 MASKED_SERIAL = "0000000000000"
+CUPY_DIST = re.compile(r"^(cupy|cupy-cuda\d+x?|cupy-rocm-[\d-]+|amd-cupy)$")
+
+
+def cupy_dists(dists: dict[str, str]) -> dict[str, str]:
+    """The CuPy distributions among installed ones (normalized names): a recording carries the recorded
+    machine's, and a replay shows them in place of this machine's."""
+    return {name: v for name, v in dists.items() if CUPY_DIST.match(name)}
 
 
 class RecordingError(ValueError):

@@ -36,7 +36,7 @@ class Selection:
 
 def gpu_names() -> tuple[list[str], list[str]]:
     """Every CUDA device CuPy can use, and why none can when none can."""
-    from devcheck.machine import seam
+    from devcheck.machine.replay import seam
 
     try:
         cupy = seam.cupy()
@@ -55,7 +55,7 @@ def gpu_names() -> tuple[list[str], list[str]]:
 def select(spec: str) -> Selection:
     """`spec` is already checked by devcheck.options.device; a GPU it names may still not exist."""
     from devcheck.engine import get_device
-    from devcheck.machine import seam
+    from devcheck.machine.replay import seam
 
     seam.configure()
     broken = _float32_matmuls_raise()
@@ -74,7 +74,7 @@ def select(spec: str) -> Selection:
 
 def _float32_matmuls_raise() -> str:
     """Why CuPy raises at every float32 matmul (a CUPY_TF32 it cannot read as an integer), or ""."""
-    from devcheck.machine import numerics
+    from devcheck import numerics
 
     tf32 = numerics.tf32()
     if not tf32.error:
@@ -95,7 +95,7 @@ def gpu_required_check(detail: str) -> Check:
 
 def selection_checks(sel: Selection, require_gpu: bool) -> list[Check]:
     """What the device selection itself says: GPUs skipped (or failed, with `all`), --require-gpu."""
-    from devcheck.machine import seam
+    from devcheck.machine.replay import seam
 
     checks = seam.replay_checks()
     if sel.unusable:

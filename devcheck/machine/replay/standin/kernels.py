@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy
 
-from devcheck.machine.standin.arrays import broadcast, ndarray, operand, wrap
-from devcheck.machine.standin.state import COUNTS, fault, faulty, scaled
+from devcheck.machine.replay.standin.arrays import broadcast, ndarray, operand, wrap
+from devcheck.machine.replay.standin.state import COUNTS, fault, faulty, scaled
 
 # CUDA's math functions by their C names; its float max and min are fmax and fmin, which return the
 # other operand where one is nan (numpy.maximum would return the nan).

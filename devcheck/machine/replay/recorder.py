@@ -7,7 +7,7 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
-from devcheck.machine.recording import MASKED_SERIAL, Handle, Recording, encode, masked_uuid
+from devcheck.machine.replay.recording import MASKED_SERIAL, Handle, Recording, encode, masked_uuid
 
 # What devcheck asks CuPy about the hardware (compute calls pass through unrecorded).
 CUPY_FACTS = (

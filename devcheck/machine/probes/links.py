@@ -16,7 +16,7 @@ from itertools import combinations
 from types import ModuleType
 from typing import Any
 
-from devcheck.machine.nvml import Gpu, Reader, normalize_bus_id
+from devcheck.machine.probes.nvml import Gpu, Reader, normalize_bus_id
 from devcheck.report import Status
 
 CPU_SET_WORDS = 16  # 64-bit words of CPU mask asked for: 1,024 CPUs (a constant, so recordings replay anywhere)
@@ -173,8 +173,8 @@ def read_interconnect(nvml: ModuleType, gpus: list[Gpu]) -> Interconnect:
 def counters_now() -> dict[tuple[int, int, str], int]:
     """read_counters on every GPU NVML lists ({} without a driver): `devcheck check` reads it before and
     after its stress window."""
-    from devcheck.machine import seam
-    from devcheck.machine.nvml import read_driver
+    from devcheck.machine.probes.nvml import read_driver
+    from devcheck.machine.replay import seam
 
     driver = read_driver()
     return read_counters(seam.nvml(), driver.gpus) if driver.loaded else {}

@@ -7,8 +7,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from devcheck import numerics
 from devcheck.engine.backend import cuda_index
-from devcheck.machine import cpu, numerics, peaks
+from devcheck.machine.model import peaks
+from devcheck.machine.probes import cpu
 from devcheck.report import Status
 
 
@@ -22,7 +24,7 @@ class DeviceFacts:
     pcie_peak: peaks.Peak
     cache_bytes: int  # the last-level cache (CPU) or L2 (GPU): bandwidth arrays must be well beyond it
     problem: str = ""  # why the facts could not be read, when they could not
-    mig: Any = None  # the MIG slice (devcheck.machine.mig.Slice) a GPU device is, when it is one
+    mig: Any = None  # the MIG slice (devcheck.machine.probes.mig.Slice) a GPU device is, when it is one
 
 
 def cpu_facts() -> DeviceFacts:
@@ -55,7 +57,7 @@ def cuda_facts(index: int) -> DeviceFacts:
     """CUDA's device properties (compute capability, SMs, rated clocks, bus, FP64 ratio) through CuPy,
     with NVML's brand and PCIe link (and its clocks where CUDA gives none) for the same bus id."""
 
-    from devcheck.machine import seam
+    from devcheck.machine.replay import seam
 
     cupy = seam.cupy()
     device = cupy.cuda.Device(index)
@@ -91,7 +93,8 @@ def cuda_facts(index: int) -> DeviceFacts:
 def _mig_slice(bus_id: str) -> Any:
     """The MIG slice a CUDA device is, when its GPU is in MIG mode: CUDA gives a slice its parent's bus id
     and computes on one slice per process, the one CUDA_VISIBLE_DEVICES picks."""
-    from devcheck.machine import mig, nvml, seam, visible
+    from devcheck.machine.probes import mig, nvml, visible
+    from devcheck.machine.replay import seam
 
     driver = nvml.read_driver()
     slices = mig.slices(seam.nvml(), driver.gpus) if driver.loaded else []
@@ -122,7 +125,8 @@ def _slice_bandwidth(peak: peaks.Peak, on_slice: Any) -> peaks.Peak:
 def _nvml_gpu(bus_id: str) -> tuple[Any, Any, Any] | None:
     """NVML's module, a reader and the GPU (handle, NVML index) on `bus_id` (CUDA's and NVML's numbering
     differ)."""
-    from devcheck.machine import nvml, seam
+    from devcheck.machine.probes import nvml
+    from devcheck.machine.replay import seam
 
     driver = nvml.read_driver()
     gpu = next((g for g in driver.gpus if g.bus_id == nvml.normalize_bus_id(bus_id)), None) if driver.loaded else None
@@ -134,7 +138,7 @@ def _nvml_gpu(bus_id: str) -> tuple[Any, Any, Any] | None:
 
 def _nvml_gpu_at(index: int) -> tuple[Any, Any, Any] | None:
     """_nvml_gpu for CUDA device `index`."""
-    from devcheck.machine import seam
+    from devcheck.machine.replay import seam
 
     return _nvml_gpu(seam.cupy().cuda.Device(index).pci_bus_id)
 
@@ -167,13 +171,13 @@ MAXIMA = {  # a GPU's maxima, which its peaks are built from
 
 
 def _geforce(module: Any, read: Any, gpu: Any) -> bool | None:
-    from devcheck.machine import nvml
+    from devcheck.machine.probes import nvml
 
     return read("nvmlDeviceGetBrand", gpu.handle, convert=lambda b: nvml.is_geforce(module, b)).value
 
 
 def _held_back(module: Any, read: Any, gpu: Any) -> list[str] | None:
-    from devcheck.machine import nvml
+    from devcheck.machine.probes import nvml
 
     return nvml.slowdowns(read, gpu.handle).value
 

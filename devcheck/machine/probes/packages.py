@@ -9,9 +9,11 @@ import re
 import sys
 from collections.abc import Iterable
 
+from devcheck.machine.replay.recording import cupy_dists
 from devcheck.report import Check, Findings, Status
 
-CUPY_DIST = re.compile(r"^(cupy|cupy-cuda\d+x?|cupy-rocm-[\d-]+|amd-cupy)$")
+__all__ = ["cupy_dists", "installed", "normalize", "probe"]
+
 
 
 def normalize(name: str) -> str:
@@ -32,10 +34,6 @@ def installed(paths: Iterable[str] | None = None) -> dict[str, str]:
                 name, _, version = stem.partition("-")
                 found.setdefault(normalize(name), version.partition("-")[0] or "?")
     return found
-
-
-def cupy_dists(dists: dict[str, str]) -> dict[str, str]:
-    return {name: v for name, v in dists.items() if CUPY_DIST.match(name)}
 
 
 def nvml_bindings_check(dists: dict[str, str]) -> Check:

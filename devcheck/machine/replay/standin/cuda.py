@@ -7,8 +7,8 @@ import time
 import types
 from typing import Any
 
-from devcheck.machine.standin import peer
-from devcheck.machine.standin.state import COUNTS, CUDARuntimeError, answer, state
+from devcheck.machine.replay.standin import peer
+from devcheck.machine.replay.standin.state import COUNTS, CUDARuntimeError, answer, state
 
 
 class Device:

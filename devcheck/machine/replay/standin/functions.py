@@ -8,8 +8,17 @@ from typing import Any
 
 import numpy
 
-from devcheck.machine.standin.arrays import _wrap_indices, broadcast, compute, matmul, ndarray, operand, unwrap, wrap
-from devcheck.machine.standin.state import COUNTS, state
+from devcheck.machine.replay.standin.arrays import (
+    _wrap_indices,
+    broadcast,
+    compute,
+    matmul,
+    ndarray,
+    operand,
+    unwrap,
+    wrap,
+)
+from devcheck.machine.replay.standin.state import COUNTS, state
 
 # The ufuncs with a scatter kernel (ufunc.at) and the dtypes each takes, as its TypeError lists them
 # (_routines_indexing.pyx _scatter_op_single: CUDA has atomics for these only).

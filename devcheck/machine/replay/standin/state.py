@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy
 
-from devcheck.machine.recording import Recording, answers, decode, key_of
+from devcheck.machine.replay.recording import Recording, answers, decode, key_of
 
 # launches: device computations (about one kernel each); to_host: device-to-host copies (each a
 # synchronisation); syncs: explicit synchronisations.

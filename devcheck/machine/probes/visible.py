@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from devcheck.machine.mig import Slice, selected_check
-from devcheck.machine.nvml import Gpu
+from devcheck.machine.probes.mig import Slice, selected_check
+from devcheck.machine.probes.nvml import Gpu
 from devcheck.report import Check, Field, Findings, Section, Status
 
 

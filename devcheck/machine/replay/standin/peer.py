@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy
 
-from devcheck.machine.standin.state import COUNTS, CUDARuntimeError, answer, fault, recorded, state
+from devcheck.machine.replay.standin.state import COUNTS, CUDARuntimeError, answer, fault, recorded, state
 
 # CUDA's status codes and messages, as CuPy's CUDARuntimeError prints them (str(CUDARuntimeError(code))).
 ERRORS = {

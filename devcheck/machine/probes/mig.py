@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from devcheck.machine.nvml import Gpu, GpuLost, Reader, _text
+from devcheck.machine.probes.nvml import Gpu, GpuLost, Reader, _text
 from devcheck.report import Check, Field, Findings, Section, Status
 
 MIB = 1024 * 1024

@@ -1,6 +1,6 @@
 """The NVIDIA driver and every GPU, read through NVML (nvidia-ml-py), never by parsing nvidia-smi.
 
-NVML comes from the hardware seam (`devcheck.machine.seam`), so a recording can answer instead of a
+NVML comes from the hardware seam (`devcheck.machine.replay.seam`), so a recording can answer instead of a
 driver. Every per-GPU read is wrapped: a field the card does not support is n/a, not an error, and a
 GPU that has fallen off the bus is reported as lost while the others are still read.
 """
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from devcheck.machine.nvml_init import LIBRARY_NOT_FOUND, init_failure
+from devcheck.machine.probes.nvml_init import LIBRARY_NOT_FOUND, init_failure
 from devcheck.report import Check, Field, Findings, Section, Status, na
 
 ARCHITECTURES = {
@@ -138,7 +138,7 @@ class Reader:
 
 def read_driver() -> Driver:
     """Initialise NVML and list the GPUs; tell apart no driver, driver not loaded, and mismatch."""
-    from devcheck.machine import seam
+    from devcheck.machine.replay import seam
 
     missing = seam.nvml_library_missing()
     if missing:

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy
 
-from devcheck.machine import numerics
-from devcheck.machine.standin.state import COUNTS, faulty, recorded, state
+from devcheck import numerics
+from devcheck.machine.replay.standin.state import COUNTS, faulty, recorded, state
 
 _IMPLICIT = (
     "Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a NumPy array explicitly."
@@ -62,7 +62,7 @@ def unwrap(value: Any, host_ok: bool = False) -> Any:
         raise TypeError(f"Unsupported type {type(value)}")
     if isinstance(value, tuple | list):
         return type(value)(unwrap(v, host_ok) for v in value)
-    if type(value).__name__ == "Device" and type(value).__module__.startswith("devcheck.machine.standin"):
+    if type(value).__name__ == "Device" and type(value).__module__.startswith("devcheck.machine.replay.standin"):
         return None
     return value
 
@@ -213,7 +213,7 @@ class ndarray:  # noqa: N801 (CuPy's name)
 
     @property
     def device(self) -> Any:
-        from devcheck.machine.standin.cuda import Device
+        from devcheck.machine.replay.standin.cuda import Device
 
         return Device(self._device)
 
@@ -288,8 +288,8 @@ class ndarray:  # noqa: N801 (CuPy's name)
 
     # dispatch from NumPy, as CuPy does (core.pyx __array_ufunc__ / __array_function__)
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        from devcheck.machine.standin import MODULES
-        from devcheck.machine.standin.functions import ufunc_
+        from devcheck.machine.replay.standin import MODULES
+        from devcheck.machine.replay.standin.functions import ufunc_
 
         own = getattr(MODULES["cupy"], ufunc.__name__, None)
         if not isinstance(own, ufunc_) or method not in ("__call__", "at", "reduce"):
@@ -299,7 +299,7 @@ class ndarray:  # noqa: N801 (CuPy's name)
         return getattr(own, method)(*inputs, **kwargs)
 
     def __array_function__(self, func: Any, kinds: Any, args: Any, kwargs: Any) -> Any:
-        from devcheck.machine.standin import MODULES
+        from devcheck.machine.replay.standin import MODULES
 
         if not all(issubclass(t, ndarray | numpy.ndarray) for t in kinds):
             return NotImplemented

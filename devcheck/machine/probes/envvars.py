@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from devcheck.machine import numerics
+from devcheck import numerics
 from devcheck.report import Check, Field, Findings, Section, Status
 
 EMPTY = "set, to the empty string"  # set all the same: CUDA_VISIBLE_DEVICES="" hides every GPU
@@ -69,7 +69,7 @@ _HARMFUL = {
 
 
 def probe(environ: Mapping[str, str], gpus_known: bool = False) -> Findings:
-    """`gpus_known`: NVML resolved CUDA_VISIBLE_DEVICES against the real GPUs (devcheck.machine.visible),
+    """`gpus_known`: NVML resolved CUDA_VISIBLE_DEVICES against the real GPUs (devcheck.machine.probes.visible),
     whose checks then judge it; read as text alone, a UUID that matches no GPU would look fine."""
     present = {name: environ[name] for name in RELEVANT if name in environ}
     fields = {name: Field(value, "os.environ", note="" if value else EMPTY) for name, value in present.items()}
@@ -100,7 +100,7 @@ def probe(environ: Mapping[str, str], gpus_known: bool = False) -> Findings:
 
 
 def tf32_check(environ: Mapping[str, str]) -> list[Check]:
-    """CUPY_TF32 as CuPy reads it (devcheck.machine.numerics): "00" is off, "true" breaks every matmul."""
+    """CUPY_TF32 as CuPy reads it (devcheck.numerics): "00" is off, "true" breaks every matmul."""
     state = numerics.tf32(environ)
     fix = "set CUPY_TF32=0 (float32) or CUPY_TF32=1 (TF32): CuPy reads it as an integer"
     if state.error:

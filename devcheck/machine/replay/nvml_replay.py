@@ -12,7 +12,7 @@ import time
 import types
 from typing import Any
 
-from devcheck.machine.recording import Recording, answers, decode, encode, key_of
+from devcheck.machine.replay.recording import Recording, answers, decode, encode, key_of
 
 
 class NotRecorded(Exception):

@@ -7,8 +7,8 @@ NVML says NS or GNS) is how those cards are built, not a fault: NCCL and CUDA st
 
 from __future__ import annotations
 
-from devcheck.machine.links import LEVELS, P2P_STATUS, SWITCH, Interconnect, Link, read_interconnect
-from devcheck.machine.nvml import Gpu, GpuLost
+from devcheck.machine.probes.links import LEVELS, P2P_STATUS, SWITCH, Interconnect, Link, read_interconnect
+from devcheck.machine.probes.nvml import Gpu, GpuLost
 from devcheck.report import Check, Findings, Section, Status
 
 ERROR_NAMES = {"replay": "replay", "recovery": "recovery", "crc_flit": "CRC flit", "crc_data": "CRC data"}

@@ -1,7 +1,7 @@
 """A CuPy stand-in: the hardware facts of a recording, NumPy arithmetic behind CuPy's rules.
 
 What a real GPU answers (device count, properties, attributes, compute capability, memory, errors)
-comes only from a recording (`devcheck.machine.recording`); nothing here invents a hardware value.
+comes only from a recording (`devcheck.machine.replay.recording`); nothing here invents a hardware value.
 Where CuPy behaves differently from NumPy, the stand-in behaves like CuPy, because that is where
 code written against NumPy breaks on a GPU:
 - arrays are not numpy.ndarray subclasses and have no `__array_namespace__`;
@@ -30,12 +30,12 @@ import types
 
 import numpy
 
-from devcheck.machine.recording import Recording
-from devcheck.machine.standin import arrays, cuda, functions, names, peer
-from devcheck.machine.standin.arrays import ndarray
-from devcheck.machine.standin.functions import asnumpy, ufunc_
-from devcheck.machine.standin.kernels import ElementwiseKernel, RawKernel
-from devcheck.machine.standin.state import COUNTS, answer, use
+from devcheck.machine.replay.recording import Recording
+from devcheck.machine.replay.standin import arrays, cuda, functions, names, peer
+from devcheck.machine.replay.standin.arrays import ndarray
+from devcheck.machine.replay.standin.functions import asnumpy, ufunc_
+from devcheck.machine.replay.standin.kernels import ElementwiseKernel, RawKernel
+from devcheck.machine.replay.standin.state import COUNTS, answer, use
 
 __all__ = ["COUNTS", "MODULES", "activate", "install", "uninstall"]
 
@@ -81,7 +81,7 @@ def _numpy_names(cupy: types.ModuleType) -> None:
 
 
 def _build() -> dict[str, types.ModuleType]:
-    cupy = types.ModuleType("cupy", "CuPy stand-in (devcheck.machine.standin): NumPy arithmetic, recorded facts")
+    cupy = types.ModuleType("cupy", "CuPy stand-in (devcheck.machine.replay.standin): NumPy arithmetic, recorded facts")
     _numpy_names(cupy)
     arrays.install_methods(names.NDARRAY_METHODS)
     cupy.take = ndarray.take = functions.take
