@@ -95,7 +95,7 @@ def _slices(report: Report, module, gpus: list[nvml.Gpu]) -> list[mig.Slice]:
     return found
 
 
-def _slice_index(s: mig.Slice, selection: visible.Selection, parent: Field) -> Field:
+def _slice_index(s: mig.Slice, selection: visible.CudaOrder, parent: Field) -> Field:
     """The slice's CUDA index: its parent's, when CUDA computes on this slice."""
     if s == selection.mig and parent.value is not None:
         return Field(parent.value, parent.source, parent.status)

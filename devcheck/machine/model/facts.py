@@ -71,7 +71,7 @@ def cuda_facts(index: int) -> DeviceFacts:
     nv = _nvml_values(_nvml_gpu(device.pci_bus_id), {**MAXIMA, "geforce": _geforce})
     sm_mhz, mem_mhz = sm_mhz or nv.get("sm_max_mhz"), mem_mhz or nv.get("mem_max_mhz")
     geforce = nv.get("geforce", "GeForce" in name)  # NVML's brand; without NVML, CUDA's name says it too
-    gpu = peaks.Gpu(cc, props["multiProcessorCount"], sm_mhz, geforce)
+    gpu = peaks.GpuModel(cc, props["multiProcessorCount"], sm_mhz, geforce)
     gpu = replace(gpu, fp64_ratio=props.get("singleToDoublePrecisionPerfRatio") or None)
     tf32 = numerics.tf32().on
     with device:

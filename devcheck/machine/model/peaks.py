@@ -102,7 +102,7 @@ BF16_FROM = (8, 0)  # BF16 and TF32 tensor cores from Ampere on, at the FP16 (FP
 
 
 @dataclass(frozen=True)
-class Gpu:
+class GpuModel:
     """What a GPU reports about itself (CUDA's properties, NVML's max clock and brand): all a peak needs."""
 
     cc: tuple[int, int]
@@ -119,7 +119,7 @@ class Gpu:
         return self.sms * per_sm * self.sm_mhz * 1e-3
 
 
-def _tensor_fp16_per_sm(gpu: Gpu) -> int | None:
+def _tensor_fp16_per_sm(gpu: GpuModel) -> int | None:
     per_sm = TENSOR_FP16_PER_SM.get(gpu.cc)
     if per_sm is not None and gpu.cc in _GEFORCE_HALF_RATE and gpu.geforce:
         per_sm //= 2  # GeForce runs FP16 with FP32 accumulate (what CuPy's matmul uses) at half rate
@@ -133,7 +133,7 @@ def _tensor_fp16_per_sm(gpu: Gpu) -> int | None:
 TENSOR_CLOCK_FRACTION = {(9, 0): (1830, 1980), (10, 0): (1860, 1980)}
 
 
-def _tensor_peak(dtype: str, gpu: Gpu) -> Peak:
+def _tensor_peak(dtype: str, gpu: GpuModel) -> Peak:
     per_sm = _tensor_fp16_per_sm(gpu)
     cc = f"{gpu.cc[0]}.{gpu.cc[1]}"
     if per_sm is None or (dtype != "float16" and gpu.cc < BF16_FROM):
@@ -147,7 +147,7 @@ def _tensor_peak(dtype: str, gpu: Gpu) -> Peak:
     return Peak(gpu.rate(per_sm) * tensor / boost, "GFLOP/s", basis)
 
 
-def gpu_flops_peak(dtype: str, gpu: Gpu, tf32: bool = False) -> Peak:
+def gpu_flops_peak(dtype: str, gpu: GpuModel, tf32: bool = False) -> Peak:
     """The dense peak of a matmul in `dtype` (float32 with TF32 on when CUPY_TF32 is set), from the
     card's own numbers and its architecture's rates; an unknown architecture gets no peak, and says so."""
     cc = f"{gpu.cc[0]}.{gpu.cc[1]}"

@@ -15,7 +15,6 @@ from devcheck.report import Check, Findings, Status
 __all__ = ["cupy_dists", "installed", "normalize", "probe"]
 
 
-
 def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 

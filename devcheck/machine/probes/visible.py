@@ -17,20 +17,23 @@ from devcheck.report import Check, Field, Findings, Section, Status
 
 
 @dataclass
-class Selection:
+class CudaOrder:
+    """Which GPUs CUDA sees, in CUDA's order, as CUDA_VISIBLE_DEVICES selects them (the devices a command
+    computes on are model/devices.py's Selection)."""
+
     nvml_indices: list[int] = field(default_factory=list)  # position = CUDA index
     checks: list[Check] = field(default_factory=list)
     certain: bool = True  # False when CUDA's fastest-first order may differ from NVML's
     mig: Slice | None = None  # the MIG slice CUDA computes on (then cuda:0, on GPU nvml_indices[0])
 
 
-def resolve(environ: Mapping[str, str], gpus: list[Gpu], slices: list[Slice] | None = None) -> Selection:
+def resolve(environ: Mapping[str, str], gpus: list[Gpu], slices: list[Slice] | None = None) -> CudaOrder:
     raw, order = environ.get("CUDA_VISIBLE_DEVICES"), environ.get("CUDA_DEVICE_ORDER", "FASTEST_FIRST")
     on_slice = _mig_selection(raw, gpus, slices or [])
     if on_slice is not None:
         return on_slice
     mixed = len({g.name for g in gpus}) > 1
-    sel = Selection(certain=order == "PCI_BUS_ID" or not mixed)
+    sel = CudaOrder(certain=order == "PCI_BUS_ID" or not mixed)
     if raw is None:
         sel.nvml_indices = [g.nvml_index for g in gpus]
     else:
@@ -93,7 +96,7 @@ def _lookup(token: str, gpus: list[Gpu]) -> int | None:
     return None
 
 
-def _mig_selection(raw: str | None, gpus: list[Gpu], slices: list[Slice]) -> Selection | None:
+def _mig_selection(raw: str | None, gpus: list[Gpu], slices: list[Slice]) -> CudaOrder | None:
     """CUDA's rule on a machine with MIG slices: it enumerates a single MIG device, the first the list
     names (by its MIG UUID, its R450/R460 spelling, or its parent GPU's index or UUID), or the first
     there is when the list is unset, and then no GPU without MIG (NVIDIA's MIG user guide, CUDA device
@@ -111,7 +114,7 @@ def _mig_selection(raw: str | None, gpus: list[Gpu], slices: list[Slice]) -> Sel
     if not named:
         return None
     chosen = named[0]
-    sel = Selection([chosen.parent_index], [selected_check(chosen)], mig=chosen)
+    sel = CudaOrder([chosen.parent_index], [selected_check(chosen)], mig=chosen)
     if tokens is not None and len([t for t in tokens if t]) > 1:
         sel.checks.append(
             Check(
@@ -127,7 +130,7 @@ def _mig_selection(raw: str | None, gpus: list[Gpu], slices: list[Slice]) -> Sel
 
 
 def findings(
-    environ: Mapping[str, str], gpus: list[Gpu], sel: Selection, cuda_bus_ids: dict[int, str] | None
+    environ: Mapping[str, str], gpus: list[Gpu], sel: CudaOrder, cuda_bus_ids: dict[int, str] | None
 ) -> Findings:
     """The selection as a section; CuPy's own answer (bus ids per CUDA index, or none) wins when it has one."""
     by_bus = {g.bus_id: g for g in gpus}
@@ -156,14 +159,14 @@ def _line(i: int, gpu: Gpu | None, on_slice: Slice | None) -> str:
     return f"cuda:{i} = GPU {gpu.nvml_index} ({gpu.uuid}, {gpu.bus_id})"
 
 
-def cuda_index_of(nvml_index: int, gpus: list[Gpu], sel: Selection, cuda_bus_ids: dict[int, str] | None) -> Field:
+def cuda_index_of(nvml_index: int, gpus: list[Gpu], sel: CudaOrder, cuda_bus_ids: dict[int, str] | None) -> Field:
     index = _cuda_index_of(nvml_index, gpus, sel, cuda_bus_ids)
     if sel.mig is not None and sel.mig.parent_index == nvml_index and index.value is not None:
         return Field(index.value, index.source, index.status, f"through its MIG slice {sel.mig.profile or '?'}")
     return index
 
 
-def _cuda_index_of(nvml_index: int, gpus: list[Gpu], sel: Selection, cuda_bus_ids: dict[int, str] | None) -> Field:
+def _cuda_index_of(nvml_index: int, gpus: list[Gpu], sel: CudaOrder, cuda_bus_ids: dict[int, str] | None) -> Field:
     if cuda_bus_ids is not None:
         bus = gpus[nvml_index].bus_id
         hits = [i for i, b in cuda_bus_ids.items() if b == bus]
