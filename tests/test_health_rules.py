@@ -533,6 +533,7 @@ def test_what_gpu_busy_says():
     assert five.endswith("pid 3 with 1 MiB and 1 more)")
 
 
+@pytest.mark.slow  # three whole check runs
 @pytest.mark.parametrize(
     ("why", "nvml", "fault"),
     [
