@@ -45,9 +45,10 @@ GROUPS: dict[str, tuple[list[str], list[str] | None, list[str]]] = {
     "files": (["devcheck/files.py"], None, ["tests/test_file_writers.py"]),
     "nvml": (
         ["devcheck/machine/probes/nvml.py"],
-        ["x_slowdowns*", "x__gpu_checks*", "x_is_geforce*"],  # the health rules, not the reading of NVML
+        ["x_slowdowns*", "x_is_geforce*"],  # what NVML's codes mean, not the reading of NVML
         ["tests/test_health_rules.py"],
     ),
+    "gpu_health": (["devcheck/commands/gpu_health.py"], None, ["tests/test_health_rules.py"]),
     "check": (
         [
             "devcheck/commands/check/thresholds.py",
@@ -101,10 +102,10 @@ NAMED = [
         "tests/test_agreement_rules.py",
     ),
     ("devcheck/machine/probes/nvml.py", '    0x8: "hardware slowdown",\n', "", "tests/test_health_rules.py"),
-    (
+    (  # write_atomic writing in place: the file truncated first, then written
         "devcheck/files.py",
-        "    if path.exists() and not path.is_file():",
-        "    if True:",
+        '    if target.kind == "stream":\n        with os.fdopen(target.open(os.O_WRONLY | os.O_NOCTTY), "w"',
+        '    if True:\n        with os.fdopen(target.open(os.O_WRONLY | os.O_NOCTTY | os.O_CREAT | os.O_TRUNC), "w"',
         "tests/test_file_writers.py",
     ),
 ]
