@@ -47,8 +47,8 @@ def judge(index: int, f: dict[str, Field], gate: Gate | None = None) -> list[Che
 
 
 def _value(f: dict[str, Field], name: str):
-    field = f.get(name)
-    return field.value if field is not None and field.status is Status.OK else None
+    """The field's value; None where NVML did not say (a field it could not read has no value)."""
+    return getattr(f.get(name), "value", None)
 
 
 def _ecc(tag: str, index: int, f: dict[str, Field]) -> list[Check]:
