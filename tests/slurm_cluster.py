@@ -4,7 +4,8 @@ this machine, as root, each stopped by the PID it wrote. Debian's slurm-wlm and 
 
 The Prolog and the HealthCheckProgram in slurm.conf are small wrappers that read a test's settings
 (`prolog.env`, `health.env`: shell variable lines) and then run the recipe in deploy/slurm unchanged,
-in the environment slurmd gives them (no PATH). No settings file: the wrapper does nothing, exit 0.
+in the environment slurmd gives them (no PATH), with SLURM_CONF naming this cluster's slurm.conf for
+scontrol (a real node's is /etc/slurm/slurm.conf). No settings file: the wrapper does nothing, exit 0.
 The health settings are used by one run only (renamed when it starts), since slurmd repeats it.
 """
 
@@ -52,7 +53,7 @@ PartitionName=debug Nodes={node} Default=YES MaxTime=INFINITE State=UP
 PROLOG = """\
 #!/bin/sh
 [ -f {dir}/prolog.env ] || exit 0
-set -a; . {dir}/prolog.env; set +a
+set -a; SLURM_CONF={dir}/slurm.conf; . {dir}/prolog.env; set +a
 exec /bin/sh {repo}/deploy/slurm/prolog.sh
 """
 
@@ -60,7 +61,7 @@ HEALTH = """\
 #!/bin/sh
 [ -f {dir}/health.env ] || exit 0
 /bin/mv {dir}/health.env {dir}/health.running
-set -a; . {dir}/health.running; set +a
+set -a; SLURM_CONF={dir}/slurm.conf; . {dir}/health.running; set +a
 start=$(/bin/date +%s.%N)
 /bin/sh {repo}/deploy/slurm/healthcheck.sh
 status=$?
@@ -120,7 +121,10 @@ class Cluster:
 
     def _munge_works(self) -> bool:
         munge = subprocess.run(["munge", "-n"], capture_output=True, timeout=10)
-        return munge.returncode == 0 and subprocess.run(["unmunge"], input=munge.stdout, capture_output=True).returncode == 0
+        return (
+            munge.returncode == 0
+            and subprocess.run(["unmunge"], input=munge.stdout, capture_output=True).returncode == 0
+        )
 
     def state(self) -> tuple[str, str]:
         """The node's state and reason, as `sinfo` prints them (`idle`, `drained`, `drng`...)."""
@@ -151,7 +155,9 @@ class Cluster:
         while not ready():
             if time.monotonic() > deadline:
                 log = "\n".join(
-                    (self.dir / f).read_text()[-2000:] for f in ("slurmctld.log", "slurmd.log") if (self.dir / f).exists()
+                    (self.dir / f).read_text()[-2000:]
+                    for f in ("slurmctld.log", "slurmd.log")
+                    if (self.dir / f).exists()
                 )
                 raise AssertionError(f"waited {seconds} s for {what}; node {self.state()}\n{log}")
             time.sleep(0.2)
