@@ -98,7 +98,7 @@ def test_each_script_is_plain_sh_that_requires_a_gpu_and_is_never_strict(script)
     assert subprocess.run(["/bin/sh", "-n", script]).returncode == 0
     assert "--strict" not in text.replace("Never --strict", "")
     if script.name != "healthcheck.sh":  # it runs the prolog
-        assert re.search(r'^GPU_NODE=\$\{GPU_NODE:-1\}', text, re.M) and "--require-gpu" in text
+        assert re.search(r"^GPU_NODE=\$\{GPU_NODE:-1\}", text, re.M) and "--require-gpu" in text
 
 
 def test_the_health_check_ends_well_inside_slurmds_60_s():
