@@ -140,3 +140,12 @@ def test_the_pdsh_wrapper_says_when_devcheck_could_not_run(tmp_path):
     env["PYTHON"] = sys.executable
     run = subprocess.run(["/bin/sh", DEPLOY / "pdsh" / "fleet.sh"], env=env, capture_output=True, text=True)
     assert run.returncode == 2 and "devcheck could not run on " in run.stderr, run.stderr
+
+
+def test_the_action_names_its_artifact_per_runner_and_runs_without_setup_python():
+    """Issue 22: the artifact was devcheck-check-JOB-INDEX, which two runners of one fleet, or two uses in
+    one job, share (upload-artifact v4 refuses the second); setup-python has no RHEL or Rocky builds."""
+    action = (REPO / "action.yml").read_text()
+    (name,) = re.findall(r"^\s+name: (\$\{\{.*artifact-name.*\}\})$", action, re.M)
+    assert "runner.name" in name and "strategy.job-index" in name and "github.job" in name
+    assert "if: inputs.python == ''" in action and '"${PYTHON:-python}" -m venv' in action

@@ -203,3 +203,26 @@ def test_the_kubernetes_manifests_are_valid(version):
     run = subprocess.run([validate, "--strict", "-k", version, *manifests], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.count("passed") == len(manifests) == 2, run.stdout
+
+
+def test_the_kubernetes_job_gates_each_node_and_the_daemonset_holds_no_gpu():
+    """Issue 22: the DaemonSet held 8 GPUs with `sleep infinity`, the Job retried a failing node 6 times,
+    had no node name, no toleration for the GPU taint, no runtime class, and each pod pip-installed."""
+    if importlib.util.find_spec("yaml") is None:
+        lacking("PyYAML is not installed (kubernetes-validate brings it): pip install kubernetes-validate")
+    import yaml
+
+    folder = REPO / "deploy" / "kubernetes"
+    job, daemonset = (yaml.safe_load((folder / name).read_text()) for name in ("job.yaml", "daemonset.yaml"))
+    assert job["spec"]["backoffLimit"] == 0 and job["spec"]["activeDeadlineSeconds"] > 0
+    for pod in (job["spec"]["template"]["spec"], daemonset["spec"]["template"]["spec"]):
+        (container,) = pod["containers"]
+        assert pod["runtimeClassName"] == "nvidia"
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+        host = next(e for e in container["env"] if e["name"] == "DEVCHECK_HOST")
+        assert host["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+        command = " ".join(container["command"] + container["args"])
+        assert "pip" not in command and "--require-gpu" in command and "sleep infinity" not in command
+        assert container["image"].startswith("registry.example.com/devcheck:")
+    assert "nvidia.com/gpu" not in json.dumps(daemonset["spec"]["template"]["spec"]["containers"][0]["resources"])
+    assert "exit $status" in job["spec"]["template"]["spec"]["containers"][0]["args"][0]  # exit 2 fails the Job
