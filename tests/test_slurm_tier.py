@@ -78,7 +78,9 @@ def test_a_healthy_node_runs_the_job_and_stays_idle(node, tmp_path, machines):
     job = node.run("srun", "-N1", "/bin/echo", "the job ran")
     assert (job.returncode, job.stdout.strip()) == (0, "the job ran"), job.stderr
     assert node.state()[0] == "idle"
-    (report,) = reports.glob(f"{node.node}-*.json")  # the folder was created, the check wrote its report
+    # the folder was created; a fit node's report is kept as NODE-fit.json, replaced at each job
+    (report,) = reports.iterdir()
+    assert report.name == f"{node.node}-fit.json"
     doc = json.loads(report.read_text())
     assert doc["ok"] is True  # with a warning (the replay), which --strict would have failed
 

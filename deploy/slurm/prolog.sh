@@ -33,7 +33,7 @@ gpu=""
 said=$(/usr/bin/timeout -k 5 "$TIMEOUT" "$DEVCHECK" check --budget "$BUDGET" $gpu --quiet --json-file "$report" 2>&1)
 status=$?
 case $status in
-  0) exit 0 ;;
+  0) /bin/mv -f "$report" "$REPORT_DIR/$NODE-fit.json"; exit 0 ;;   # one per node, not one per job
   1) ;;
   124 | 137) could_not_run "no verdict within $TIMEOUT s" ;;
   *) could_not_run "exit $status: $(echo "$said" | /usr/bin/tail -n 1)" ;;
