@@ -98,11 +98,15 @@ def test_a_failing_gpu_drains_the_node_naming_the_check_and_the_report(node, tmp
 
 def test_a_batch_job_on_a_failing_node_is_requeued_held(node, tmp_path, machines):
     prolog(node, tmp_path, DEVCHECK_REPLAY=machines["ecc"])
-    job = node.run("sbatch", "--parsable", "--wrap", "/bin/true").stdout.strip()
+    out = tmp_path / "job.out"
+    job = node.run(
+        "sbatch", "--parsable", f"--chdir={tmp_path}", f"--output={out}", "--wrap", "/bin/true"
+    ).stdout.strip()
     node.wait_for(lambda: node.state()[0] == "drained", 30, "the prolog to drain the node")
     node.wait_for(lambda: "held" in held(node, job), 30, f"job {job} to be requeued held")
     shown = node.run("scontrol", "show", "job", job).stdout
     assert "JobState=PENDING Reason=launch_failed_requeued_held" in shown, shown
+    assert "Error running slurm prolog" in out.read_text()
     assert node.state()[1].startswith("devcheck: gpu0.ecc; report ")
 
 
