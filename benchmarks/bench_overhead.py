@@ -16,7 +16,7 @@ import time
 
 from devcheck.commands.bench import cases
 from devcheck.engine import get_device
-from devcheck.machine.facts import cpu_facts
+from devcheck.machine.model.facts import cpu_facts
 
 
 def main() -> int:

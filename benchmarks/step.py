@@ -43,7 +43,7 @@ NOT_KERNELS = ("view", "reshape", "t", "transpose", "expand", "as_strided", "det
 
 
 def launches_on_the_standin(sizes: list[int], batch: int, optimizer: str) -> tuple[int, int]:
-    from devcheck.machine import seam, standin
+    from devcheck.machine.replay import seam, standin
     from tests.recordings import h100
 
     with seam.replay(h100()):

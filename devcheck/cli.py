@@ -5,6 +5,8 @@ and turns the outcome into an exit code. No numpy, cupy or pynvml is imported at
 Exit codes: 0 no check failed; 1 a check failed; 2 bad usage or an internal error; 130 Ctrl-C.
 """
 
+import functools
+import inspect
 import platform
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +18,7 @@ from devcheck import __version__
 from devcheck.render import Format, error_line
 
 if TYPE_CHECKING:
+    from devcheck.outputs import Outputs
     from devcheck.report import Report
 
 app = typer.Typer(
@@ -26,30 +29,62 @@ app = typer.Typer(
     "2 bad usage or internal error, 130 interrupted.",
 )
 
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table (on stderr), json, markdown or github.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Short for --format json.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Nothing on stderr but errors; the exit code speaks.")]
-SummaryOpt = Annotated[
-    Path | None,
-    typer.Option("--summary", metavar="PATH", help="Also append a Markdown summary to PATH ($GITHUB_STEP_SUMMARY)."),
-]
+
+def _option(name: str, kind: object, default: object, *decls: str, **info: str) -> inspect.Parameter:
+    option = Annotated[kind, typer.Option(*decls, **info)]
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=default)
+
+
+REPORT_OPTIONS = (  # every command's: defined once, added to each command's signature by `reported`
+    _option("json_file", Path | None, None, "--json-file", metavar="PATH", help="Also write the JSON report to PATH."),
+    _option("junit", Path | None, None, "--junit", metavar="PATH", help="Also write JUnit XML, one case per check."),
+    _option(
+        "summary", Path | None, None, "--summary", metavar="PATH", help="Also append Markdown to PATH (CI summary)."
+    ),
+    _option("fmt", Format, Format.table, "--format", "-f", help="table (on stderr), json, markdown or github."),
+    _option("as_json", bool, False, "--json", help="Short for --format json."),
+    _option("quiet", bool, False, "--quiet", "-q", help="Nothing on stderr but errors; the exit code speaks."),
+)
+DETAILS = _option("details", bool, False, "--details", help="Every GPU's fields, not only those with a problem.")
 RequireGpuOpt = Annotated[bool, typer.Option("--require-gpu", help="Fail (exit 1) unless a GPU can compute.")]
-JunitOpt = Annotated[
-    Path | None, typer.Option("--junit", metavar="PATH", help="Also write JUnit XML, one test case per check.")
-]
-DetailsOpt = Annotated[
-    bool,
-    typer.Option("--details", help="The table shows every GPU's fields, not only those of GPUs with a problem."),
-]
-JsonFileOpt = Annotated[
-    Path | None, typer.Option("--json-file", metavar="PATH", help="Also write the JSON report to PATH.")
-]
+
+
+def reported(*, details: bool = False) -> Callable:
+    """Gives a command the report options (pip's shared option groups): Typer reads them from the
+    signature, and the command receives them as `outputs(writes, reads)`, which builds the one Outputs
+    value of the run (devcheck/outputs.py) with the files the command itself writes and reads."""
+    shared = [*REPORT_OPTIONS, *([DETAILS] if details else [])]
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def command(**given: object) -> None:
+            from devcheck.outputs import Outputs
+
+            o = {p.name: given.pop(p.name) for p in shared}
+            reports = {"--json-file": o["json_file"], "--junit": o["junit"], "--summary": o["summary"]}
+            shown = (o["fmt"], o["as_json"], o["quiet"], o.get("details", False), reports)
+            fn(**given, outputs=functools.partial(Outputs, fn.__name__, *shown))
+
+        signature = inspect.signature(fn)
+        own = [p for p in signature.parameters.values() if p.name != "outputs"]
+        command.__signature__ = signature.replace(parameters=own + shared)  # type: ignore[attr-defined]
+        command.__annotations__ = {}  # Typer reads the signature; `outputs` is not an option
+        return command
+
+    return wrap
+
+
+def run_command(build: Callable[[Callable[..., None]], "Report"], outputs: "Outputs") -> NoReturn:
+    """Run one command (devcheck/runner.py) and exit with its code."""
+    from devcheck.runner import run
+
+    raise typer.Exit(run(build, outputs))
 
 
 def _version(value: bool) -> None:
     """devcheck's version and the versions that matter beside it, read without importing them."""
     if value:
-        from devcheck.machine.packages import cupy_dists, installed
+        from devcheck.machine.probes.packages import cupy_dists, installed
 
         dists = installed()
         cupy = ", ".join(f"{name} {v}" for name, v in cupy_dists(dists).items()) or "no CuPy"
@@ -69,28 +104,8 @@ def main_options(
     """Does this machine compute correctly, and how fast?"""
 
 
-def run_command(
-    build: Callable[[Callable[..., None]], "Report"],
-    command: str,
-    fmt: Format,
-    as_json: bool,
-    quiet: bool,
-    reports: tuple[Path | None, Path | None, Path | None] = (None, None, None),
-    details: bool = False,
-    writes: dict[str, Path | None] | None = None,
-    reads: dict[str, Path | None] | None = None,
-) -> None:
-    """Run one command (devcheck/runner.py) and exit with its code. `reports`: --summary, --junit and
-    --json-file; `writes` and `reads`: the files the command writes and reads itself, checked with them."""
-    from devcheck.outputs import Outputs
-    from devcheck.runner import run
-
-    summary, junit, json_file = reports
-    files = {"--json-file": json_file, "--junit": junit, "--summary": summary}
-    raise typer.Exit(run(build, Outputs(command, fmt, as_json, quiet, details, files, writes or {}, reads or {})))
-
-
 @app.command()
+@reported(details=True)
 def env(
     require_gpu: RequireGpuOpt = False,
     record: Annotated[
@@ -101,13 +116,8 @@ def env(
             "attach it to a bug report; DEVCHECK_REPLAY=FILE replays it on any machine.",
         ),
     ] = None,
-    junit: JunitOpt = None,
-    json_file: JsonFileOpt = None,
-    fmt: FormatOpt = Format.table,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    details: DetailsOpt = False,
-    summary: SummaryOpt = None,
+    *,
+    outputs: Callable[..., "Outputs"],
 ) -> None:
     """What is installed and what is wrong with it: Python, CPU, NumPy/BLAS, CuPy, CUDA, every GPU; with fixes."""
 
@@ -116,18 +126,20 @@ def env(
 
         if record is None:
             return collect(require_gpu=require_gpu)
-        from devcheck.machine import packages, seam
+        from devcheck.machine.probes import packages
+        from devcheck.machine.replay import seam
 
         with seam.record(record, packages.installed()):
             return collect(require_gpu=require_gpu)
 
-    run_command(build, "env", fmt, as_json, quiet, (summary, junit, json_file), details, {"--record": record})
+    run_command(build, outputs({"--record": record}))
 
 
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="auto, all, cpu, cuda or cuda:N.")]
 
 
 @app.command()
+@reported()
 def bench(
     size: Annotated[
         int | None, typer.Option(help="N >= 10: A is N x N/10, B is N/10 x N/5 (default 10000, the classic).")
@@ -155,19 +167,15 @@ def bench(
         ),
     ] = 10.0,
     require_gpu: RequireGpuOpt = False,
-    junit: JunitOpt = None,
-    json_file: JsonFileOpt = None,
-    fmt: FormatOpt = Format.table,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    summary: SummaryOpt = None,
+    *,
+    outputs: Callable[..., "Outputs"],
 ) -> None:
     """How fast is this machine, and is the GPU really faster? Matmul, bandwidth, copies, an autograd step."""
 
     def build(step: Callable[..., None]) -> "Report":
         from devcheck import options
         from devcheck.commands import bench as command
-        from devcheck.machine.devices import select
+        from devcheck.machine.model.devices import select
 
         settings = command.Settings(
             shape=options.matmul_shape(size, shape),
@@ -180,37 +188,35 @@ def bench(
         )
         return command.run(settings, select(options.device(device)), require_gpu=require_gpu, progress=step)
 
-    run_command(build, "bench", fmt, as_json, quiet, (summary, junit, json_file), reads={"--baseline": baseline})
+    run_command(build, outputs(reads={"--baseline": baseline}))
 
 
 @app.command()
+@reported()
 def grad(
     device: DeviceOpt = "auto",
     ops: Annotated[str | None, typer.Option("--ops", help="Comma-separated ops to check (default: all).")] = None,
     fast: Annotated[bool, typer.Option("--fast", help="Random-direction checks only (PyTorch's fast mode).")] = False,
     require_gpu: RequireGpuOpt = False,
-    junit: JunitOpt = None,
-    json_file: JsonFileOpt = None,
-    fmt: FormatOpt = Format.table,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    summary: SummaryOpt = None,
+    *,
+    outputs: Callable[..., "Outputs"],
 ) -> None:
     """Does autograd give the right gradients on every device? The classic a**2*x+b*x+c, then every op."""
 
     def build(step: Callable[..., None]) -> "Report":
         from devcheck import options
         from devcheck.commands import grad as command
-        from devcheck.machine.devices import select
+        from devcheck.machine.model.devices import select
 
         chosen = options.choices("--ops", ops, command.op_names(), command.op_names())
         selection = select(options.device(device))
         return command.run(selection, chosen, fast=fast, require_gpu=require_gpu, progress=step)
 
-    run_command(build, "grad", fmt, as_json, quiet, (summary, junit, json_file))
+    run_command(build, outputs())
 
 
 @app.command()
+@reported()
 def train(
     device: DeviceOpt = "auto",
     epochs: Annotated[int, typer.Option(help="Epochs to train.")] = 60,
@@ -225,19 +231,15 @@ def train(
     resume: Annotated[Path | None, typer.Option(metavar="PATH", help="Continue from a checkpoint.")] = None,
     log: Annotated[Path | None, typer.Option(metavar="PATH", help="One JSON line per epoch.")] = None,
     require_gpu: RequireGpuOpt = False,
-    junit: JunitOpt = None,
-    json_file: JsonFileOpt = None,
-    fmt: FormatOpt = Format.table,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    summary: SummaryOpt = None,
+    *,
+    outputs: Callable[..., "Outputs"],
 ) -> None:
     """Does a small network really learn on every device, and do the devices tell the same story?"""
 
     def build(step: Callable[..., None]) -> "Report":
         from devcheck import options
         from devcheck.commands import train as command
-        from devcheck.machine.devices import select
+        from devcheck.machine.model.devices import select
 
         config = command.Config(
             epochs=options.positive_int("epochs", epochs),
@@ -259,11 +261,11 @@ def train(
             progress=step,
         )
 
-    files, reads = {"--save": save, "--log": log}, {"--resume": resume}
-    run_command(build, "train", fmt, as_json, quiet, (summary, junit, json_file), writes=files, reads=reads)
+    run_command(build, outputs({"--save": save, "--log": log}, {"--resume": resume}))
 
 
 @app.command()
+@reported(details=True)
 def check(
     budget: Annotated[
         str,
@@ -281,13 +283,8 @@ def check(
     ] = None,
     max_regression: Annotated[float, typer.Option(metavar="PCT", help="Fail beyond this slowdown.")] = 10.0,
     require_gpu: RequireGpuOpt = False,
-    junit: JunitOpt = None,
-    json_file: JsonFileOpt = None,
-    fmt: FormatOpt = Format.table,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    details: DetailsOpt = False,
-    summary: SummaryOpt = None,
+    *,
+    outputs: Callable[..., "Outputs"],
 ) -> None:
     """Is this machine fit to compute? Health, correctness, speed and a stress window, in a time budget."""
 
@@ -295,7 +292,7 @@ def check(
         from devcheck import options
         from devcheck.commands import check as command
         from devcheck.commands.check import thresholds as floors
-        from devcheck.machine.devices import select
+        from devcheck.machine.model.devices import select
 
         settings = command.Settings(
             budget=f"{options.duration('--budget', budget):g}s" if budget not in command.BUDGETS else budget,
@@ -306,11 +303,11 @@ def check(
         )
         return command.run(settings, select(options.device(device)), require_gpu=require_gpu, progress=step)
 
-    reads = {"--baseline": baseline, "--thresholds": thresholds}
-    run_command(build, "check", fmt, as_json, quiet, (summary, junit, json_file), details, reads=reads)
+    run_command(build, outputs(reads={"--baseline": baseline, "--thresholds": thresholds}))
 
 
 @app.command()
+@reported()
 def compare(
     reports: Annotated[
         list[str] | None,
@@ -340,12 +337,8 @@ def compare(
     strict: Annotated[
         bool, typer.Option("--strict", help="An input that is not a devcheck report is an error (exit 2).")
     ] = False,
-    junit: JunitOpt = None,
-    json_file: JsonFileOpt = None,
-    fmt: FormatOpt = Format.table,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    summary: SummaryOpt = None,
+    *,
+    outputs: Callable[..., "Outputs"],
 ) -> None:
     """Many nodes' reports side by side: outliers against the fleet's median, drift, failed checks."""
 
@@ -362,12 +355,11 @@ def compare(
             prometheus=prometheus,
             strict=strict,
         )
-        outputs = {"--prometheus": prometheus, "--summary": summary, "--junit": junit, "--json-file": json_file}
-        load.refuse_overwriting(settings.inputs, outputs)
+        load.refuse_overwriting(settings.inputs, {**run.writes, **run.files})
         return command.run(settings, progress=step)
 
-    files, reads = (summary, junit, json_file), {"--thresholds": thresholds}
-    run_command(build, "compare", fmt, as_json, quiet, files, writes={"--prometheus": prometheus}, reads=reads)
+    run = outputs({"--prometheus": prometheus}, {"--thresholds": thresholds})
+    run_command(build, run)
 
 
 @app.command()

@@ -125,7 +125,7 @@ def input_file(option: str, path: Path | None) -> Path | None:
 
 def environment() -> None:
     """devcheck's own environment variables, checked before any work as its options are."""
-    from devcheck.machine import seam
+    from devcheck.machine.replay import seam
 
     seam.probe_timeout()
 

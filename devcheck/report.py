@@ -1,4 +1,4 @@
-"""The records every command returns and every renderer reads (DESIGN.md, "The report contract").
+"""The records every command returns and every renderer reads: the contract between the two.
 
 A command never prints: it builds a Report of Checks (judgements, each with its reason and fix)
 and Sections (facts, each saying where it came from), and the renderer decides how people or
@@ -8,11 +8,19 @@ machines see them.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from devcheck import __version__
+
+Progress = Callable[..., None]  # a command's progress callback: step(label) and step(label, advance=1), or total=
+
+
+def no_progress(*args: Any, **kwargs: Any) -> None:
+    """The progress of a command run without a screen (a test, a library call)."""
+
 
 SCHEMA_VERSION = 1
 
@@ -49,6 +57,14 @@ class Check:
         if self.fix:
             out["fix"] = self.fix
         return out
+
+    @classmethod
+    def crashed(cls, check_id: str, status: Status, what: str, e: BaseException, fix: str) -> Check:
+        """An exception as one check: its type and first line, never a traceback, so every format keeps
+        it on one line. `status`: ERROR where devcheck itself broke (a probe, a benchmark case), FAIL where
+        a gate must fail closed (a check step)."""
+        text = str(e).splitlines()[0] if str(e) else ""
+        return cls(check_id, status, f"{what} {type(e).__name__}: {text}".rstrip(": "), fix=fix)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
-"""Convert the call-by-call recording of a real H100 (shared/fixtures/nvml-cupy-h100.json, made before
+"""Convert the call-by-call recording of a real H100 (nvml-cupy-h100.json, made with a script before
 `devcheck env --record` existed) into devcheck's recording format.
 
-    python scripts/convert_h100_recording.py ../shared/fixtures/nvml-cupy-h100.json \
+    python scripts/convert_h100_recording.py nvml-cupy-h100.json \
         tests/fixtures/recordings/h100-sxm.json
 
 What changes: the one device handle (printed as a pointer) becomes {"__handle__": "gpu0"}, and the
@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devcheck.machine.recording import Recording  # noqa: E402
+from devcheck.machine.replay.recording import Recording  # noqa: E402
 
 
 def convert(source: dict) -> Recording:

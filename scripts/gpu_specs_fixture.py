@@ -1,10 +1,10 @@
-"""Write tests/fixtures/gpu_specs.json: the datasheet figures of shared/fixtures/gpu_specs.json (each with
-its sources), plus, where a public `nvidia-smi -q` dump of the same card exists in
-shared/fixtures/public/, the max SM and memory clocks that card reports (NVML's max clocks: what
+"""Write tests/fixtures/gpu_specs.json: the datasheet figures of DATASHEETS.json (per model, each figure
+with its sources), plus, where a public `nvidia-smi -q` dump of the same card exists in
+tests/fixtures/public/, the max SM and memory clocks that card reports (NVML's max clocks: what
 devcheck reads on a real card), so a stand-in built from a model's figures needs nothing invented.
 Models added in tests/fixtures/gpu_specs.json itself (`added_here`: why, `sources`: where from) are kept.
 
-    python scripts/gpu_specs_fixture.py ../shared/fixtures
+    python scripts/gpu_specs_fixture.py DATASHEETS.json
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ def max_clocks(text: str) -> tuple[str | None, int | None, int | None, str | Non
     return product, int(found.group(1)) if found else None, int(found.group(2)) if found else None, brand_text
 
 
-def main(shared: Path) -> None:
-    models = json.loads((shared / "gpu_specs.json").read_text())
+def main(datasheets: Path) -> None:
+    models = json.loads(datasheets.read_text())
     dumps = {}
-    for path in sorted((shared / "public").iterdir()):
+    for path in sorted((ROOT / "tests/fixtures/public").iterdir()):
         if path.suffix in (".txt", ".xml"):
             product, sm, memory, brand = max_clocks(path.read_text(errors="replace"))
             if product and memory:
@@ -48,4 +48,6 @@ def main(shared: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/fixtures"))
+    if len(sys.argv) != 2:
+        sys.exit("usage: python scripts/gpu_specs_fixture.py DATASHEETS.json")
+    main(Path(sys.argv[1]))

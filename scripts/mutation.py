@@ -35,7 +35,7 @@ VENV_BIN = Path(sys.executable).parent
 
 # group: (modules to mutate, function-name globs within them or None for all, tests that cover them)
 GROUPS: dict[str, tuple[list[str], list[str] | None, list[str]]] = {
-    "peaks": (["devcheck/machine/peaks.py"], None, ["tests/test_peak_tables.py"]),
+    "peaks": (["devcheck/machine/model/peaks.py"], None, ["tests/test_peak_tables.py"]),
     "outliers": (
         ["devcheck/commands/compare/outliers.py", "devcheck/commands/compare/drift.py"],
         None,
@@ -44,7 +44,7 @@ GROUPS: dict[str, tuple[list[str], list[str] | None, list[str]]] = {
     "agreement": (["devcheck/commands/train/agreement.py"], None, ["tests/test_agreement_rules.py"]),
     "files": (["devcheck/files.py"], None, ["tests/test_file_writers.py"]),
     "nvml": (
-        ["devcheck/machine/nvml.py"],
+        ["devcheck/machine/probes/nvml.py"],
         ["x_slowdowns*", "x__gpu_checks*", "x_is_geforce*"],  # the health rules, not the reading of NVML
         ["tests/test_health_rules.py"],
     ),
@@ -83,8 +83,8 @@ GROUPS: dict[str, tuple[list[str], list[str] | None, list[str]]] = {
 # The mutations issue 24 found surviving: (file, original text, mutated text, tests that must fail).
 NAMED = [
     ("devcheck/engine/methods.py", "tanh(x * 0.5) * 0.5 + 0.5", "tanh(x) * 0.5 + 0.5", "tests/test_forward_values.py"),
-    ("devcheck/machine/peaks.py", "(8, 9), (12, 0)}", "(8, 9)}", "tests/test_peak_tables.py"),
-    ("devcheck/machine/peaks.py", "3: 0.985,", "3: 0.8,", "tests/test_peak_tables.py"),
+    ("devcheck/machine/model/peaks.py", "(8, 9), (12, 0)}", "(8, 9)}", "tests/test_peak_tables.py"),
+    ("devcheck/machine/model/peaks.py", "3: 0.985,", "3: 0.8,", "tests/test_peak_tables.py"),
     ("devcheck/commands/compare/outliers.py", "Z_LIMIT = 3.5", "Z_LIMIT = 5.0", "tests/test_fleet_rules.py"),
     ("devcheck/commands/compare/outliers.py", "MIN_GROUP = 3", "MIN_GROUP = 4", "tests/test_fleet_rules.py"),
     ("devcheck/commands/compare/summary.py", '    "ecc_mode",\n', "", "tests/test_fleet_rules.py"),
@@ -100,7 +100,7 @@ NAMED = [
         "tolerance = 10 * lockstep_tolerance(",
         "tests/test_agreement_rules.py",
     ),
-    ("devcheck/machine/nvml.py", '    0x8: "hardware slowdown",\n', "", "tests/test_health_rules.py"),
+    ("devcheck/machine/probes/nvml.py", '    0x8: "hardware slowdown",\n', "", "tests/test_health_rules.py"),
     (
         "devcheck/files.py",
         "    if path.exists() and not path.is_file():",

@@ -1,12 +1,13 @@
 """Turn one public `nvidia-smi -q` dump (text or XML) into a devcheck recording: a stand-in for that card.
 
-Regenerate every stand-in in tests/fixtures/recordings/public/ from shared/fixtures/public/:
+Regenerate every stand-in in tests/fixtures/recordings/public/ from the dumps in tests/fixtures/public/
+(SOURCES.md there says where each comes from):
 
-    python scripts/recording_from_smi.py ../shared/fixtures/public
+    python scripts/recording_from_smi.py tests/fixtures/public
 
 or one dump: `python scripts/recording_from_smi.py DUMP OUT.json`.
 
-A stand-in says only what the dump says. Each NVML call devcheck makes (devcheck/machine/nvml.py) is
+A stand-in says only what the dump says. Each NVML call devcheck makes (devcheck/machine/probes/nvml.py) is
 answered from the line nvidia-smi prints for it; a call the dump shows nothing for is not in the
 recording (a replay answers it "not in the recording"). Read as NVML would answer:
 - "N/A", "[N/A]", "Not Supported", "[Not Supported]": NVMLError NotSupported; "Unknown Error":
@@ -42,7 +43,7 @@ import pynvml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devcheck.machine.recording import MASKED_UUID, Recording, masked_uuid  # noqa: E402
+from devcheck.machine.replay.recording import MASKED_UUID, Recording, masked_uuid  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "recordings" / "public"
 ERRORS = {

@@ -5,7 +5,7 @@ Regenerate every stand-in in tests/fixtures/recordings/topology/ from tests/fixt
 
     python scripts/recording_from_topo.py
 
-A stand-in answers the NVML calls devcheck/machine/links.py makes with what the dump shows, and no
+A stand-in answers the NVML calls devcheck/machine/probes/links.py makes with what the dump shows, and no
 others (a replay answers those "not in the recording"):
 - nvmlDeviceGetCount: the GPU rows; handles gpu0..gpuN.
 - A PCIe cell (PIX, PXB, PHB, NODE, SYS) of GPUs i < j: nvmlDeviceGetTopologyCommonAncestor(gpu_i, gpu_j)
@@ -42,8 +42,8 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from recording_from_smi import _error, sources  # noqa: E402
 
-from devcheck.machine.links import CPU_SET_WORDS, NODE_SET_WORDS  # noqa: E402
-from devcheck.machine.recording import MASKED_UUID, Recording  # noqa: E402
+from devcheck.machine.probes.links import CPU_SET_WORDS, NODE_SET_WORDS  # noqa: E402
+from devcheck.machine.replay.recording import MASKED_UUID, Recording  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 DUMPS, OUT = ROOT / "topology", ROOT / "recordings" / "topology"

@@ -1,4 +1,4 @@
-"""Write devcheck/machine/standin/names.py: the CuPy names the stand-in offers, taken from the snapshot of
+"""Write devcheck/machine/replay/standin/names.py: the CuPy names the stand-in offers, taken from the snapshot of
 the real CuPy (tests/contract/surface.json, written by scripts/snapshot_surface.py), so the stand-in
 can only offer names the real module has.
 
@@ -58,7 +58,7 @@ def main() -> None:
         body = textwrap.wrap(" ".join(values_), 100, break_on_hyphens=False)
         lines += [f"{name} = (", *(f'    "{line} "' for line in body), ").split()", ""]
     text = "\n".join(lines)
-    (ROOT / "devcheck/machine/standin/names.py").write_text(text)
+    (ROOT / "devcheck/machine/replay/standin/names.py").write_text(text)
     print({k: len(v) for k, v in groups.items()})
 
 

@@ -32,7 +32,7 @@ def fused_device(request):
     if request.param != "cuda":
         yield request.param
         return
-    from devcheck.machine import seam
+    from devcheck.machine.replay import seam
     from tests.recordings import h100
 
     with seam.replay(h100()):

@@ -1,10 +1,10 @@
 """Recordings of real machines, and variants of them for the failures no machine here can produce.
 
-Every stand-in in the suite is a replay of a recording (devcheck.machine.seam.replay): values only
+Every stand-in in the suite is a replay of a recording (devcheck.machine.replay.seam.replay): values only
 hardware gives come from `tests/fixtures/recordings/*.json`, recorded on real machines. A variant
 changes named answers of a real recording and says so in its `synthetic` field; the values it puts
 in come from a real source (NVML's own error codes, public `nvidia-smi -q` dumps and verbatim error
-messages in shared/fixtures/public/, named in each variant).
+messages in tests/fixtures/public/, named in each variant).
 
 It imports no pytest: benchmarks/step.py loads the H100's recording from here, outside any test run.
 """
@@ -18,8 +18,8 @@ from typing import Any
 
 import pynvml
 
-from devcheck.machine.nvml import normalize_bus_id
-from devcheck.machine.recording import Handle, Recording, encode, key_of, masked_uuid
+from devcheck.machine.probes.nvml import normalize_bus_id
+from devcheck.machine.replay.recording import Handle, Recording, encode, key_of, masked_uuid
 
 FOLDER = Path(__file__).parent / "fixtures" / "recordings"
 GPU0, GPU1 = Handle("gpu0"), Handle("gpu1")

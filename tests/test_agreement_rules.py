@@ -11,7 +11,7 @@ from devcheck.commands.train.agreement import ACCURACY_MARGIN, LOCKSTEP_STEPS, a
 from devcheck.commands.train.config import Config
 from devcheck.commands.train.loop import Run, spirals
 from devcheck.engine import get_device
-from devcheck.machine import seam
+from devcheck.machine.replay import seam
 from tests.recordings import h100
 
 CONFIG = Config()

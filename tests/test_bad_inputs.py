@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from devcheck.cli import app
 from devcheck.engine import load, save
-from devcheck.machine import seam
+from devcheck.machine.replay import seam
 from tests.recordings import h100
 from tests.recordings import load as recording
 from tests.signals import from_a_terminal

@@ -13,9 +13,9 @@ from devcheck.commands.bench import cases
 from devcheck.commands.bench.baseline import compare
 from devcheck.commands.bench.timing import MAX_CALLS, CudaEventClock, HostClock, measure, summarize
 from devcheck.engine import get_device
-from devcheck.machine import facts as hardware
-from devcheck.machine import peaks as peak
-from devcheck.machine import seam
+from devcheck.machine.model import facts as hardware
+from devcheck.machine.model import peaks as peak
+from devcheck.machine.replay import seam
 from devcheck.report import Status
 from tests.recordings import h100, n_gpus
 

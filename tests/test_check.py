@@ -8,13 +8,13 @@ import pytest
 from typer.testing import CliRunner
 
 from devcheck.cli import app
-from devcheck.commands.check.health import health_checks
+from devcheck.commands.check.health import gate
 from devcheck.commands.check.thresholds import Thresholds
 from devcheck.commands.check.verdicts import gpu_busy, speed_check
 from devcheck.commands.env import collect
-from devcheck.machine import seam
-from devcheck.machine.facts import gpu_sharers
-from devcheck.machine.recording import Recording
+from devcheck.machine.model.facts import gpu_sharers
+from devcheck.machine.replay import seam
+from devcheck.machine.replay.recording import Recording
 from devcheck.report import Status
 from tests.recordings import FOLDER, GPU0, _replace, h100, nvml_error
 
@@ -62,17 +62,17 @@ def test_the_recorded_h100_is_fit_and_its_speeds_are_not_judged_under_replay(tmp
 
 def health(recording, strict=False):
     with seam.replay(recording):
-        env = collect(environ={})
-    return {c.id: str(c.status) for c in [*env.checks, *health_checks(env, Thresholds(), strict)]}
+        env = collect(environ={}, gate=gate(Thresholds(), strict))
+    return {c.id: str(c.status) for c in env.checks}
 
 
 @pytest.mark.parametrize(
     ("why", "nvml", "check_id"),
     [
-        ("hardware thermal slowdown", {("nvmlDeviceGetCurrentClocksEventReasons", GPU0): 0x40}, "check.gpu0.slowdown"),
+        ("hardware thermal slowdown", {("nvmlDeviceGetCurrentClocksEventReasons", GPU0): 0x40}, "gpu0.clocks"),
         ("4 uncorrected ECC errors", {("nvmlDeviceGetTotalEccErrors", GPU0, 1, 0): 4}, "gpu0.ecc"),
-        ("a row remap pending", {("nvmlDeviceGetRemappedRows", GPU0): (0, 1, 1, 0)}, "check.gpu0.repairs"),
-        ("at its slowdown temperature", {("nvmlDeviceGetTemperature", GPU0, 0): 89}, "check.gpu0.temperature"),
+        ("a row remap pending", {("nvmlDeviceGetRemappedRows", GPU0): (0, 1, 1, 0)}, "gpu0.memory"),
+        ("at its slowdown temperature", {("nvmlDeviceGetTemperature", GPU0, 0): 89}, "gpu0.temperature"),
     ],
 )
 def test_gpu_health_failures_are_named(why, nvml, check_id):
@@ -92,7 +92,7 @@ def test_gpu_health_failures_are_named(why, nvml, check_id):
     ],
 )
 def test_an_idle_link_below_its_maximum_is_a_warning_not_a_failure(why, nvml):
-    assert health(h100(why=why, nvml=nvml))["check.gpu0.pcie"] == "warn"
+    assert health(h100(why=why, nvml=nvml))["gpu0.pcie"] == "warn"
 
 
 @pytest.mark.parametrize(("under_load", "idle_check", "load_check"), [(16, "ok", "ok"), (8, "warn", "fail")])
@@ -101,18 +101,18 @@ def test_an_idle_short_link_is_settled_by_its_reading_under_load(under_load, idl
 
     nvml = {("nvmlDeviceGetCurrPcieLinkGeneration", GPU0): 1, ("nvmlDeviceGetCurrPcieLinkWidth", GPU0): 8}
     with seam.replay(h100(why="idle at gen 1, x8, as the public L4 dump", nvml=nvml)):
-        checks = health_checks(collect(environ={}), Thresholds(), False)
+        checks = collect(environ={}, gate=gate(Thresholds(), False)).checks
     readings = {"sm_mhz": 1980, "sm_max_mhz": 1980, "held_back": [], "nvml_index": 0, "pcie_gen": 5,
                 "pcie_gen_max": 5, "pcie_width": under_load, "pcie_width_max": 16}  # fmt: skip
     settle_idle_link(checks, readings)
-    assert next(c.status for c in checks if c.id == "check.gpu0.pcie") == idle_check
+    assert next(c.status for c in checks if c.id == "gpu0.pcie") == idle_check
     assert max((c.status for c in load_checks("cuda:0", readings, False)), key=list(Status).index) == load_check
 
 
 def test_nvml_failing_midway_fails_closed():
     error = {"error": nvml_error(pynvml.NVML_ERROR_UNKNOWN)}
     midway = h100(why="NVML fails after init", nvml={("nvmlDeviceGetPowerUsage", GPU0): error})
-    assert health(midway)["check.gpu0.nvml"] == "warn" and health(midway, strict=True)["check.gpu0.nvml"] == "fail"
+    assert health(midway)["gpu0.nvml"] == "warn" and health(midway, strict=True)["gpu0.nvml"] == "fail"
 
 
 @pytest.mark.slow  # a whole run of the command: kept in CI (-m "slow or not slow")
@@ -135,7 +135,7 @@ def test_an_unknown_gpu_model_is_never_a_pass():
     )
 
 
-# Real figures (shared/fixtures/h100-reference.md): CuPy's float32 matmul ran at 44.8 TFLOP/s on the
+# Real figures (tests/fixtures/h100-reference.md): CuPy's float32 matmul ran at 44.8 TFLOP/s on the
 # H100, whose FP32 peak is 66.9; a GEMM 3x slower runs at 14.9.
 H100_FP32 = {"device": "cuda:0", "case": "matmul", "dtype": "float32", "unit": "GFLOP/s",
              "peak": {"value": 66_908.0, "basis": "132 SMs x 1980 MHz x 128 FP32 lanes x 2 (FMA)"}}  # fmt: skip
@@ -390,7 +390,7 @@ def test_check_sizes_come_from_the_model_and_budget_not_the_speed_measured():
     from types import SimpleNamespace
 
     from devcheck.commands.check import BUDGETS, sizes, steps
-    from devcheck.machine.facts import cpu_facts, facts_for
+    from devcheck.machine.model.facts import cpu_facts, facts_for
     from tests.test_peaks import SPECS, stand_in
 
     with seam.replay(h100()):
@@ -426,8 +426,8 @@ def test_a_device_10x_slower_than_its_peak_is_judged_slow_inside_the_budget():
 
     from devcheck.commands.check import steps
     from devcheck.engine import get_device
-    from devcheck.machine.facts import cpu_facts, unknown_facts
-    from devcheck.machine.peaks import Peak
+    from devcheck.machine.model.facts import cpu_facts, unknown_facts
+    from devcheck.machine.model.peaks import Peak
 
     cpu_peak = cpu_facts().flops_peak("float32").value
     if cpu_peak is None:

@@ -9,7 +9,8 @@ import typer
 from typer.testing import CliRunner
 
 from devcheck.cli import app, run_command
-from devcheck.machine import seam
+from devcheck.machine.replay import seam
+from devcheck.outputs import Outputs
 from devcheck.render import Format
 from tests.recordings import GPU0, h100, load
 
@@ -110,7 +111,7 @@ def test_internal_error_is_one_line_and_exit_2(capsys):
         raise RuntimeError("kaput")
 
     with pytest.raises(typer.Exit) as exit_:
-        run_command(crashes, "env", Format.json, as_json=False, quiet=False)
+        run_command(crashes, Outputs("env", Format.json))
     assert exit_.value.exit_code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "devcheck: error: internal error: RuntimeError: kaput (set DEVCHECK_DEBUG=1 for the traceback)"

@@ -214,7 +214,7 @@ def assert_standin_class_matches(class_name: str, standin_cls: type, snapshot: d
 
 
 def test_cupy_standin_offers_only_real_names(snapshot):
-    from devcheck.machine import standin
+    from devcheck.machine.replay import standin
 
     modules = standin.MODULES
     assert "cupy" in modules, f"the stand-in's modules: {sorted(modules)}"
@@ -227,8 +227,8 @@ def test_cupy_standin_offers_only_real_names(snapshot):
 def test_nvml_replay_offers_only_real_names(snapshot):
     import pynvml
 
-    from devcheck.machine.nvml_replay import nvml_module
-    from devcheck.machine.recording import Recording
+    from devcheck.machine.replay.nvml_replay import nvml_module
+    from devcheck.machine.replay.recording import Recording
 
     replay = nvml_module(Recording())
     problems = standin_problems("pynvml", replay, snapshot)

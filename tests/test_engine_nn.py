@@ -181,7 +181,7 @@ def test_adam_matches_the_formula(fused_device, decay):
 
 
 def test_a_fused_update_is_one_launch_per_parameter():
-    from devcheck.machine import seam, standin
+    from devcheck.machine.replay import seam, standin
     from tests.recordings import h100
 
     with seam.replay(h100()):
@@ -344,7 +344,7 @@ def test_gradcheck_catches_a_broken_backward(device):
 @pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), lambda ps: optim.Adam(ps, lr=0.1)])
 def test_the_optimizer_updates_a_parameter_on_its_own_gpu_not_the_current_one(make):
     """cuda:1 while cuda:0 is current: CuPy refuses an array of another device without peer access."""
-    from devcheck.machine import seam
+    from devcheck.machine.replay import seam
     from tests.recordings import h100, two_gpus
 
     with seam.replay(two_gpus(h100())):

@@ -125,7 +125,7 @@ def test_mixing_devices_names_both():
 def test_unknown_devices_are_clear_errors():
     with pytest.raises(ValueError, match="unknown device 'tpu': expected cpu, cuda or cuda:N"):
         get_device("tpu")
-    from devcheck.machine import seam
+    from devcheck.machine.replay import seam
     from tests.recordings import load
 
     with seam.replay(load("no-driver")), pytest.raises(ValueError, match="device 'cuda' needs CuPy"):
@@ -192,7 +192,7 @@ def test_cross_entropy_on_a_gpu_is_three_fused_kernels_and_three_reductions(redu
     """On the stand-in of the recorded H100: the loss and gradient of the CPU's, in 7 launches where
     the generic code took 16, with a class masked by -inf (0 * inf must not make it nan); a target
     outside [0, C) makes its row infinite or nan, where indexing would wrap."""
-    from devcheck.machine import seam, standin
+    from devcheck.machine.replay import seam, standin
     from tests.recordings import h100
 
     rng = numpy.random.default_rng(9)
@@ -232,7 +232,7 @@ def test_relu_and_tanh_on_a_gpu_are_one_fused_launch_each_way():
     """On the stand-in of the recorded H100: ReLU's forward (output and mask) and tanh's backward are
     one kernel each, with the CPU's values (tanh's to within a real GPU's few ulps); ReLU's backward
     and tanh's forward were one launch already."""
-    from devcheck.machine import seam, standin
+    from devcheck.machine.replay import seam, standin
     from tests.recordings import h100
 
     z = numpy.array([[-2.0, -0.0, 0.0, 0.5, float("nan"), 3.0]], "float32")
@@ -304,7 +304,7 @@ def test_clip_takes_numpy_bounds_on_every_device_and_is_one_gpu_kernel(fused_dev
     """A NumPy bound (0-d, a scalar, an array) works on every device as on the CPU (CuPy refuses a host
     array as an operand); on a GPU, clip is one kernel: array-api-compat's generic clip assigns through
     boolean masks, and each mask reads its count back to the host, a synchronisation."""
-    from devcheck.machine import standin
+    from devcheck.machine.replay import standin
 
     z = numpy.array([[1.0, -2.0, 3.0], [0.5, 0.0, -1.0]], "float32")
     for low, high in (
@@ -326,7 +326,7 @@ def test_clip_takes_numpy_bounds_on_every_device_and_is_one_gpu_kernel(fused_dev
 def test_abs_backward_is_sign_with_nans_and_never_synchronises(fused_device):
     """d|x|/dx = sign(x), nan at nan, as NumPy's and CuPy 14's sign give it; array-api-compat's, on
     CuPy, also assigns nans through a boolean mask: a synchronisation on a GPU."""
-    from devcheck.machine import standin
+    from devcheck.machine.replay import standin
 
     z = numpy.array([-2.0, -0.0, 0.0, 3.0, numpy.nan, -numpy.inf], "float32")
     x = tensor(z, device=fused_device, requires_grad=True)

@@ -8,16 +8,16 @@ import pynvml
 import pytest
 
 from devcheck.commands.env import collect, cpu, nvml
-from devcheck.machine import seam
-from devcheck.machine.blas import probe as blas_probe
-from devcheck.machine.cupy_probe import install_line, wheel_cuda_major
-from devcheck.machine.packages import installed
-from devcheck.machine.recording import Handle
+from devcheck.machine.probes.blas import probe as blas_probe
+from devcheck.machine.probes.cupy_probe import install_line, wheel_cuda_major
+from devcheck.machine.probes.packages import installed
+from devcheck.machine.replay import seam
+from devcheck.machine.replay.recording import Handle
 from devcheck.report import Status
 from tests.recordings import GPU0, GPU1, h100, load, nvml_error, two_gpus, variant
 
 NO_DEVICE = "cudaErrorNoDevice: no CUDA-capable device is detected"  # recorded on the H100 with CUDA_VISIBLE_DEVICES=''
-# Verbatim from shared/fixtures/public/failures.md section 13.
+# Verbatim from tests/fixtures/public/failures.md section 13.
 INSUFFICIENT = "cudaErrorInsufficientDriver: CUDA driver version is insufficient for CUDA runtime version"
 
 
@@ -165,7 +165,7 @@ def test_an_nvml_call_missing_from_a_recording_is_an_error_field_not_a_value():
 
 
 def test_geforce_fields_that_nvml_does_not_support_are_na_not_errors():
-    # shared/fixtures/public/geforce-rtx4090.txt shows ECC, MIG and remapped rows as N/A.
+    # tests/fixtures/public/geforce-rtx4090.txt shows ECC, MIG and remapped rows as N/A.
     unsupported = {"error": nvml_error(pynvml.NVML_ERROR_NOT_SUPPORTED)}
     geforce = h100(
         why="the fields an RTX 4090 dump shows as N/A answered NotSupported; brand GeForce RTX",
@@ -186,7 +186,7 @@ def test_geforce_fields_that_nvml_does_not_support_are_na_not_errors():
 
 def test_mig_enabled_counts_the_instances():
     mig = h100(
-        why="MIG on with 3 instances, as in shared/fixtures/public/a100-sxm4-40gb-mig.xml",
+        why="MIG on with 3 instances, as in tests/fixtures/public/a100-sxm4-40gb-mig.xml",
         nvml={
             ("nvmlDeviceGetMigMode", GPU0): (1, 1),
             ("nvmlDeviceGetMaxMigDeviceCount", GPU0): 7,
@@ -200,7 +200,7 @@ def test_mig_enabled_counts_the_instances():
 def test_a_lost_gpu_is_reported_and_the_others_still_read():
     lost = variant(
         two_gpus(h100()),
-        "the second GPU answers GpuIsLost (Xid 79, shared/fixtures/public/failures.md section 7)",
+        "the second GPU answers GpuIsLost (Xid 79, tests/fixtures/public/failures.md section 7)",
         nvml={("nvmlDeviceGetHandleByIndex", 1): {"error": nvml_error(pynvml.NVML_ERROR_GPU_IS_LOST)}},
         cupy={("cuda.runtime.getDeviceCount",): 1},
     )
@@ -613,7 +613,7 @@ def test_without_metadata_or_module_cupy_is_not_installed():
 
 @pytest.mark.parametrize("value", ["", "0", "1"])
 def test_a_variable_set_is_never_reported_unset(value):
-    from devcheck.machine.envvars import RELEVANT
+    from devcheck.machine.probes.envvars import RELEVANT
 
     environ = {name: value for name in RELEVANT}
     doc = run(environ=environ).to_dict()["data"]

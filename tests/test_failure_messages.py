@@ -1,4 +1,4 @@
-"""Each real failure message in shared/fixtures/public/failures.md that devcheck can meet: recognised,
+"""Each real failure message in tests/fixtures/public/failures.md that devcheck can meet: recognised,
 explained, and given its fix (issue 16). One test per message, on a variant of a real recording.
 
 NVML errors are raised from their code (nvidia-ml-py builds the exception, and its text, from the code),
@@ -9,7 +9,7 @@ Errors that carry their own text (CuPy's CUDARuntimeError, NVRTC load failures) 
 import pynvml
 
 from devcheck.commands.env import collect
-from devcheck.machine import seam
+from devcheck.machine.replay import seam
 from devcheck.report import Status
 from tests.recordings import GPU0, h100, load, nvml_error, variant
 

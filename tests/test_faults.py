@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from devcheck.cli import app
 from devcheck.commands.env import collect
-from devcheck.machine import seam
+from devcheck.machine.replay import seam
 from tests.recordings import h100
 from tests.signals import from_a_terminal
 
@@ -172,7 +172,7 @@ def test_an_interrupted_grad_keeps_the_checks_it_made():
     """Ctrl-C inside the op checks (here: as the progress line for `mul` appears): the classic example
     and the ops checked before it go out with the interrupt, for the runner to write."""
     from devcheck.commands import grad
-    from devcheck.machine.devices import select
+    from devcheck.machine.model.devices import select
 
     def progress(label, **kwargs):
         if label == "cpu: mul" and kwargs.get("advance"):
@@ -188,7 +188,7 @@ def test_an_interrupted_grad_keeps_the_checks_it_made():
 
 def test_a_wrong_gradient_found_before_an_interrupt_is_still_a_failure():
     from devcheck.commands import grad
-    from devcheck.machine.devices import select
+    from devcheck.machine.model.devices import select
 
     def progress(label, **kwargs):
         if label == "cuda:0: add" and kwargs.get("advance"):

@@ -9,7 +9,7 @@ import pytest
 
 from devcheck.errors import BadInput
 from devcheck.files import write_atomic
-from devcheck.machine.recording import Recording
+from devcheck.machine.replay.recording import Recording
 from tests.recordings import h100
 
 UNENCODABLE = "new \ud800"  # a lone surrogate: UTF-8 cannot encode it, so the write fails midway

@@ -15,11 +15,11 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from devcheck.cli import app
-from devcheck.commands.check.health import health_checks
+from devcheck.commands.check.health import gate
 from devcheck.commands.check.thresholds import Thresholds
 from devcheck.commands.env import collect
-from devcheck.machine import seam
-from devcheck.machine.recording import Handle, Recording
+from devcheck.machine.replay import seam
+from devcheck.machine.replay.recording import Handle, Recording
 from devcheck.render.glance import glance_table, gpu_of, gpu_rows, shown_sections
 from devcheck.render.text import to_markdown
 from tests.recordings import h100, load, n_gpus, nvml_error, two_gpus, variant
@@ -137,13 +137,14 @@ def test_checks_that_judge_a_gpu_by_its_tag():
 
 
 def test_checks_own_gpu_checks_count_in_the_row():
-    """`check` adds its health checks (check.gpuN.*) to env's: a GPU with persistence off is not ok there."""
+    """`check` judges more of each GPU than env (persistence mode): a GPU with persistence off is not ok there."""
     off = variant(
         two_gpus(h100()), "persistence mode off on GPU 1", nvml={("nvmlDeviceGetPersistenceMode", Handle("gpu1")): 0}
     )
     report = report_of(off)
     assert [r.verdict for r in gpu_rows(report)] == ["ok", "ok"]  # env does not judge persistence
-    report.checks += health_checks(report, Thresholds(), strict=False)
+    with seam.replay(off):
+        report = collect(environ={}, gate=gate(Thresholds(), strict=False))
     assert gpu_rows(report)[0].verdict == "ok"
     assert gpu_rows(report)[1].verdict.startswith("warn: persistence mode is off")
     assert [s.key for s in shown_sections(report, details=False) if s.group == "gpus"] == ["gpu1"]

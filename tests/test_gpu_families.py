@@ -1,7 +1,7 @@
 """`devcheck env` on a stand-in for each GPU family with a public `nvidia-smi -q` dump (issue 16).
 
 Each stand-in (tests/fixtures/recordings/public/<dump>.json) is written by scripts/recording_from_smi.py
-from one dump in shared/fixtures/public/ (sources in SOURCES.md there): it answers only what the dump
+from one dump in tests/fixtures/public/ (sources in SOURCES.md there): it answers only what the dump
 shows. The table below was read from the dumps themselves, line by line, not from the parser's output:
 what nvidia-smi printed is what devcheck must say.
 """
@@ -13,13 +13,13 @@ import pynvml
 import pytest
 
 from devcheck.commands.env import collect
-from devcheck.machine import seam
-from devcheck.machine.nvml import Reader
-from devcheck.machine.recording import Handle, Recording
+from devcheck.machine.probes.nvml import Reader
+from devcheck.machine.replay import seam
+from devcheck.machine.replay.recording import Handle, Recording
 from devcheck.report import Status
 
 FOLDER = Path(__file__).parent / "fixtures" / "recordings" / "public"
-DUMPS = Path(__file__).parents[2] / "shared" / "fixtures" / "public"
+DUMPS = Path(__file__).parent / "fixtures" / "public"
 NA = "n/a"  # the dump says N/A (or Not Supported): NVML answers NotSupported, devcheck shows n/a
 ABSENT = "absent"  # the dump has no such line: the stand-in has no answer
 
@@ -100,8 +100,7 @@ def shown(field: dict):
 
 def test_every_stand_in_has_a_row_and_every_dump_a_stand_in():
     assert sorted(p.name.removesuffix(".json") for p in FOLDER.glob("*.json")) == sorted(CARDS)
-    if DUMPS.is_dir():  # beside the checkout (shared/), not in CI
-        assert sorted(p.name for p in DUMPS.iterdir() if p.suffix in (".txt", ".xml")) == sorted(CARDS)
+    assert sorted(p.name for p in DUMPS.iterdir() if p.suffix in (".txt", ".xml")) == sorted(CARDS)
 
 
 @pytest.mark.parametrize("dump", sorted(CARDS))

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from devcheck.cli import app
 from devcheck.commands.train import not_learned_fix
 from devcheck.commands.train.config import Config
-from devcheck.machine import seam, standin
+from devcheck.machine.replay import seam, standin
 from tests.recordings import h100, load
 
 runner = CliRunner()

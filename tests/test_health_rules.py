@@ -1,20 +1,23 @@
-"""Every health rule of `devcheck env` (nvml.py) and `devcheck check` (health.py, thresholds.py,
+"""Every health rule of `devcheck env` and `devcheck check` (gpu_health.py, check/health.py, thresholds.py,
 verdicts.py), each on both sides: every clock-event bit NVML defines for a slowdown, ECC errors at 0
 and 1, each remap state, each compute mode, the temperature margin at its edge, the under-load clock
 at 70% of its maximum, a rate exactly at its floor. The cards are the recorded H100 with one NVML
 answer changed (synthetic variants, named in their `why`)."""
 
+import json
+
 import pynvml
 import pytest
+from typer.testing import CliRunner
 
-from devcheck.commands.check.health import health_checks, load_checks, settle_idle_link
+from devcheck.commands.check.health import gate, load_checks, settle_idle_link
 from devcheck.commands.check.thresholds import CPU_FLOORS, GPU_FLOORS, LIMITS, Thresholds, load
 from devcheck.commands.check.verdicts import gpu_busy, speed_check
 from devcheck.commands.env import collect
 from devcheck.errors import BadInput
-from devcheck.machine import seam
-from devcheck.machine.nvml import is_geforce
-from devcheck.machine.recording import Handle
+from devcheck.machine.probes.nvml import is_geforce
+from devcheck.machine.replay import seam
+from devcheck.machine.replay.recording import Handle
 from devcheck.report import Check, Status
 from tests.recordings import GPU0, _replace, h100, nvml_error, two_gpus, variant
 
@@ -22,11 +25,12 @@ REASONS = ("nvmlDeviceGetCurrentClocksEventReasons", GPU0)
 
 
 def env_and_check(why, nvml, thresholds=None):
+    """The GPU's checks as env reports them and as check gates on them, and the slowdowns NVML named."""
     with seam.replay(h100(why=why, nvml=nvml)):
         env = collect(environ={})
-    checks = [*env.checks, *health_checks(env, thresholds or Thresholds(), False)]
+        gated = collect(environ={}, gate=gate(thresholds or Thresholds(), False))
     slowdowns = next(s for s in env.sections if s.group == "gpus").fields["clock slowdowns"].value
-    return {c.id: str(c.status) for c in checks}, slowdowns
+    return {c.id: str(c.status) for c in env.checks}, {c.id: str(c.status) for c in gated.checks}, slowdowns
 
 
 # NVML's clocks-event reasons (nvml.h): 0x1 GPU idle, 0x2 application clocks, 0x4 SW power cap,
@@ -42,27 +46,29 @@ SLOWDOWN_BITS = [
 
 @pytest.mark.parametrize(("bit", "name", "held_back"), SLOWDOWN_BITS)
 def test_every_slowdown_bit_is_named_and_judged(bit, name, held_back):
-    status, slowdowns = env_and_check(f"clock event reason {bit:#x}", {REASONS: bit | 0x1})
+    status, gated, slowdowns = env_and_check(f"clock event reason {bit:#x}", {REASONS: bit | 0x1})
     assert slowdowns == [name]
     assert status.get("gpu0.clocks") == ("warn" if held_back else None)  # a power cap alone is no warning
-    assert status.get("check.gpu0.slowdown") == ("fail" if held_back else None)
+    assert gated.get("gpu0.clocks") == ("fail" if held_back else None)
 
 
 @pytest.mark.parametrize("bit", [0x1, 0x2, 0x10, 0x100])
 def test_idle_set_clocks_sync_boost_and_display_clock_are_not_slowdowns(bit):
-    status, slowdowns = env_and_check(f"clock event reason {bit:#x}", {REASONS: bit})
-    assert slowdowns == [] and status["gpu0.health"] == "ok" and "check.gpu0.slowdown" not in status
+    status, gated, slowdowns = env_and_check(f"clock event reason {bit:#x}", {REASONS: bit})
+    assert slowdowns == [] and status["gpu0.health"] == "ok" and "gpu0.clocks" not in gated
 
 
 def test_several_slowdowns_at_once_are_all_named():
-    _, slowdowns = env_and_check("hardware slowdown and power brake", {REASONS: 0x8 | 0x80 | 0x4})
+    _, _, slowdowns = env_and_check("hardware slowdown and power brake", {REASONS: 0x8 | 0x80 | 0x4})
     assert slowdowns == ["software power cap", "hardware slowdown", "power brake"]
 
 
 @pytest.mark.parametrize(("errors", "ecc"), [(0, None), (1, "fail")])
 def test_one_uncorrected_ecc_error_fails(errors, ecc):
-    status, _ = env_and_check(f"{errors} uncorrected ECC errors", {("nvmlDeviceGetTotalEccErrors", GPU0, 1, 0): errors})
-    assert status.get("gpu0.ecc") == ecc and (ecc or status["gpu0.health"] == "ok")
+    status, gated, _ = env_and_check(
+        f"{errors} uncorrected ECC errors", {("nvmlDeviceGetTotalEccErrors", GPU0, 1, 0): errors}
+    )
+    assert status.get("gpu0.ecc") == gated.get("gpu0.ecc") == ecc and (ecc or status["gpu0.health"] == "ok")
 
 
 @pytest.mark.parametrize(
@@ -70,40 +76,37 @@ def test_one_uncorrected_ecc_error_fails(errors, ecc):
     [
         ((0, 0, 0, 0), None, None),
         ((0, 1, 1, 0), "warn", "fail"),
-        ((0, 1, 0, 1), "fail", None),
+        ((0, 1, 0, 1), "fail", "fail"),
         ((3, 0, 0, 0), None, None),
     ],
 )
 def test_each_remapped_rows_state(rows, env_memory, repairs):
-    status, _ = env_and_check(f"remapped rows {rows}", {("nvmlDeviceGetRemappedRows", GPU0): rows})
-    assert status.get("gpu0.memory") == env_memory and status.get("check.gpu0.repairs") == repairs
+    status, gated, _ = env_and_check(f"remapped rows {rows}", {("nvmlDeviceGetRemappedRows", GPU0): rows})
+    assert status.get("gpu0.memory") == env_memory and gated.get("gpu0.memory") == repairs
 
 
 @pytest.mark.parametrize(("mode", "prohibited"), [(0, False), (1, False), (2, True), (3, False)])
 def test_only_the_prohibited_compute_mode_fails(mode, prohibited):
-    status, _ = env_and_check(f"compute mode {mode}", {("nvmlDeviceGetComputeMode", GPU0): mode})
-    assert status.get("gpu0.compute_mode") == ("fail" if prohibited else None)
+    status, gated, _ = env_and_check(f"compute mode {mode}", {("nvmlDeviceGetComputeMode", GPU0): mode})
+    assert status.get("gpu0.compute_mode") == gated.get("gpu0.compute_mode") == ("fail" if prohibited else None)
 
 
 # The recorded H100 slows down at 89 C; check's margin is 5 C: warn from 84 C, fail from 89 C.
 @pytest.mark.parametrize(("temp", "expected"), [(83, None), (84, "warn"), (88, "warn"), (89, "fail")])
 def test_the_temperature_margin_on_both_sides(temp, expected):
-    status, _ = env_and_check(f"at {temp} C", {("nvmlDeviceGetTemperature", GPU0, 0): temp})
-    assert status.get("check.gpu0.temperature") == expected
+    status, gated, _ = env_and_check(f"at {temp} C", {("nvmlDeviceGetTemperature", GPU0, 0): temp})
+    assert gated.get("gpu0.temperature") == expected and "gpu0.temperature" not in status
 
 
 def test_the_temperature_margin_is_a_threshold_key():
     t = Thresholds(default={"temperature_margin_c": 0.0})
-    assert (
-        env_and_check("at 88 C", {("nvmlDeviceGetTemperature", GPU0, 0): 88}, t)[0].get("check.gpu0.temperature")
-        is None
-    )
+    assert env_and_check("at 88 C", {("nvmlDeviceGetTemperature", GPU0, 0): 88}, t)[1].get("gpu0.temperature") is None
 
 
 def test_persistence_mode_off_warns():
-    status, _ = env_and_check("persistence off", {("nvmlDeviceGetPersistenceMode", GPU0): 0})
-    assert status["check.gpu0.persistence"] == "warn"
-    assert "check.gpu0.persistence" not in env_and_check("persistence on", {})[0]
+    status, gated, _ = env_and_check("persistence off", {("nvmlDeviceGetPersistenceMode", GPU0): 0})
+    assert gated["gpu0.persistence"] == "warn" and "gpu0.persistence" not in status
+    assert "gpu0.persistence" not in env_and_check("persistence on", {})[1]
 
 
 # --- under load ----------------------------------------------------------------------------------------------
@@ -140,7 +143,7 @@ def test_under_load_readings_missing_or_replayed():
 
 @pytest.mark.parametrize(("reading", "settled"), [({}, "ok"), ({"pcie_width": 8}, "warn"), ({"pcie_gen": 4}, "warn")])
 def test_an_idle_link_warning_is_settled_only_by_a_full_link_under_load(reading, settled):
-    checks = [Check("check.gpu0.pcie", Status.WARN, "idle at gen 1")]
+    checks = [Check("gpu0.pcie", Status.WARN, "idle at gen 1")]
     settle_idle_link(checks, FULL | reading)
     assert str(checks[0].status) == settled
 
@@ -257,32 +260,33 @@ def test_geforce_brands(brand, geforce):
 PERFORMANCE = "(`nvidia-smi -q -d PERFORMANCE`)"
 MESSAGES = [
     ({REASONS: 0x48}, "gpu0.clocks", "warn", "GPU 0 is slowed down: hardware slowdown, hardware thermal slowdown",
-     "temperature 42 C, power 75.8 W", f"check cooling and power delivery {PERFORMANCE}"),
-    ({REASONS: 0x48}, "check.gpu0.slowdown", "fail", "GPU 0 is held back: hardware slowdown, hardware thermal slowdown",
-     "temperature 42 C, slowdown at 89 C", f"check cooling, airflow and power delivery {PERFORMANCE}"),
+     "temperature 42 C (slowdown at 89 C), power 75.8 W", f"check cooling, airflow and power delivery {PERFORMANCE}"),
+    ({REASONS: 0x48}, "check:gpu0.clocks", "fail", "GPU 0 is held back: hardware slowdown, hardware thermal slowdown",
+     "temperature 42 C (slowdown at 89 C), power 75.8 W", f"check cooling, airflow and power delivery {PERFORMANCE}"),
     ({("nvmlDeviceGetTotalEccErrors", GPU0, 1, 0): 4}, "gpu0.ecc", "fail", "GPU 0: 4 uncorrected ECC errors since boot",
      "results computed on this GPU may be wrong",
      "drain the GPU, reset it (sudo nvidia-smi -r -i 0), run `dcgmi diag -r 3`; RMA if it recurs"),
     ({("nvmlDeviceGetRemappedRows", GPU0): (0, 1, 0, 1)}, "gpu0.memory", "fail", "GPU 0: a memory row remap failed",
      "", "the GPU needs service (RMA); stop scheduling work on it"),
-    ({("nvmlDeviceGetRemappedRows", GPU0): (0, 1, 1, 0)}, "gpu0.memory", "warn", "GPU 0: memory repairs are pending",
-     "retired pages / remapped rows take effect at the next GPU reset",
-     "sudo nvidia-smi -r -i 0 when the GPU is idle, or reboot"),
-    ({("nvmlDeviceGetRemappedRows", GPU0): (0, 1, 1, 0)}, "check.gpu0.repairs", "fail",
+    ({("nvmlDeviceGetRemappedRows", GPU0): (0, 1, 1, 0)}, "gpu0.memory", "warn",
+     "GPU 0: memory repairs are pending (remapped rows or retired pages)",
+     "they take effect at the next GPU reset; until then the bad memory is still in use",
+     "when the GPU is idle: `sudo nvidia-smi -r -i 0` or reboot"),
+    ({("nvmlDeviceGetRemappedRows", GPU0): (0, 1, 1, 0)}, "check:gpu0.memory", "fail",
      "GPU 0: memory repairs are pending (remapped rows or retired pages)",
      "they take effect at the next GPU reset; until then the bad memory is still in use",
      "drain the node, then `sudo nvidia-smi -r -i 0` or reboot"),
     ({("nvmlDeviceGetComputeMode", GPU0): 2}, "gpu0.compute_mode", "fail",
      "GPU 0 is in Prohibited compute mode: no CUDA context can be created on it", "",
      "sudo nvidia-smi -i 0 -c DEFAULT"),
-    ({("nvmlDeviceGetTemperature", GPU0, 0): 86}, "check.gpu0.temperature", "warn",
+    ({("nvmlDeviceGetTemperature", GPU0, 0): 86}, "check:gpu0.temperature", "warn",
      "GPU 0 at 86 C, 3 C under its slowdown threshold (89 C)", "", "check cooling and airflow"),
-    ({("nvmlDeviceGetCurrPcieLinkGeneration", GPU0): 1, ("nvmlDeviceGetCurrPcieLinkWidth", GPU0): 8}, "check.gpu0.pcie",
+    ({("nvmlDeviceGetCurrPcieLinkGeneration", GPU0): 1, ("nvmlDeviceGetCurrPcieLinkWidth", GPU0): 8}, "check:gpu0.pcie",
      "warn", "GPU 0: PCIe link at gen 1 of 5, x8 of x16 at idle",
      "an idle GPU may slow and narrow its link to save power (an idle L4 read gen 1 of 4, x8 of x16); check's stress "
      "window reads it again under load, and this turns ok or fails there",
      "if the stress window did not run on it: `nvidia-smi -q -d PCIE` while a job runs"),
-    ({("nvmlDeviceGetPersistenceMode", GPU0): 0}, "check.gpu0.persistence", "warn",
+    ({("nvmlDeviceGetPersistenceMode", GPU0): 0}, "check:gpu0.persistence", "warn",
      "GPU 0: persistence mode is off: each new process waits while the driver sets the GPU up", "",
      "sudo nvidia-smi -i 0 -pm 1 (or run nvidia-persistenced)"),
     ({}, "gpu0.health", "ok", "GPU 0: no ECC, memory, clock or mode problem reported", "", ""),
@@ -291,9 +295,11 @@ MESSAGES = [
 
 @pytest.mark.parametrize(("nvml", "check_id", "status", "summary", "detail", "fix"), MESSAGES)
 def test_what_each_health_rule_says(nvml, check_id, status, summary, detail, fix):
+    """`check:ID`: the check as `devcheck check` gates on it; `ID`: as `devcheck env` reports it."""
+    context, _, check_id = check_id.rpartition(":")
     with seam.replay(h100(why=f"{check_id}: {summary}", nvml=nvml)):
-        env = collect(environ={})
-    found = {c.id: c for c in [*env.checks, *health_checks(env, Thresholds(), False)]}[check_id]
+        env = collect(environ={}, gate=gate(Thresholds(), False) if context else None)
+    found = {c.id: c for c in env.checks}[check_id]
     assert (str(found.status), found.summary, found.detail, found.fix) == (status, summary, detail, fix)
 
 
@@ -340,14 +346,14 @@ def test_what_missing_or_replayed_readings_say():
 
 def test_what_a_settled_idle_link_says():
     checks = [
-        Check("check.gpu0.pcie", Status.WARN, "GPU 0: PCIe link at gen 1 of 5 at idle"),
+        Check("gpu0.pcie", Status.WARN, "GPU 0: PCIe link at gen 1 of 5 at idle"),
         Check("other", Status.WARN, "x"),
     ]
     settle_idle_link(checks, FULL)
     assert checks[0].summary == "GPU 0: PCIe link at gen 1 of 5 at idle; gen 5, x16 under load: it saves power at idle"
     assert str(checks[1].status) == "warn"
     for readings in (FULL | {"error": "lost"}, FULL | {"pcie_gen_max": None}, FULL | {"nvml_index": 1}):
-        unsettled = [Check("check.gpu0.pcie", Status.WARN, "idle")]
+        unsettled = [Check("gpu0.pcie", Status.WARN, "idle")]
         settle_idle_link(unsettled, readings)
         assert str(unsettled[0].status) == "warn"
 
@@ -373,24 +379,25 @@ def test_what_each_speed_verdict_says(rate, peak, replaying, busy, status, summa
     assert (c.id, str(c.status), c.summary, c.detail, c.fix) == ("check.speed", status, summary, detail, fix)
 
 
-def health_of(recording, strict=False):
+def health_of(recording, strict=False, thresholds=None):
+    """The GPU checks `devcheck check` gates on (ok ones left out)."""
     with seam.replay(recording):
-        env = collect(environ={})
-    return {c.id: c for c in health_checks(env, Thresholds(), strict)}
+        env = collect(environ={}, gate=gate(thresholds or Thresholds(), strict))
+    return {c.id: c for c in env.checks if c.id.startswith("gpu") and c.status is not Status.OK}
 
 
 @pytest.mark.parametrize(("strict", "status"), [(False, "warn"), (True, "fail")])
 def test_a_field_nvml_could_not_read_is_never_a_pass(strict, status):
     recording = h100(why="NVML's power reading fails (Unknown Error)")
     _replace(recording.nvml, "nvmlDeviceGetPowerUsage", [GPU0], {"error": nvml_error(pynvml.NVML_ERROR_UNKNOWN)})
-    c = health_of(recording, strict)["check.gpu0.nvml"]
+    c = health_of(recording, strict)["gpu0.nvml"]
     assert (str(c.status), c.summary, c.detail) == (
         status,
         "GPU 0: NVML could not read 1 field(s)",
         "power draw W: Unknown Error",
     )
     assert c.fix == "run `nvidia-smi -q`; an NVML error mid-run often precedes a lost GPU (check `dmesg` for Xid)"
-    assert "check.gpu0.nvml" not in health_of(h100())  # n/a fields (retired pages on an H100) are no error
+    assert "gpu0.nvml" not in health_of(h100())  # n/a fields (retired pages on an H100) are no error
 
 
 @pytest.mark.parametrize(
@@ -405,7 +412,7 @@ def test_a_field_nvml_could_not_read_is_never_a_pass(strict, status):
     ],
 )
 def test_the_idle_link_rule(nvml, pcie):
-    found = health_of(h100(why=f"PCIe link {nvml}", nvml=nvml)).get("check.gpu0.pcie")
+    found = health_of(h100(why=f"PCIe link {nvml}", nvml=nvml)).get("gpu0.pcie")
     assert (found and str(found.status)) == pcie
 
 
@@ -418,24 +425,24 @@ def test_an_unread_link_or_temperature_threshold_is_not_judged():
     )
     _replace(recording.nvml, "nvmlDeviceGetTemperature", [GPU0, pynvml.NVML_TEMPERATURE_GPU], {"result": 95})
     found = health_of(recording)
-    assert "check.gpu0.pcie" not in found and "check.gpu0.temperature" not in found
+    assert "gpu0.pcie" not in found and "gpu0.temperature" not in found
 
 
 def test_retired_pages_pending_is_a_repair_pending():
     found = health_of(
         h100(why="a V100 with retired pages pending", nvml={("nvmlDeviceGetRetiredPagesPendingStatus", GPU0): 1})
     )
-    assert str(found["check.gpu0.repairs"].status) == "fail"
+    assert str(found["gpu0.memory"].status) == "fail"
 
 
 def test_a_link_of_one_lane_at_most_is_no_pcie_link_to_judge_and_two_lanes_are():
     """A GH200's C2C reads x1 of x1; x1 of x2 is a narrowed link; a wider link than its maximum is judged."""
     c2c = {("nvmlDeviceGetCurrPcieLinkWidth", GPU0): 1, ("nvmlDeviceGetMaxPcieLinkWidth", GPU0): 1}
-    assert "check.gpu0.pcie" not in health_of(h100(why="x1 of x1, gen 4 of 5", nvml=c2c | {GEN: 4}))
+    assert "gpu0.pcie" not in health_of(h100(why="x1 of x1, gen 4 of 5", nvml=c2c | {GEN: 4}))
     narrowed = {("nvmlDeviceGetCurrPcieLinkWidth", GPU0): 1, ("nvmlDeviceGetMaxPcieLinkWidth", GPU0): 2}
-    assert str(health_of(h100(why="x1 of x2", nvml=narrowed))["check.gpu0.pcie"].status) == "warn"
+    assert str(health_of(h100(why="x1 of x2", nvml=narrowed))["gpu0.pcie"].status) == "warn"
     odd = {("nvmlDeviceGetCurrPcieLinkWidth", GPU0): 2, ("nvmlDeviceGetMaxPcieLinkWidth", GPU0): 1, GEN: 4}
-    assert str(health_of(h100(why="x2 of x1, gen 4 of 5", nvml=odd))["check.gpu0.pcie"].status) == "warn"
+    assert str(health_of(h100(why="x2 of x1, gen 4 of 5", nvml=odd))["gpu0.pcie"].status) == "warn"
 
 
 GEN = ("nvmlDeviceGetCurrPcieLinkGeneration", GPU0)
@@ -446,7 +453,7 @@ def test_every_field_nvml_could_not_read_is_named():
     error = {"error": nvml_error(pynvml.NVML_ERROR_UNKNOWN)}
     _replace(recording.nvml, "nvmlDeviceGetPowerUsage", [GPU0], error)
     _replace(recording.nvml, "nvmlDeviceGetEnforcedPowerLimit", [GPU0], error)
-    c = health_of(recording)["check.gpu0.nvml"]
+    c = health_of(recording)["gpu0.nvml"]
     assert (c.summary, c.detail) == (
         "GPU 0: NVML could not read 2 field(s)",
         "power draw W: Unknown Error; power limit W: Unknown Error",
@@ -460,20 +467,18 @@ def test_the_temperature_margin_is_read_per_model_then_device(table):
         if table == "default"
         else Thresholds(per_model={table: {"temperature_margin_c": 0.0}})
     )
-    with seam.replay(h100(why="at 88 C", nvml={("nvmlDeviceGetTemperature", GPU0, 0): 88})):
-        env = collect(environ={})
-    assert "check.gpu0.temperature" not in {c.id for c in health_checks(env, t, False)}
+    assert "gpu0.temperature" not in health_of(
+        h100(why="at 88 C", nvml={("nvmlDeviceGetTemperature", GPU0, 0): 88}), thresholds=t
+    )
 
 
 def test_a_gpu_whose_name_nvml_cannot_read_is_an_unknown_gpu_model():
     recording = h100(why="no name from NVML")
     _replace(recording.nvml, "nvmlDeviceGetName", [GPU0], {"error": nvml_error(pynvml.NVML_ERROR_UNKNOWN)})
     _replace(recording.nvml, "nvmlDeviceGetTemperature", [GPU0, 0], {"result": 88})
-    with seam.replay(recording):
-        env = collect(environ={})
     t = Thresholds(per_model={"unknown GPU": {"temperature_margin_c": 0.0}})
-    assert "check.gpu0.temperature" not in {c.id for c in health_checks(env, t, False)}
-    assert "check.gpu0.temperature" in {c.id for c in health_checks(env, Thresholds(), False)}
+    assert "gpu0.temperature" not in health_of(recording, thresholds=t)
+    assert "gpu0.temperature" in health_of(recording)
 
 
 def test_every_gpu_is_judged_past_a_lost_one_and_none_hides_another():
@@ -485,7 +490,7 @@ def test_every_gpu_is_judged_past_a_lost_one_and_none_hides_another():
             ("nvmlDeviceGetPersistenceMode", Handle("gpu1")): 0,
         },
     )
-    assert set(health_of(lost)) == {"check.gpu1.persistence"}
+    assert set(health_of(lost)) == {"gpu0.lost", "gpu1.persistence"}
     both = variant(
         two_gpus(h100()),
         "GPU 0 with persistence off, GPU 1 at gen 4 of 5",
@@ -494,13 +499,13 @@ def test_every_gpu_is_judged_past_a_lost_one_and_none_hides_another():
             ("nvmlDeviceGetCurrPcieLinkGeneration", Handle("gpu1")): 4,
         },
     )
-    assert set(health_of(both)) == {"check.gpu0.persistence", "check.gpu1.pcie"}
+    assert set(health_of(both)) == {"gpu0.persistence", "gpu1.pcie"}
 
 
 def test_the_ids_and_words_of_settled_and_unread_load_checks():
-    checks = [Check("check.gpu0.pcie", Status.WARN, "idle")]
+    checks = [Check("gpu0.pcie", Status.WARN, "idle")]
     settle_idle_link(checks, FULL)
-    assert checks[0].id == "check.gpu0.pcie"
+    assert checks[0].id == "gpu0.pcie"
     assert [c.id for c in load_checks("cuda:0", {}, replaying=False)] == ["check.cuda:0.under_load"]
     (unknown_width,) = load_checks("cuda:0", FULL | {"pcie_width": None}, replaying=False)
     assert unknown_width.summary == "cuda:0 under load: 1980 of 1980 MHz, PCIe gen 5 of 5, x?"
@@ -526,3 +531,31 @@ def test_what_gpu_busy_says():
     assert four == "4 other process(es) compute on this GPU (pid 0, pid 1, pid 2, pid 3)"
     five = gpu_busy((5, [(k, 2**20) for k in range(5)], True))
     assert five.endswith("pid 3 with 1 MiB and 1 more)")
+
+
+@pytest.mark.slow  # three whole check runs
+@pytest.mark.parametrize(
+    ("why", "nvml", "fault"),
+    [
+        ("a row remap pending", {("nvmlDeviceGetRemappedRows", GPU0): (0, 1, 1, 0)}, "gpu0.memory"),
+        ("a hardware thermal slowdown", {REASONS: 0x40}, "gpu0.clocks"),
+        ("4 uncorrected ECC errors", {("nvmlDeviceGetTotalEccErrors", GPU0, 1, 0): 4}, "gpu0.ecc"),
+    ],
+)
+def test_one_replayed_fault_gives_one_check_in_a_whole_check_run(why, nvml, fault):
+    """Before, one pending repair read `gpu0.memory: warn` (env's) and `check.gpu0.repairs: fail` (check's),
+    one slowdown `gpu0.clocks: warn` and `check.gpu0.slowdown: fail`. Now the GPU's checks in a whole
+    `check` run are that fault's one check, failed, beside the healthy card's own (a busy CPU is no GPU fault)."""
+    from devcheck.cli import app
+
+    runner = CliRunner()
+
+    def gpu_checks(recording):
+        with seam.replay(recording):
+            result = runner.invoke(app, ["check", "--budget", "10s", "--json"])
+        doc = json.loads(result.stdout)
+        return {c["id"]: c["status"] for c in doc["checks"] if c["id"].startswith(("gpu0", "check.gpu0"))}
+
+    healthy = gpu_checks(h100())
+    faulty = gpu_checks(h100(why=why, nvml=nvml))
+    assert healthy == {"gpu0.health": "ok"} and faulty == {fault: "fail"}

@@ -16,8 +16,10 @@ from typer.testing import CliRunner
 
 from devcheck.cli import app
 from devcheck.commands.env import collect
-from devcheck.machine import facts, mig, nvml, seam, visible
-from devcheck.machine.recording import MASKED_UUID, Handle, Recording
+from devcheck.machine.model import facts
+from devcheck.machine.probes import mig, nvml, visible
+from devcheck.machine.replay import seam
+from devcheck.machine.replay.recording import MASKED_UUID, Handle, Recording
 from devcheck.report import Status
 from tests.recordings import FOLDER, GPU0, h100, mig_slice, mig_uuid, variant
 
@@ -198,7 +200,7 @@ def test_who_shares_a_slice_is_asked_of_the_slice_not_of_the_gpu(monkeypatch):
 
 def test_the_variable_alone_says_cuda_takes_one_mig_device():
     """Read without NVML (env's envvars probe): a list with MIG devices is not a list of CUDA devices."""
-    from devcheck.machine.envvars import visible_devices
+    from devcheck.machine.probes.envvars import visible_devices
 
     two = visible_devices(f"{mig_uuid(0)},{mig_uuid(1)}")
     assert two.status is Status.OK and "of MIG devices CUDA computes on one only" in two.summary

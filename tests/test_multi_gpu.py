@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from devcheck.cli import app
-from devcheck.machine import seam
+from devcheck.machine.replay import seam
 from tests.recordings import h100, n_gpus
 
 runner = CliRunner()

@@ -25,7 +25,7 @@ import pytest
 from typer.testing import CliRunner
 
 from devcheck.cli import app
-from devcheck.machine import seam
+from devcheck.machine.replay import seam
 from devcheck.render.values import TABLE_LIMIT, show
 from tests import fleet
 from tests.recordings import h100

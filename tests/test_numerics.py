@@ -4,9 +4,11 @@ cupy/_core/_routines_linalg.pyx, get_compute_type), by every part of devcheck th
 import numpy
 import pytest
 
+from devcheck import numerics
 from devcheck.commands.env import collect
-from devcheck.machine import facts, numerics, seam
-from devcheck.machine.envvars import probe as envvars_probe
+from devcheck.machine.model import facts
+from devcheck.machine.probes.envvars import probe as envvars_probe
+from devcheck.machine.replay import seam
 from devcheck.report import Status
 from tests.recordings import h100
 

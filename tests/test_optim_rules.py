@@ -150,7 +150,7 @@ def test_state_of_the_wrong_shape_is_refused_in_words():
 def test_the_fused_kernels_carry_devchecks_names():
     """CuPy names a kernel after its third argument; profilers and the stand-in's faults see that name."""
     from devcheck.engine import get_device
-    from devcheck.machine import seam
+    from devcheck.machine.replay import seam
     from tests.recordings import h100
 
     with seam.replay(h100()):
@@ -159,7 +159,7 @@ def test_the_fused_kernels_carry_devchecks_names():
 
 
 def test_plain_sgd_on_a_gpu_is_one_fused_launch():
-    from devcheck.machine import seam, standin
+    from devcheck.machine.replay import seam, standin
     from tests.recordings import h100
 
     with seam.replay(h100()):

@@ -20,9 +20,10 @@ from devcheck.commands.bench import interconnect
 from devcheck.commands.check import steps
 from devcheck.commands.check.thresholds import GPU_FLOORS
 from devcheck.commands.check.verdicts import p2p_check
-from devcheck.machine import peaks, seam
-from devcheck.machine.devices import select
-from devcheck.machine.recording import Handle
+from devcheck.machine.model import peaks
+from devcheck.machine.model.devices import select
+from devcheck.machine.replay import seam
+from devcheck.machine.replay.recording import Handle
 from devcheck.options import matmul_shape
 from devcheck.report import Report, Status
 from tests.recordings import h100, n_gpus, nvml_error, variant
@@ -260,7 +261,7 @@ def p2p_step(n: int, budget: str, peer: bool = True) -> tuple[Report, float, flo
     with seam.replay(nodes(n, peer=peer)):
         selection = select("auto")
         work = steps.Work(check.Settings(budget=budget), selection, Report("check"), check.Clock(10.0))
-        estimate = dict((name, fn) for name, _, fn in steps.ORDER)["p2p"](work)
+        estimate = dict((name, fn) for name, _, _, fn in steps.ORDER)["p2p"](work)
         began = time.perf_counter()
         steps.p2p(work)
         return work.report, estimate, time.perf_counter() - began

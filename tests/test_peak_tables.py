@@ -6,13 +6,13 @@ peak 0.1 x its per-SM-per-clock figure in GFLOP/s."""
 
 import pytest
 
-from devcheck.machine import peaks
+from devcheck.machine.model import peaks
 
 SMS, MHZ = 100, 1000.0
 
 
 def card(cc, geforce=False, fp64_ratio=None):
-    return peaks.Gpu(cc, SMS, MHZ, geforce=geforce, fp64_ratio=fp64_ratio)
+    return peaks.GpuModel(cc, SMS, MHZ, geforce=geforce, fp64_ratio=fp64_ratio)
 
 
 def gflops(per_sm_per_clock):
@@ -137,7 +137,7 @@ def test_fp16_tensor_rate_and_the_geforce_rule(cc, geforce):
 
 def test_the_rtx_5090_float16_peak_is_half_its_datasheet_fp16_accumulate_rate():
     """RTX 5090: 170 SMs at 2407 MHz; NVIDIA's 209.5 TFLOP/s dense FP16 with FP32 accumulate (419 with FP16)."""
-    peak = flops("float16", peaks.Gpu((12, 0), 170, 2407.0, geforce=True))
+    peak = flops("float16", peaks.GpuModel((12, 0), 170, 2407.0, geforce=True))
     assert peak.value == pytest.approx(209_500, rel=0.01)
 
 

@@ -1,5 +1,5 @@
 """Peaks against NVIDIA's datasheets, one case per model and precision (tests/fixtures/gpu_specs.json,
-written by scripts/gpu_specs_fixture.py from shared/fixtures/gpu_specs.json and the public dumps).
+written by scripts/gpu_specs_fixture.py from NVIDIA's datasheets and the public dumps in tests/fixtures/public).
 
 Each model becomes a stand-in card: the recorded H100 with the model's own figures put where a real
 card reports them (CUDA's properties: compute capability, SMs, rated boost clock, memory clock and
@@ -13,7 +13,8 @@ from pathlib import Path
 import pynvml
 import pytest
 
-from devcheck.machine import facts, peaks, seam
+from devcheck.machine.model import facts, peaks
+from devcheck.machine.replay import seam
 from tests.recordings import GPU0, h100
 
 SPECS = json.loads((Path(__file__).parent / "fixtures" / "gpu_specs.json").read_text())
@@ -121,20 +122,20 @@ def test_every_model_with_figures_is_covered():
 
 
 def test_an_unknown_architecture_gets_no_peak_and_says_why():
-    unknown = peaks.Gpu((5, 2), 16, 1000.0)
+    unknown = peaks.GpuModel((5, 2), 16, 1000.0)
     assert peaks.gpu_flops_peak("float32", unknown).value is None
     assert "unknown compute capability 5.2" in peaks.gpu_flops_peak("float32", unknown).basis
     assert "no float16 tensor-core rate known for compute capability 6.1" in (
-        peaks.gpu_flops_peak("float16", peaks.Gpu((6, 1), 8, 1480.0)).basis
+        peaks.gpu_flops_peak("float16", peaks.GpuModel((6, 1), 8, 1480.0)).basis
     )
-    assert peaks.gpu_flops_peak("bfloat16", peaks.Gpu((7, 0), 80, 1530.0)).value is None  # no BF16 on Volta
+    assert peaks.gpu_flops_peak("bfloat16", peaks.GpuModel((7, 0), 80, 1530.0)).value is None  # no BF16 on Volta
 
 
 def test_the_cards_own_fp64_ratio_wins_over_the_architectures():
     """CUDA's singleToDoublePrecisionPerfRatio (2 on the recorded H100) is what the card says of itself."""
-    sm_86 = peaks.Gpu((8, 6), 84, 1800.0)
+    sm_86 = peaks.GpuModel((8, 6), 84, 1800.0)
     assert peaks.gpu_flops_peak("float64", sm_86).value == pytest.approx(84 * 256 * 1.8 / 64)
-    told = peaks.gpu_flops_peak("float64", peaks.Gpu((8, 6), 84, 1800.0, fp64_ratio=32))
+    told = peaks.gpu_flops_peak("float64", peaks.GpuModel((8, 6), 84, 1800.0, fp64_ratio=32))
     assert told.value == pytest.approx(84 * 256 * 1.8 / 32) and "singleToDoublePrecisionPerfRatio" in told.basis
 
 
@@ -154,7 +155,7 @@ def test_an_export_hopper_gets_its_cut_fp64_not_the_dmma_rate(monkeypatch):
     assert cut.value < 2_000 and "singleToDoublePrecisionPerfRatio" in cut.basis, cut.basis
     full = facts_of(h100_sxm, monkeypatch, False).flops_peak("float64")
     assert full.value == pytest.approx(66_908, rel=1e-3) and "DMMA" in full.basis
-    told_2 = peaks.gpu_flops_peak("float64", peaks.Gpu((9, 0), 132, 1980.0, fp64_ratio=2))
+    told_2 = peaks.gpu_flops_peak("float64", peaks.GpuModel((9, 0), 132, 1980.0, fp64_ratio=2))
     assert told_2.value == pytest.approx(66_908, rel=1e-3)
 
 

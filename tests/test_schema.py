@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from devcheck.cli import app
-from devcheck.machine import seam
+from devcheck.machine.replay import seam
 from tests.recordings import FOLDER, h100, load
 
 runner = CliRunner()
@@ -61,7 +61,7 @@ def _first_step_interrupted(command):
     from devcheck.commands import bench, grad, train
     from devcheck.commands.bench import Settings
     from devcheck.commands.train import Config
-    from devcheck.machine.devices import select
+    from devcheck.machine.model.devices import select
     from devcheck.options import MatmulShape
 
     calls = []
@@ -108,7 +108,7 @@ PUBLIC = sorted(p.stem for p in (FOLDER / "public").glob("*.json"))
 @pytest.mark.parametrize("dump", PUBLIC)
 def test_env_on_every_public_dump_validates(dump):
     from devcheck.commands.env import collect
-    from devcheck.machine.recording import Recording
+    from devcheck.machine.replay.recording import Recording
 
     with seam.replay(Recording.load(FOLDER / "public" / f"{dump}.json")):
         jsonschema.validate(collect(environ={}).to_dict(), schema())
@@ -147,7 +147,7 @@ TOPOLOGY = sorted(p.stem for p in (FOLDER / "topology").glob("*.json"))
 @pytest.mark.parametrize("dump", TOPOLOGY)
 def test_env_on_every_public_topology_dump_validates(dump):
     from devcheck.commands.env import collect
-    from devcheck.machine.recording import Recording
+    from devcheck.machine.replay.recording import Recording
 
     with seam.replay(Recording.load(FOLDER / "topology" / f"{dump}.json")):
         doc = collect(environ={}).to_dict()

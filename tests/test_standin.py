@@ -6,8 +6,8 @@ import warnings
 import numpy
 import pytest
 
-from devcheck.machine import seam, standin
-from devcheck.machine.recording import Recording
+from devcheck.machine.replay import seam, standin
+from devcheck.machine.replay.recording import Recording
 from tests.recordings import h100, n_gpus, two_gpus
 
 
@@ -166,7 +166,7 @@ def _on(cp, device: int, make):
 def test_an_operand_on_another_gpu_is_refused_or_warned_as_cupy_does(peer):
     """CuPy's _check_peer_access, in every kind of kernel: operators, ufuncs, reductions, methods that
     compute, indexing that gathers, assignment, ElementwiseKernel. Views (reshape, basic slices) need no kernel."""
-    from devcheck.machine.standin.arrays import PerformanceWarning
+    from devcheck.machine.replay.standin.arrays import PerformanceWarning
 
     with seam.replay(n_gpus(h100(), 2, peer=peer)):
         cp = seam.cupy()

@@ -5,7 +5,7 @@ ElementwiseKernel's arguments and a creation function's keywords before it needs
 import numpy
 import pytest
 
-from devcheck.machine import seam, standin
+from devcheck.machine.replay import seam, standin
 from tests.recordings import h100
 
 

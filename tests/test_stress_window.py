@@ -7,7 +7,7 @@ import pytest
 from devcheck.commands.check.stress import stress
 from devcheck.engine import get_device
 from devcheck.interrupt import Interruption
-from devcheck.machine import seam
+from devcheck.machine.replay import seam
 from tests.recordings import h100
 
 

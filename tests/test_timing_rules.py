@@ -8,7 +8,7 @@ import pytest
 from devcheck.commands.bench.cases import clock_for
 from devcheck.commands.bench.timing import HostClock, Stats, measure, summarize
 from devcheck.engine import get_device
-from devcheck.machine import seam
+from devcheck.machine.replay import seam
 from tests.recordings import h100
 
 

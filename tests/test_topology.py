@@ -14,9 +14,10 @@ import pynvml
 import pytest
 
 from devcheck.commands.env import collect
-from devcheck.machine import links, seam, topology
-from devcheck.machine.nvml import read_driver
-from devcheck.machine.recording import Handle, Recording
+from devcheck.machine.probes import links, topology
+from devcheck.machine.probes.nvml import read_driver
+from devcheck.machine.replay import seam
+from devcheck.machine.replay.recording import Handle, Recording
 from devcheck.report import Status
 from tests.recordings import load, nvml_error, variant
 

@@ -9,8 +9,21 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
-from devcheck.machine import blas, cpu, cupy_probe, envvars, mig, nvml, packages, python, toolkit, topology, visible
-from devcheck.machine.devices import gpu_required_check
+from devcheck.commands import gpu_health
+from devcheck.machine.model.devices import gpu_required_check
+from devcheck.machine.probes import (
+    blas,
+    cpu,
+    cupy_probe,
+    envvars,
+    mig,
+    nvml,
+    packages,
+    python,
+    toolkit,
+    topology,
+    visible,
+)
 from devcheck.report import Check, Field, Findings, Report, Status
 
 
@@ -18,20 +31,15 @@ def guarded(name: str, probe: Callable[[], Findings]) -> Findings:
     try:
         return probe()
     except Exception as e:  # a probe bug must not hide the rest of the report
-        return Findings(
-            checks=[
-                Check(
-                    f"{name}.probe",
-                    Status.ERROR,
-                    f"the {name} probe crashed: {type(e).__name__}: {e}",
-                    fix="please report this at devcheck's issue tracker, with `devcheck env --format markdown`",
-                )
-            ]
-        )
+        fix = "please report this at devcheck's issue tracker, with `devcheck env --format markdown`"
+        return Findings(checks=[Check.crashed(f"{name}.probe", Status.ERROR, f"the {name} probe crashed:", e, fix)])
 
 
-def collect(*, require_gpu: bool = False, environ: Mapping[str, str] | None = None) -> Report:
-    from devcheck.machine import seam
+def collect(
+    *, require_gpu: bool = False, environ: Mapping[str, str] | None = None, gate: gpu_health.Gate | None = None
+) -> Report:
+    """The whole report; `gate`: the GPUs judged for a node gate (`devcheck check`)."""
+    from devcheck.machine.replay import seam
 
     environ = os.environ if environ is None else environ
     dists = seam.packages(packages.installed())
@@ -54,7 +62,7 @@ def collect(*, require_gpu: bool = False, environ: Mapping[str, str] | None = No
         report.add(visible.findings(environ, driver.gpus, selection, state.bus_ids))
         for gpu in driver.gpus:
             index = visible.cuda_index_of(gpu.nvml_index, driver.gpus, selection, state.bus_ids)
-            report.add(guarded(f"gpu{gpu.nvml_index}", lambda g=gpu, i=index: nvml.gpu_findings(module, g, i)))
+            report.add(guarded(f"gpu{gpu.nvml_index}", lambda g=gpu, i=index: _gpu(module, g, i, gate)))
             for s in (s for s in slices if s.parent_index == gpu.nvml_index):
                 report.add(mig.findings(s, _slice_index(s, selection, index)))
         report.add(guarded("topology", lambda: topology.findings(module, driver.gpus)))
@@ -65,6 +73,14 @@ def collect(*, require_gpu: bool = False, environ: Mapping[str, str] | None = No
     if require_gpu and not state.ready:
         report.checks.append(gpu_required_check(report.verdict))
     return report
+
+
+def _gpu(module, gpu: nvml.Gpu, cuda_index: Field, gate: gpu_health.Gate | None) -> Findings:
+    found = nvml.gpu_findings(module, gpu, cuda_index)
+    fields = found.sections[0].fields
+    if "state" not in fields:  # a lost GPU: the probe that lost it said so
+        found.checks += gpu_health.judge(gpu.nvml_index, fields, gate)
+    return found
 
 
 def _slices(report: Report, module, gpus: list[nvml.Gpu]) -> list[mig.Slice]:
@@ -79,7 +95,7 @@ def _slices(report: Report, module, gpus: list[nvml.Gpu]) -> list[mig.Slice]:
     return found
 
 
-def _slice_index(s: mig.Slice, selection: visible.Selection, parent: Field) -> Field:
+def _slice_index(s: mig.Slice, selection: visible.CudaOrder, parent: Field) -> Field:
     """The slice's CUDA index: its parent's, when CUDA computes on this slice."""
     if s == selection.mig and parent.value is not None:
         return Field(parent.value, parent.source, parent.status)

@@ -9,19 +9,17 @@ across devices.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy
 
 from devcheck.commands.grad_cases import INPUT_SHAPE, USES_MATMUL, cases, input_for
 from devcheck.interrupt import Interruption
-from devcheck.machine.devices import Selection, selection_checks
-from devcheck.machine.numerics import UNIT_ROUNDOFF, tf32_on
-from devcheck.report import FAILING, Check, Report, Section, Status
+from devcheck.machine.model.devices import Selection, selection_checks
+from devcheck.numerics import UNIT_ROUNDOFF, tf32_on
+from devcheck.report import FAILING, Check, Progress, Report, Section, Status, no_progress
 
 EPS32 = 2 * UNIT_ROUNDOFF["float32"]  # machine epsilon: twice the unit roundoff
 EPS_TF32 = 2 * UNIT_ROUNDOFF["tf32"]  # TF32 keeps 10 mantissa bits: float32 matmuls with TF32 on
-Progress = Callable[..., None]
 
 
 def float32_tolerance(reduction_length: int, tf32: bool = False) -> float:
@@ -39,7 +37,7 @@ def run(
     *,
     fast: bool = False,
     require_gpu: bool = False,
-    progress: Progress = lambda *a, **k: None,
+    progress: Progress = no_progress,
 ) -> Report:
     sel, chosen = selection.to_run(require_gpu), list(ops)
     report = Report("grad")
@@ -59,7 +57,7 @@ def run(
                 op_rows += check_op(op, name, fast)
                 progress(f"{name}: {op}", advance=1)
         if op_rows[first:]:  # judged even when cut short: a wrong gradient found must not be lost
-            report.checks.append(_summary_check(f"grad.ops.{name}", name, op_rows[first:]))
+            report.checks.append(summary_check(f"grad.ops.{name}", name, op_rows[first:]))
         if name != "cpu" and not stop:
             with stop:
                 report.checks.append(network_check(name))
@@ -162,7 +160,7 @@ def _float32_against_cpu(op: str, device: str) -> dict:
     }
 
 
-def _summary_check(check_id: str, device: str, rows: list[dict]) -> Check:
+def summary_check(check_id: str, device: str, rows: list[dict]) -> Check:
     failed = [
         f"{r['op']} ({r['dtype']} vs {r['against']}, rel err {r['rel err']:.2e})" for r in rows if r["verdict"] != "ok"
     ]

@@ -24,6 +24,12 @@ FLOAT_DTYPES = ("float16", "float32", "float64")
 _NULL_CONTEXT = contextlib.nullcontext()
 
 
+def cuda_index(name: str) -> int | None:
+    """N of a device named `cuda:N` (torch.device's index: CUDA's ordinal, which NVML's index need not
+    be); None for the CPU."""
+    return int(name.split(":")[1]) if name.startswith("cuda:") else None
+
+
 @dataclass(eq=False)
 class Device:
     """One place arrays live. `name` is what users type and what Tensor.device returns."""
@@ -42,6 +48,10 @@ class Device:
 
     def dtype(self, name: str) -> Any:
         return self.dtypes.get(name) or getattr(self.xp, name)
+
+    @property
+    def index(self) -> int | None:
+        return cuda_index(self.name)
 
     def __repr__(self) -> str:
         return f"device(type='{self.name}')"
@@ -81,6 +91,13 @@ _DEVICE_NAME = re.compile(r"^cuda(?::(\d+))?$")
 def register(device: Device) -> None:
     """Make a device available by name (how the tests add their simulated device)."""
     _devices[device.name] = device
+
+
+def forget_gpus() -> None:
+    """Drop the CUDA devices made so far: the next use makes them again from the CuPy then importable
+    (the hardware seam calls it when a replay starts or ends)."""
+    for name in [n for n in _devices if n.startswith("cuda")]:
+        del _devices[name]
 
 
 def get_device(spec: str | Device) -> Device:

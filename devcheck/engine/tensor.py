@@ -1,6 +1,6 @@
 """Tensor and Function: a define-by-run, reverse-mode autograd graph.
 
-Rules (DESIGN.md "The engine", after Chainer and DeZero):
+Rules (after Chainer and DeZero):
 - A Function holds its inputs strongly and its output weakly, so a graph lives exactly as long
   as the tensors that lead to it, and dies with its loss.
 - Backward walks the graph iteratively, newest function first (a heap keyed on generation), each

@@ -17,7 +17,7 @@ from rich.text import Text
 from devcheck.render.values import show
 from devcheck.report import Check, Report, Section, Status
 
-GPU_TAG = re.compile(r"^gpu(\d+)$")  # a GPU's section key, and a part of its checks' ids (gpu3.ecc, check.gpu3.pcie)
+GPU_TAG = re.compile(r"^gpu(\d+)$")  # a GPU's section key, and a part of its checks' ids (gpu3.ecc, gpu3.pcie)
 WORST_FIRST = (Status.ERROR, Status.FAIL, Status.WARN)
 WORD = {Status.ERROR: "ERROR", Status.FAIL: "FAIL", Status.WARN: "warn"}
 
@@ -48,7 +48,7 @@ class GpuRow:
 
 
 def gpu_of(check_id: str) -> str | None:
-    """The GPU a check judges: gpu3 for env's gpu3.ecc and check's check.gpu3.pcie; gpu1 is not gpu10."""
+    """The GPU a check judges: gpu3 for gpu3.ecc and gpu3.pcie; gpu1 is not gpu10."""
     return next((part for part in check_id.split(".")[:-1] if GPU_TAG.match(part)), None)
 
 

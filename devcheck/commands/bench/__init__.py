@@ -10,7 +10,6 @@ moving the work to the GPU would really see (copies included).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -22,14 +21,13 @@ from devcheck.commands.bench.cases import Budget
 from devcheck.commands.bench.timing import TimeUp
 from devcheck.errors import BadInput
 from devcheck.interrupt import Interruption
-from devcheck.machine.devices import Selection, selection_checks
-from devcheck.machine.facts import DeviceFacts, facts_for
+from devcheck.machine.model.devices import Selection, selection_checks
+from devcheck.machine.model.facts import DeviceFacts, facts_for
 from devcheck.options import MatmulShape
-from devcheck.report import Check, Report, Status
+from devcheck.report import Check, Progress, Report, Status, no_progress
 
 CASES = ("matmul", "e2e", "bandwidth", "copy", "autograd", "crossover", "p2p", "allreduce")
 DTYPES = ("float32", "float64", "float16")
-Progress = Callable[..., None]
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class Settings:
 
 
 def run(
-    settings: Settings, selection: Selection, *, require_gpu: bool = False, progress: Progress = lambda *a, **k: None
+    settings: Settings, selection: Selection, *, require_gpu: bool = False, progress: Progress = no_progress
 ) -> Report:
     devices = [(device, facts_for(device.name)) for device in selection.to_run(require_gpu).devices]
     plan = _plan(devices, settings)
@@ -155,7 +153,7 @@ def _stream_bytes(cache_bytes: int) -> int:
 
 
 def _does_not_fit(need: int, device: Any, facts: DeviceFacts) -> str:
-    from devcheck.machine.cpu import memory_bytes
+    from devcheck.machine.probes.cpu import memory_bytes
 
     host_free = memory_bytes()[1]
     if host_free is not None and need > 0.8 * host_free:
@@ -216,12 +214,8 @@ def _call_outlasts(p: Planned, mkn: tuple[int, int, int], left: float) -> str:
 
 def _crash_check(p: Planned, e: Exception) -> Check:
     where = f"{p.device.name} {p.dtype}" if p.case in ("matmul", "e2e") else p.device.name
-    return Check(
-        f"bench.{p.case}.{where.replace(' ', '.')}",
-        Status.ERROR,
-        f"{p.case} on {where} raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-        fix="run `devcheck env` for this device",
-    )
+    check_id, fix = f"bench.{p.case}.{where.replace(' ', '.')}", "run `devcheck env` for this device"
+    return Check.crashed(check_id, Status.ERROR, f"{p.case} on {where} raised", e, fix)
 
 
 def _run_case(p: Planned, mkn: tuple[int, int, int], budget: Budget, shared: dict) -> list[dict]:

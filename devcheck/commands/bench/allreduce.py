@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from devcheck.commands.bench.cases import Budget, _record
-from devcheck.commands.bench.interconnect import Gpus, StreamsClock, index, link_peak
+from devcheck.commands.bench.cases import Budget, rate_record
+from devcheck.commands.bench.interconnect import Gpus, StreamsClock, link_peak
 from devcheck.commands.bench.timing import measure
-from devcheck.machine import peaks
+from devcheck.machine.model import peaks
 
 SMALLEST, LARGEST = 8, 2**30  # nccl-tests' -b 8 -e 1G -f 2
 # The oldest nvidia-nccl-cuXX wheel CuPy 14.2 loads, per CUDA major (cupyx/tools/install_library.py).
@@ -22,7 +22,7 @@ NCCL_MIN_PYPI = {12: "2.18.1", 13: "2.27.7"}
 
 def missing(cupy: Any) -> str:
     """Why an all-reduce cannot run here, with the line that installs NCCL; "" when NCCL loads."""
-    from devcheck.machine import seam
+    from devcheck.machine.replay import seam
 
     nccl, warned = seam.nccl()
     if nccl.available:
@@ -48,11 +48,11 @@ def sizes(free_bytes: int | None) -> list[int]:
 
 
 def allreduce(gpus: Gpus, budget: Budget) -> list[dict]:
-    from devcheck.machine import seam
+    from devcheck.machine.replay import seam
 
     nccl, _ = seam.nccl()
     cupy = gpus.members[0][0].native
-    ids, n = [index(d) for d, _ in gpus.members], len(gpus.members)
+    ids, n = [d.index for d, _ in gpus.members], len(gpus.members)
     free = [f.free_bytes for _, f in gpus.members if f.free_bytes is not None]
     plan = sizes(min(free) if free else None)
     comms = nccl.NcclCommunicator.initAll(ids)
@@ -82,7 +82,9 @@ def allreduce(gpus: Gpus, budget: Budget) -> list[dict]:
         left = budget.seconds - spent
         first, stats = measure(run, clock, budget.repeat, left / (len(plan) - len(records)))
         spent += first + stats.median * stats.calls * (stats.n + 2)
-        record = _record(f"nccl all-reduce {n} GPUs", gpus, "float32", [size], first, stats, clock, size, "GB/s", peak)
+        record = rate_record(
+            f"nccl all-reduce {n} GPUs", gpus, "float32", [size], first, stats, clock, size, "GB/s", peak
+        )
         record.update(ranks=n, busbw_gbps=peaks.bus_bandwidth(record["rate"], n))
         records.append(record)
         if spent > budget.seconds:

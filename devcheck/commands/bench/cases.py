@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy
 
+from devcheck import numerics
 from devcheck.commands.bench import mlp_step
 from devcheck.commands.bench.timing import CudaEventClock, HostClock, TimeUp, measure
 from devcheck.engine.backend import Device
-from devcheck.machine import numerics, peaks
-from devcheck.machine.facts import DeviceFacts
-from devcheck.machine.numerics import UNIT_ROUNDOFF
+from devcheck.machine.model import peaks
+from devcheck.machine.model.facts import DeviceFacts
+from devcheck.numerics import UNIT_ROUNDOFF
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Budget:
 def clock_for(device: Device) -> Any:
     if device.name.startswith("cuda:"):
         cupy = device.native
-        return CudaEventClock(cupy, cupy.cuda.Device(int(device.name.split(":")[1])))
+        return CudaEventClock(cupy, cupy.cuda.Device(device.index))
     return HostClock(device.synchronize)
 
 
@@ -41,7 +42,7 @@ def matmul_tolerance(dtype: str, k: int, tf32: bool) -> float:
     return 8 * UNIT_ROUNDOFF["tf32" if tf32 and dtype == "float32" else dtype] * math.sqrt(k)
 
 
-def _record(
+def rate_record(
     case: str,
     device: Device,
     dtype: str,
@@ -118,7 +119,7 @@ def matmul(
     rel_error = float(numpy.max(numpy.abs(got - reference)) / numpy.max(numpy.abs(reference)))
     tf32 = tf32_on(device) and dtype == "float32"
     tolerance = matmul_tolerance(dtype, k, tf32)
-    record = _record(
+    record = rate_record(
         "matmul", device, dtype, [m, k, n], first, stats, clock, 2.0 * m * k * n, "GFLOP/s", facts.flops_peak(dtype)
     )
     record.update(
@@ -150,7 +151,7 @@ def matmul_end_to_end(
             deadline=budget.deadline,
         )
     no_peak = peaks.Peak(None, "GFLOP/s", "copies included: no single peak applies")
-    return _record(
+    return rate_record(
         "matmul end-to-end", device, dtype, [m, k, n], first, stats, clock, 2.0 * m * k * n, "GFLOP/s", no_peak
     )
 
@@ -164,7 +165,7 @@ def bandwidth(device: Device, facts: DeviceFacts, budget: Budget, elements: int)
         native = device.native
         add = (lambda: native.add(b, c, out=a)) if native is not None else (lambda: xp.add(b, c))
         first, stats = measure(add, clock, budget.repeat, budget.seconds, deadline=budget.deadline)
-    return _record(
+    return rate_record(
         "bandwidth a=b+c",
         device,
         "float32",
@@ -196,7 +197,9 @@ def copies(device: Device, facts: DeviceFacts, budget: Budget, nbytes: int) -> l
             if records:  # the copies measured before the time limit
                 return records
             raise
-        records.append(_record(f"copy {label}", device, "float32", [n], first, stats, clock, moved, "GB/s", peak_value))
+        records.append(
+            rate_record(f"copy {label}", device, "float32", [n], first, stats, clock, moved, "GB/s", peak_value)
+        )
     return records
 
 
@@ -244,6 +247,8 @@ def training_step(device: Device, budget: Budget) -> dict:
         first, stats = measure(engine, clock, budget.repeat, budget.seconds / 2, deadline=budget.deadline)
         _, raw_stats = measure(raw, clock, budget.repeat, budget.seconds / 2, deadline=budget.deadline)
     none = peaks.Peak(None, "samples/s", "a whole training step has no single peak")
-    record = _record("autograd step", device, "float32", [*sizes, batch], first, stats, clock, batch, "samples/s", none)
+    record = rate_record(
+        "autograd step", device, "float32", [*sizes, batch], first, stats, clock, batch, "samples/s", none
+    )
     record.update(raw_stats=raw_stats.to_dict(), overhead=stats.median / raw_stats.median)
     return record

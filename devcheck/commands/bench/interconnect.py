@@ -14,9 +14,9 @@ from typing import Any, NamedTuple
 
 import numpy
 
-from devcheck.commands.bench.cases import Budget, _record
+from devcheck.commands.bench.cases import Budget, rate_record
 from devcheck.commands.bench.timing import measure
-from devcheck.machine import peaks
+from devcheck.machine.model import peaks
 
 LATENCY_BYTES = 16  # one int4, p2pBandwidthLatencyTest's latency copy
 MIN_BYTES, MAX_BYTES = 2**20, 64 * 2**20
@@ -34,7 +34,7 @@ class Gpus(NamedTuple):
 
 
 def group(members: list[tuple[Any, Any]]) -> Gpus:
-    ids = [index(d) for d, _ in members]
+    ids = [d.index for d, _ in members]
     if not ids:
         return Gpus("cuda", members)
     if ids == list(range(ids[0], ids[-1] + 1)):
@@ -80,10 +80,6 @@ class StreamsClock:
         return self.cupy.cuda.get_elapsed_time(self.start, self.ends[0]) / 1000 / calls
 
 
-def index(device: Any) -> int:
-    return int(device.name.split(":")[1])
-
-
 def pairs(n: int, ring: bool) -> list[tuple[int, int]]:
     """Every ordered pair, or (a budget's share) each GPU to the next, which still uses every GPU's link
     both ways."""
@@ -106,14 +102,17 @@ def enable_peer_access(cupy: Any, device: int, peer: int) -> None:
 def link_peak(device: Any, facts: Any) -> peaks.Peak:
     """The GPU's own link to the others. NVML's link facts come from facts.link_facts, the one NVML reader
     here; a GPU NVML cannot read gets no peak, and says so."""
-    from devcheck.machine.facts import link_facts
+    from devcheck.machine.model.facts import link_facts
 
     try:
-        found = link_facts(index(device))
+        found = link_facts(device.index)
     except Exception as e:
         return peaks.Peak(None, "GB/s", f"NVML's link facts could not be read: {type(e).__name__}: {e}")
     return peaks.link_peak(
-        found.get("nvlink_version"), found.get("nvlink_links") or 0, found.get("pcie_gen"), found.get("pcie_width")
+        found.get("nvlink_version"),
+        found.get("nvlink_links") or 0,
+        found.get("pcie_gen_max"),
+        found.get("pcie_width_max"),
     )
 
 
@@ -190,7 +189,7 @@ def matrix(gpus: Gpus, budget: Budget, ring: bool = False) -> list[dict]:
     pair (both directions at once), each against the pair's peak."""
     members = gpus.members
     cupy = members[0][0].native
-    ids = [index(d) for d, _ in members]
+    ids = [d.index for d, _ in members]
     chosen = pairs(len(members), ring)
     runtime = cupy.cuda.runtime
     peer = {(i, j): bool(runtime.deviceCanAccessPeer(ids[i], ids[j])) for i, j in permutations(range(len(ids)), 2)}
@@ -214,11 +213,11 @@ def matrix(gpus: Gpus, budget: Budget, ring: bool = False) -> list[dict]:
 
 
 def _write(buffers: _Buffers, pair: _Pair, budget: Budget, latency_seconds: float) -> dict:
-    src, dst, n = index(pair.sender), index(pair.receiver), buffers.nbytes
+    src, dst, n = pair.sender.index, pair.receiver.index, buffers.nbytes
     clock = buffers.clock(src)
     first, stats = measure(lambda: buffers.copy(src, dst, n), clock, budget.repeat, budget.seconds)
     _, latency = measure(lambda: buffers.copy(src, dst, LATENCY_BYTES), clock, budget.repeat, latency_seconds)
-    record = _record(
+    record = rate_record(
         f"p2p write to {pair.receiver.name}", pair.sender, "bytes", [n], first, stats, clock, n, "GB/s", pair.peak
     )
     record.update(peer=pair.receiver.name, path=pair.path, latency_s=latency.median, latency_stats=latency.to_dict())
@@ -227,7 +226,7 @@ def _write(buffers: _Buffers, pair: _Pair, budget: Budget, latency_seconds: floa
 
 
 def _bidirectional(buffers: _Buffers, there: _Pair, back: _Pair, budget: Budget) -> dict:
-    a, b, n = index(there.sender), index(there.receiver), buffers.nbytes
+    a, b, n = there.sender.index, there.receiver.index, buffers.nbytes
 
     def both_ways() -> None:
         buffers.copy(a, b, n)
@@ -237,7 +236,7 @@ def _bidirectional(buffers: _Buffers, there: _Pair, back: _Pair, budget: Budget)
     first, stats = measure(both_ways, clock, budget.repeat, budget.seconds)
     peak = peaks.pair_peak(there.peak, back.peak, directions=2)
     case = f"p2p bidirectional with {there.receiver.name}"
-    record = _record(case, there.sender, "bytes", [n], first, stats, clock, 2 * n, "GB/s", peak)
+    record = rate_record(case, there.sender, "bytes", [n], first, stats, clock, 2 * n, "GB/s", peak)
     paths = {there.path, back.path}
     record.update(peer=there.receiver.name, path=paths.pop() if len(paths) == 1 else "mixed")
     record.update(intact=buffers.arrived(a, b) and buffers.arrived(b, a))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from devcheck.commands.bench import interconnect_report
-from devcheck.machine.facts import DeviceFacts
+from devcheck.machine.model.facts import DeviceFacts
 from devcheck.options import MatmulShape
 from devcheck.report import Chart, Check, Report, Section, Status, snake
 

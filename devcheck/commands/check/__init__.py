@@ -11,17 +11,15 @@ that `--strict` turns into a failure, never a pass.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from devcheck import options
 from devcheck.commands.check import steps
 from devcheck.commands.check.thresholds import Thresholds
-from devcheck.machine.devices import Selection, selection_checks
-from devcheck.report import Check, Report, Section, Status
+from devcheck.machine.model.devices import Selection, selection_checks
+from devcheck.report import Check, Progress, Report, Section, Status, no_progress
 
 BUDGETS = {"10s": 10.0, "60s": 60.0, "5m": 300.0, "15m": 900.0}  # the usual budgets, offered as fixes
-Progress = Callable[..., None]
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ class Clock:
 
 
 def run(
-    settings: Settings, selection: Selection, *, require_gpu: bool = False, progress: Progress = lambda *a, **k: None
+    settings: Settings, selection: Selection, *, require_gpu: bool = False, progress: Progress = no_progress
 ) -> Report:
     clock, report = Clock(settings.seconds), Report("check")
     report.checks += selection_checks(selection, require_gpu)
@@ -64,7 +62,7 @@ def run(
     stop = work.stop
     # --require-gpu with no GPU that can compute: known now, so fail now, not after the whole budget
     hopeless = require_gpu and any(c.id == "gpu.required" for c in report.checks)
-    for name, what, estimate in steps.ORDER:
+    for name, what, step, estimate in steps.ORDER:
         needed = estimate(work)
         if needed is None:  # not for this machine (GPU-to-GPU copies on one GPU)
             progress(f"{name}: not applicable", advance=1)
@@ -78,7 +76,7 @@ def run(
         progress(f"{name}: {what}")
         began, before = time.perf_counter(), len(report.checks)
         with stop:  # Ctrl-C or a signal: the steps done so far still make a report
-            getattr(steps, name)(work)
+            step(work)
         seconds = time.perf_counter() - began
         row = {"step": name, "what": what, "estimate_s": needed, "ran": not stop, "seconds": seconds}
         plan.append({**row, "interrupted": True} if stop else row)  # its checks so far are in the report

@@ -12,9 +12,10 @@ from devcheck.commands.bench import cases
 from devcheck.commands.check import health as health_checks
 from devcheck.commands.check import sizes
 from devcheck.commands.check.stress import stress as stress_window
+from devcheck.engine.backend import cuda_index
 from devcheck.interrupt import Interruption
-from devcheck.machine.links import counters_now
-from devcheck.machine.topology import growth_checks
+from devcheck.machine.probes.links import counters_now
+from devcheck.machine.probes.topology import growth_checks
 from devcheck.report import Check, Report, Status
 
 CORRECTNESS_N = 256
@@ -52,7 +53,7 @@ class Work:
 
     @property
     def replaying(self) -> bool:
-        from devcheck.machine import seam
+        from devcheck.machine.replay import seam
 
         return seam.replaying() is not None
 
@@ -73,11 +74,8 @@ SHARED_SECTIONS = ("driver", "numpy", "cupy", "visible")
 def health(work: Work) -> None:
     from devcheck.commands.env import collect
 
-    env = collect()
-    work.check(
-        *[c for c in env.checks if c.id != "machine.replay" or not work.report.check(c.id)],
-        *health_checks.health_checks(env, work.settings.thresholds, work.settings.strict),
-    )
+    env = collect(gate=health_checks.gate(work.settings.thresholds, work.settings.strict))
+    work.check(*[c for c in env.checks if c.id != "machine.replay" or not work.report.check(c.id)])
     # what a fleet's reports must agree on (devcheck compare's drift): driver, GPUs, NumPy/BLAS, CuPy/CUDA
     work.report.sections += [s for s in env.sections if s.group in ("gpus", "mig") or s.key in SHARED_SECTIONS]
     work.report.data["env_verdict"] = env.verdict
@@ -88,7 +86,7 @@ def health(work: Work) -> None:
 
 def correctness(work: Work) -> None:
     from devcheck.commands import grad
-    from devcheck.machine.facts import facts_for
+    from devcheck.machine.model.facts import facts_for
 
     shape, budget = (CORRECTNESS_N,) * 3, cases.Budget(3, 0.5)
     for device in _in_time(work, "correctness", lambda device: CORRECTNESS_EACH):
@@ -126,7 +124,7 @@ def correctness(work: Work) -> None:
             for op in GRAD_OPS:
                 rows += grad.check_op(op, device.name, fast=True)
         if rows:
-            work.check(grad._summary_check(f"check.grad.{device.name}", device.name, rows))
+            work.check(grad.summary_check(f"check.grad.{device.name}", device.name, rows))
         if work.stop:
             return
     _training_agreement(work)
@@ -156,7 +154,7 @@ def p2p(work: Work) -> None:
     from devcheck.commands.bench.interconnect import group, matrix
     from devcheck.commands.bench.interconnect_report import checks
     from devcheck.commands.check.verdicts import p2p_check
-    from devcheck.machine.facts import facts_for
+    from devcheck.machine.model.facts import facts_for
 
     gpus = work.selection.gpus
     if len(gpus) < 2:
@@ -190,7 +188,7 @@ def speed_size(work: Work, device: str, dtype: str) -> int:
 def _sized_as(work: Work, device: str) -> Any:
     """The facts a device's sizes and time estimates go by: its own; under replay a GPU's arithmetic is
     NumPy's on this CPU, so it goes by the CPU's (a recorded H100's sizes would take NumPy minutes)."""
-    from devcheck.machine.facts import cpu_facts, unknown_facts
+    from devcheck.machine.model.facts import cpu_facts, unknown_facts
 
     if work.replaying and device != "cpu":
         return work.facts.get("cpu") or cpu_facts()
@@ -201,10 +199,10 @@ def _gpu_shared(name: str) -> str:
     """Read just after the GPU's matmul, while any other job on it is still there; a GPU NVML cannot
     read now is judged as it is (the health and stress steps say what is wrong with it)."""
     from devcheck.commands.check.verdicts import gpu_busy
-    from devcheck.machine.facts import gpu_sharers
+    from devcheck.machine.model.facts import gpu_sharers
 
     try:
-        return gpu_busy(gpu_sharers(int(name.split(":")[1])))
+        return gpu_busy(gpu_sharers(cuda_index(name)))
     except Exception:
         return ""
 
@@ -317,11 +315,11 @@ def _reader(name: str) -> Any:
     """NVML's view of a GPU, read while it works (none for the CPU)."""
     if not name.startswith("cuda:"):
         return None
-    from devcheck.machine.facts import under_load
+    from devcheck.machine.model.facts import under_load
 
     def read() -> dict:
         try:
-            return under_load(int(name.split(":")[1]))
+            return under_load(cuda_index(name))
         except Exception as e:  # NVML failing midway: said by load_checks, never a pass
             return {"error": f"{type(e).__name__}: {e}"}
 
@@ -353,12 +351,7 @@ def _guarded(work: Work, check_id: str, fn: Any, *args: Any) -> Any:
     try:
         return fn(*args)
     except Exception as e:
-        text = str(e).splitlines()[0] if str(e) else ""
-        work.check(
-            Check(
-                check_id, Status.FAIL, f"{check_id} could not run: {type(e).__name__}: {text}", fix="run `devcheck env`"
-            )
-        )
+        work.check(Check.crashed(check_id, Status.FAIL, f"{check_id} could not run:", e, "run `devcheck env`"))
         return None
 
 
@@ -390,10 +383,14 @@ def _estimate_speed(work: Work) -> float:
     return sum(_estimate_speed_on(work, d) for d in work.selection.devices)
 
 
-ORDER = (
-    ("health", "env verdict and GPU health (NVML)", lambda work: 1.0),
-    ("correctness", "GEMM against float64, autograd, first training steps across devices", _estimate_correctness),
-    ("p2p", "GPU-to-GPU copies against the link's peak (two or more GPUs)", _estimate_p2p),
-    ("speed", "matmul and copies against each device's peak", _estimate_speed),
-    ("stress", "repeated GEMMs compared with the first and with float64", lambda w: max(MIN_STRESS, _stress_window(w))),
+def _estimate_stress(work: Work) -> float:
+    return max(MIN_STRESS, _stress_window(work))
+
+
+ORDER = (  # each step: its name, what it checks, the step, and the seconds it is expected to take
+    ("health", "env verdict and GPU health (NVML)", health, lambda work: 1.0),
+    ("correctness", "GEMM against float64, autograd, first steps across devices", correctness, _estimate_correctness),
+    ("p2p", "GPU-to-GPU copies against the link's peak (two or more GPUs)", p2p, _estimate_p2p),
+    ("speed", "matmul and copies against each device's peak", speed, _estimate_speed),
+    ("stress", "repeated GEMMs compared with the first and with float64", stress, _estimate_stress),
 )

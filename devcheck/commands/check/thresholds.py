@@ -1,6 +1,6 @@
 """What `devcheck check` calls fast enough: floors as fractions of each device's own peak, so a GPU
 model devcheck has never seen needs no table. The defaults come from measured cards: on a healthy
-H100 (shared/fixtures/h100-reference.md) CuPy's float32 matmul ran at 67% of its FP32 peak and
+H100 (tests/fixtures/h100-reference.md) CuPy's float32 matmul ran at 67% of its FP32 peak and
 float64 at 81% of its FP64 tensor peak, device-to-device copies at 89% and pinned host copies at 87%
 of theirs; the A100 that DCGM passed (DCGM#122) ran at 35%. A floor of 50% fails that A100 and passes
 the H100 with room. A CPU's peak is often built on its base clock (a VM's /proc/cpuinfo), so its floor

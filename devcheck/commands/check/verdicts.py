@@ -39,7 +39,7 @@ def speed_check(check_id: str, record: dict, floor: float, replaying: bool, busy
 def cpu_busy() -> str:
     """Other work on the CPUs makes a slow matmul no sign of a slow machine: measured while this
     process sleeps, over a fifth of a second, just before the speed step."""
-    from devcheck.machine.cpu import busy_fraction
+    from devcheck.machine.probes.cpu import busy_fraction
 
     busy = busy_fraction()
     return f"the CPUs are {busy:.0%} busy with other work" if busy is not None and busy > 0.25 else ""

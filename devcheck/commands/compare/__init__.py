@@ -12,7 +12,6 @@ person (a rolling driver upgrade drifts on purpose), shown as a warning unless a
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,11 +30,10 @@ from devcheck.commands.compare.outliers import (
     other_shapes,
 )
 from devcheck.errors import BadInput
-from devcheck.report import Report, Section
+from devcheck.report import Progress, Report, Section, no_progress
 
 CATEGORIES = ("outlier", "drift", "failed-check", "floor")
 DEFAULT_FAIL_ON = ("failed-check", "floor")
-Progress = Callable[..., None]
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,7 @@ def gather(inputs: tuple[str, ...]) -> tuple[list[summary.Node], list[load.Bad],
     return nodes, bad, noise.lines
 
 
-def compare(settings: Settings, progress: Progress = lambda *a, **k: None) -> Comparison:
+def compare(settings: Settings, progress: Progress = no_progress) -> Comparison:
     if "-" in settings.inputs and (sys.stdin is None or sys.stdin.isatty()):
         raise BadInput("compare -: stdin is " + ("closed" if sys.stdin is None else "a terminal") + "; pipe reports in")
     progress("reading reports")
@@ -83,7 +81,7 @@ def compare(settings: Settings, progress: Progress = lambda *a, **k: None) -> Co
     return Comparison(hosts, found, drift(hosts), floors, bad, superseded, noise, settings.fail_on)
 
 
-def run(settings: Settings, progress: Progress = lambda *a, **k: None) -> Report:
+def run(settings: Settings, progress: Progress = no_progress) -> Report:
     c = compare(settings, progress)
     report = build(c)
     if settings.prometheus is not None:

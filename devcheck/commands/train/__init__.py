@@ -9,7 +9,6 @@ rounding and their outcomes within a stated margin (train/agreement.py).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -22,10 +21,8 @@ from devcheck.commands.train.config import Config
 from devcheck.commands.train.loop import Run, spirals, train_on
 from devcheck.files import open_text
 from devcheck.interrupt import Interruption
-from devcheck.machine.devices import Selection, selection_checks
-from devcheck.report import Chart, Check, Report, Section, Status
-
-Progress = Callable[..., None]
+from devcheck.machine.model.devices import Selection, selection_checks
+from devcheck.report import Chart, Check, Progress, Report, Section, Status, no_progress
 
 
 def run(
@@ -36,7 +33,7 @@ def run(
     save: Path | None = None,
     resume: Path | None = None,
     log: Path | None = None,
-    progress: Progress = lambda *a, **k: None,
+    progress: Progress = no_progress,
 ) -> Report:
     sel = selection.to_run(require_gpu)
     preflight.check_memory(config, sel.devices)

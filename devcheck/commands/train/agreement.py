@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy
 
+from devcheck import numerics
 from devcheck.commands.train.config import Config
 from devcheck.commands.train.loop import Run, build
-from devcheck.machine import numerics
 from devcheck.report import Check, Status
 
 LOCKSTEP_STEPS = 10  # steps compared one by one across devices

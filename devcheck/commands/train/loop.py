@@ -12,8 +12,7 @@ from typing import Any
 import numpy
 
 from devcheck.commands.train.config import Config
-
-Progress = Callable[..., None]
+from devcheck.report import Progress
 
 
 def spirals(samples: int, seed: int, noise: float = 0.05) -> tuple[numpy.ndarray, numpy.ndarray]:

@@ -26,8 +26,8 @@ def parameters(hidden: int) -> int:
 def check_memory(config: Config, devices: list[Any]) -> None:
     """Refuse a --hidden that cannot fit, as bench refuses a --size: the host's available memory (80%
     of it), and each GPU's free memory (90% of it)."""
-    from devcheck.machine.cpu import memory_bytes
-    from devcheck.machine.facts import facts_for
+    from devcheck.machine.model.facts import facts_for
+    from devcheck.machine.probes.cpu import memory_bytes
 
     need = parameters(config.hidden) * BYTES_PER_PARAMETER + config.samples * config.hidden * 4 * 8
     where = [("the host", memory_bytes()[1], 0.8)]
