@@ -56,7 +56,7 @@ GROUPS: dict[str, tuple[list[str], list[str] | None, list[str]]] = {
             "devcheck/commands/check/health.py",
         ],
         ["x*"],
-        ["tests/test_health_rules.py"],
+        ["tests/test_health_rules.py", "tests/test_p2p.py"],
     ),
     "timing": (["devcheck/commands/bench/timing.py"], None, ["tests/test_timing_rules.py"]),
     "optim": (

@@ -132,6 +132,12 @@ class Cluster:
         state, _, reason = out.partition("|")
         return state, reason
 
+    def settled(self) -> str:
+        """The node's state once a finished job's clean-up is over: `completing` can last a moment after
+        srun returns (seen here once in a dozen runs), and a drain or an idle node comes after it."""
+        self.wait_for(lambda: self.state()[0] != "completing", 10, "the job's clean-up to end")
+        return self.state()[0]
+
     def settings(self, name: str, **values: str) -> None:
         """The next prolog's (name "prolog") or health check's ("health") variables."""
         text = "".join(f"{key}='{value}'\n" for key, value in values.items())

@@ -346,11 +346,12 @@ def test_what_missing_or_replayed_readings_say():
 
 def test_what_a_settled_idle_link_says():
     checks = [
-        Check("gpu0.pcie", Status.WARN, "GPU 0: PCIe link at gen 1 of 5 at idle"),
+        Check("gpu0.pcie", Status.WARN, "GPU 0: PCIe link at gen 1 of 5 at idle", detail="may save power", fix="look"),
         Check("other", Status.WARN, "x"),
     ]
     settle_idle_link(checks, FULL)
     assert checks[0].summary == "GPU 0: PCIe link at gen 1 of 5 at idle; gen 5, x16 under load: it saves power at idle"
+    assert (checks[0].detail, checks[0].fix) == ("", "")  # an ok check has nothing to explain or do
     assert str(checks[1].status) == "warn"
     for readings in (FULL | {"error": "lost"}, FULL | {"pcie_gen_max": None}, FULL | {"nvml_index": 1}):
         unsettled = [Check("gpu0.pcie", Status.WARN, "idle")]

@@ -77,7 +77,7 @@ def test_a_healthy_node_runs_the_job_and_stays_idle(node, tmp_path, machines):
     reports = prolog(node, tmp_path, DEVCHECK_REPLAY=machines["healthy"])
     job = node.run("srun", "-N1", "/bin/echo", "the job ran")
     assert (job.returncode, job.stdout.strip()) == (0, "the job ran"), job.stderr
-    assert node.state()[0] == "idle"
+    assert node.settled() == "idle"
     # the folder was created; a fit node's report is kept as NODE-fit.json, replaced at each job
     (report,) = reports.iterdir()
     assert report.name == f"{node.node}-fit.json"
@@ -128,7 +128,7 @@ def test_devcheck_that_cannot_run_lets_the_job_run_and_drains_only_when_told(nod
     how = {"DEVCHECK": "/opt/nowhere/devcheck"} if broken == "missing" else {"DEVCHECK_REPLAY": tmp_path / "none.json"}
     prolog(node, tmp_path, **how)
     job = node.run("srun", "-N1", "/bin/echo", "the job ran")
-    assert (job.returncode, job.stdout.strip(), node.state()[0]) == (0, "the job ran", "idle"), job.stderr
+    assert (job.returncode, job.stdout.strip(), node.settled()) == (0, "the job ran", "idle"), job.stderr
     reports = prolog(node, tmp_path, ON_ERROR="drain", **how)
     assert node.run("srun", "-N1", "/bin/true").returncode == 182
     state, reason = node.state()
@@ -165,7 +165,7 @@ def test_the_srun_fleet_run_ends_in_a_prometheus_file(cluster, node, tmp_path, m
     families = {f.name: f for f in text_string_to_metric_families((textfiles / "devcheck.prom").read_text())}
     failed = {s.labels.get("check"): s.value for s in families["devcheck_check_failed"].samples}
     assert failed.get("gpu0.ecc") == 1, failed
-    assert node.state()[0] == "idle"  # no prolog set: the fleet run itself drains nothing
+    assert node.settled() == "idle"  # no prolog set: the fleet run itself drains nothing
 
 
 def test_the_ansible_playbook_reads_only_its_own_run(tmp_path, machines):

@@ -27,10 +27,11 @@ class Gate:
 
 
 def judge(index: int, f: dict[str, Field], gate: Gate | None = None) -> list[Check]:
-    """The checks of one GPU's NVML fields (env's section of it); `gate`: judged for a node gate."""
+    """The checks of one GPU's NVML fields (env's section of it: a field NVML could not read has no
+    value); `gate`: judged for a node gate."""
     tag = f"gpu{index}"
     checks = [*_ecc(tag, index, f), *_memory(tag, index, f, gate), *_clocks(tag, index, f, gate)]
-    if _value(f, "compute mode") == "Prohibited":
+    if f["compute mode"].value == "Prohibited":
         checks.append(
             Check(
                 f"{tag}.compute_mode",
@@ -40,19 +41,14 @@ def judge(index: int, f: dict[str, Field], gate: Gate | None = None) -> list[Che
             )
         )
     if gate is not None:
-        margin = gate.margin_c(index, _value(f, "name") or "unknown GPU")
+        margin = gate.margin_c(index, f["name"].value or "unknown GPU")
         checks += [*_pcie(tag, index, f), *_temperature(tag, index, f, margin), *_unreadable(tag, index, f, gate)]
         checks += _persistence(tag, index, f)
     return checks or [Check(f"{tag}.health", Status.OK, f"GPU {index}: no ECC, memory, clock or mode problem reported")]
 
 
-def _value(f: dict[str, Field], name: str):
-    """The field's value; None where NVML did not say (a field it could not read has no value)."""
-    return getattr(f.get(name), "value", None)
-
-
 def _ecc(tag: str, index: int, f: dict[str, Field]) -> list[Check]:
-    ecc = _value(f, "ECC uncorrected errors (since boot)")
+    ecc = f["ECC uncorrected errors (since boot)"].value
     if not ecc:
         return []
     return [
@@ -69,11 +65,11 @@ def _ecc(tag: str, index: int, f: dict[str, Field]) -> list[Check]:
 def _memory(tag: str, index: int, f: dict[str, Field], gate: Gate | None) -> list[Check]:
     """A failed row remap needs service; a pending repair takes effect at the next reset, and until
     then the bad memory is still in use: a gate drains the node for it."""
-    rows = _value(f, "remapped rows") or {}
+    rows = f["remapped rows"].value or {}
     if rows.get("failed"):
         fix = "the GPU needs service (RMA); stop scheduling work on it"
         return [Check(f"{tag}.memory", Status.FAIL, f"GPU {index}: a memory row remap failed", fix=fix)]
-    if not (rows.get("pending") or _value(f, "retired pages pending")):
+    if not (rows.get("pending") or f["retired pages pending"].value):
         return []
     return [
         Check(
@@ -90,7 +86,7 @@ def _memory(tag: str, index: int, f: dict[str, Field], gate: Gate | None) -> lis
 def _clocks(tag: str, index: int, f: dict[str, Field], gate: Gate | None) -> list[Check]:
     """A power cap alone is the card's own setting, not a fault; a hardware or thermal slowdown or a
     power brake holds the GPU back: a gate fails it."""
-    slow = [r for r in (_value(f, "clock slowdowns") or []) if "power cap" not in r]
+    slow = [r for r in (f["clock slowdowns"].value or []) if "power cap" not in r]
     if not slow:
         return []
     held = gate is not None and any(r in HELD_BACK for r in slow)
@@ -99,16 +95,16 @@ def _clocks(tag: str, index: int, f: dict[str, Field], gate: Gate | None) -> lis
             f"{tag}.clocks",
             Status.FAIL if held else Status.WARN,
             f"GPU {index} is {'held back' if held else 'slowed down'}: {', '.join(slow)}",
-            detail=f"temperature {_value(f, 'temperature C')} C (slowdown at {_value(f, 'slowdown temperature C')} C), "
-            f"power {_value(f, 'power draw W')} W",
+            detail=f"temperature {f['temperature C'].value} C (slowdown at {f['slowdown temperature C'].value} C), "
+            f"power {f['power draw W'].value} W",
             fix="check cooling, airflow and power delivery (`nvidia-smi -q -d PERFORMANCE`)",
         )
     ]
 
 
 def _pcie(tag: str, index: int, f: dict[str, Field]) -> list[Check]:
-    width, width_max = _value(f, "PCIe width"), _value(f, "PCIe width max")
-    gen, gen_max = _value(f, "PCIe generation"), _value(f, "PCIe generation max")
+    width, width_max = f["PCIe width"].value, f["PCIe width max"].value
+    gen, gen_max = f["PCIe generation"].value, f["PCIe generation max"].value
     if None in (width, width_max, gen, gen_max) or width_max <= 1 and width <= 1:
         return []  # not reported, or a part with no PCIe data link to speak of (a GH200's C2C: x1)
     if width >= width_max and gen >= gen_max:
@@ -126,7 +122,7 @@ def _pcie(tag: str, index: int, f: dict[str, Field]) -> list[Check]:
 
 
 def _temperature(tag: str, index: int, f: dict[str, Field], margin: float) -> list[Check]:
-    temp, slowdown = _value(f, "temperature C"), _value(f, "slowdown temperature C")
+    temp, slowdown = f["temperature C"].value, f["slowdown temperature C"].value
     if temp is None or slowdown is None or temp < slowdown - margin:
         return []
     return [
@@ -156,7 +152,7 @@ def _unreadable(tag: str, index: int, f: dict[str, Field], gate: Gate) -> list[C
 
 
 def _persistence(tag: str, index: int, f: dict[str, Field]) -> list[Check]:
-    if _value(f, "persistence mode") != "off":
+    if f["persistence mode"].value != "off":
         return []
     return [
         Check(
