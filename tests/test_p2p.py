@@ -333,3 +333,40 @@ def test_check_10s_on_8_gpus_includes_p2p_within_the_budget():
     assert p2p["seconds"] <= 2 * p2p["estimate_s"], plan
     assert sum(p["seconds"] for p in plan[:3]) <= 0.93 * 10, plan  # check's deadline, a little inside the budget
     assert len([r for r in doc["data"]["records"] if r["case"].startswith("p2p write")]) == 8  # each to the next
+
+
+def _write(device: str, peer: str, rate: float, peak: dict, path: str = "p2p") -> dict:
+    return {"case": f"p2p write to {peer}", "device": device, "peer": peer, "path": path, "rate": rate, "peak": peak}
+
+
+NV18 = peaks.nvlink_peak(NVLINK_4, LINKS).to_dict()  # 450 GB/s per direction
+P2P_FIX = (
+    "`nvidia-smi nvlink -s` (a link down or slow), `nvidia-smi topo -m`; a floor that does not fit this "
+    "machine can be set with --thresholds (p2p)"
+)
+P2P_VERDICTS = [
+    # each pair's rate as a fraction of its link's 450 GB/s, against the sender's floor of 50%
+    ("no pair with peer access", [_write("cuda:0", "cuda:1", 9.0, NV18, path="staged")], False,
+     ("skip", "no GPU pair has peer access: no P2P copy to judge", "", "")),
+    ("replay", [_write("cuda:0", "cuda:1", 9.0, NV18)], True,
+     ("skip", "1 P2P pairs (replay: NumPy's speed, not judged)", "", "")),
+    ("no link peak", [_write("cuda:0", "cuda:1", 9.0, {"value": None, "unit": "GB/s", "basis": "no NVLink or PCIe"})],
+     False, ("warn", "1 GPU pairs have no link peak, so P2P speed is not judged", "no NVLink or PCIe", "")),
+    ("exactly at the floor", [_write("cuda:0", "cuda:1", 225.0, NV18), _write("cuda:1", "cuda:0", 400.0, NV18)],
+     False, ("ok", "2 P2P pairs at or above their floor; slowest cuda:0->cuda:1: 50% of its 450 GB/s "
+                   f"({NV18['basis']})", "", "")),
+    ("one pair just under", [_write("cuda:0", "cuda:1", 224.0, NV18), _write("cuda:1", "cuda:0", 400.0, NV18),
+                             _write("cuda:1", "cuda:2", 9.0, NV18, path="staged")], False,
+     ("fail", f"1 of 2 P2P pairs under 50% of their link's peak; slowest cuda:0->cuda:1: 50% of its 450 GB/s "
+      f"({NV18['basis']})", "cuda:0->cuda:1 50%", P2P_FIX)),
+    ("two pairs under", [_write("cuda:0", "cuda:1", 100.0, NV18), _write("cuda:1", "cuda:0", 45.0, NV18)], False,
+     ("fail", f"2 of 2 P2P pairs under 50% of their link's peak; slowest cuda:1->cuda:0: 10% of its 450 GB/s "
+      f"({NV18['basis']})", "cuda:0->cuda:1 22%, cuda:1->cuda:0 10%", P2P_FIX)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "records", "replaying", "said"), P2P_VERDICTS, ids=[v[0] for v in P2P_VERDICTS])
+def test_what_each_p2p_verdict_says(case, records, replaying, said):
+    """Both sides of the floor (225 of 450 GB/s passes, 224 fails), staged pairs left out, every word."""
+    c = p2p_check(records, {"cuda:0": 0.5, "cuda:1": 0.5}, replaying)
+    assert (c.id, str(c.status), c.summary, c.detail, c.fix) == ("check.p2p.speed", *said)
