@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from devcheck.commands.check.health import gate, load_checks, settle_idle_link
 from devcheck.commands.check.thresholds import CPU_FLOORS, GPU_FLOORS, LIMITS, Thresholds, load
-from devcheck.commands.check.verdicts import gpu_busy, speed_check
+from devcheck.commands.check.verdicts import cpu_busy, gpu_busy, speed_check
 from devcheck.commands.env import collect
 from devcheck.errors import BadInput
 from devcheck.machine.probes.nvml import is_geforce
@@ -166,6 +166,20 @@ def test_no_peak_warns_unless_the_floor_is_zero_and_a_replay_is_not_judged():
     busy = speed_check("x", RECORD | {"rate": 499.0}, 0.5, replaying=False, busy="2 other process(es)")
     assert str(busy.status) == "warn"
     assert str(speed_check("x", RECORD | {"rate": 500.0}, 0.5, replaying=False, busy="busy").status) == "ok"
+
+
+@pytest.mark.parametrize(
+    ("busy", "said"),
+    [
+        (None, ""),
+        (0.0, ""),
+        (0.25, ""),
+        (0.26, "the CPUs are 26% busy with other work"),
+        (1.0, "the CPUs are 100% busy with other work"),
+    ],
+)
+def test_cpus_busy_with_other_work_on_both_sides_of_a_quarter(busy, said):
+    assert cpu_busy(busy) == said
 
 
 def test_gpu_busy_names_at_most_four_processes():

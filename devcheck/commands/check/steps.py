@@ -209,8 +209,9 @@ def _gpu_shared(name: str) -> str:
 
 def speed(work: Work) -> None:
     from devcheck.commands.check.verdicts import cpu_busy, speed_check
+    from devcheck.machine.probes.cpu import busy_fraction
 
-    busy = cpu_busy()
+    busy = cpu_busy(busy_fraction())
     for device in _in_time(work, "speed", lambda device: _estimate_speed_on(work, device)):
         facts = work.facts.get(device.name)
         if facts is None:

@@ -36,13 +36,14 @@ def speed_check(check_id: str, record: dict, floor: float, replaying: bool, busy
     )
 
 
-def cpu_busy() -> str:
-    """Other work on the CPUs makes a slow matmul no sign of a slow machine: measured while this
-    process sleeps, over a fifth of a second, just before the speed step."""
-    from devcheck.machine.probes.cpu import busy_fraction
+CPU_BUSY = 0.25  # of the CPUs' time taken by other work: above it, a slow CPU matmul is not judged slow
 
-    busy = busy_fraction()
-    return f"the CPUs are {busy:.0%} busy with other work" if busy is not None and busy > 0.25 else ""
+
+def cpu_busy(busy: float | None) -> str:
+    """Other work on the CPUs makes a slow matmul no sign of a slow machine. `busy`: the fraction of the
+    CPUs' time other work took (cpu.busy_fraction, read while this process sleeps, just before the
+    speed step), None where it could not be read."""
+    return f"the CPUs are {busy:.0%} busy with other work" if busy is not None and busy > CPU_BUSY else ""
 
 
 def gpu_busy(sharers: tuple[int, list[tuple[int, int | None]], bool] | None) -> str:
