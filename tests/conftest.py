@@ -37,3 +37,19 @@ def fused_device(request):
 
     with seam.replay(h100()):
         yield "cuda:0"
+
+
+@pytest.fixture
+def null_device(tmp_path_factory):
+    """A null device of the test's own (character device 1,3, as /dev/null): a test of what devcheck writes
+    to a device must never risk the machine's /dev/null, which a wrong writer (a mutant, a regression)
+    running as root would replace with a regular file, breaking every program after it."""
+    import os
+    import stat
+
+    null = tmp_path_factory.mktemp("dev") / "null"  # a folder of its own: the test's tmp_path stays as it was
+    try:
+        os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("making a device file needs root")
+    return null

@@ -254,15 +254,11 @@ def test_hostile_inputs_are_skipped_not_crashes(h100_check, tmp_path):
     assert "Infinity" not in result.stdout and "NaN" not in result.stdout  # strict JSON: null instead
 
 
-def test_a_device_given_as_an_output_is_written_to_not_replaced(h100_check, tmp_path):
+def test_a_device_given_as_an_output_is_written_to_not_replaced(h100_check, tmp_path, null_device):
     import os
     import stat
 
-    null = tmp_path / "null"  # a copy of /dev/null (the real one must not be risked)
-    try:
-        os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
-    except PermissionError:
-        pytest.skip("making a device file needs root")
+    null = null_device
     folder = write(tmp_path / "reports", fleets.fleet(h100_check, 3, kinds=()))
     for option in ("--prometheus", "--json-file", "--junit"):
         result = runner.invoke(app, ["compare", "-q", str(folder), option, str(null)])

@@ -63,9 +63,9 @@ def test_a_written_file_has_the_mode_the_umask_gives(tmp_path, umask, mode):
     assert stat.S_IMODE(os.stat(tmp_path / "report.json").st_mode) == mode
 
 
-def test_a_device_is_written_to_not_replaced():
-    write_atomic("/dev/null", "x")
-    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+def test_a_device_is_written_to_not_replaced(null_device):
+    write_atomic(null_device, "x")
+    assert stat.S_ISCHR(os.stat(null_device).st_mode)
 
 
 def test_a_fifo_is_written_to_not_replaced(tmp_path):
