@@ -35,14 +35,14 @@ VENV_BIN = Path(sys.executable).parent
 
 # group: (modules to mutate, function-name globs within them or None for all, tests that cover them)
 GROUPS: dict[str, tuple[list[str], list[str] | None, list[str]]] = {
-    "peaks": (["devcheck/machine/model/peaks.py"], None, ["tests/test_peak_tables.py"]),
+    "peaks": (["devcheck/machine/model/peaks.py"], None, ["tests/test_peak_tables.py", "tests/test_p2p.py"]),
     "outliers": (
         ["devcheck/commands/compare/outliers.py", "devcheck/commands/compare/drift.py"],
         None,
         ["tests/test_fleet_rules.py"],
     ),
     "agreement": (["devcheck/commands/train/agreement.py"], None, ["tests/test_agreement_rules.py"]),
-    "files": (["devcheck/files.py"], None, ["tests/test_file_writers.py"]),
+    "files": (["devcheck/files.py"], None, ["tests/test_file_writers.py", "tests/test_outputs.py"]),
     "nvml": (
         ["devcheck/machine/probes/nvml.py"],
         ["x_slowdowns*", "x_is_geforce*"],  # what NVML's codes mean, not the reading of NVML

@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from devcheck.errors import BadInput
-from devcheck.files import write_atomic
+from devcheck.files import Target, check_output, open_text, write_atomic
 from devcheck.machine.replay.recording import Recording
 from tests.recordings import h100
 
@@ -89,3 +89,163 @@ def test_a_recording_is_saved_whole_and_a_failed_save_keeps_the_old_one(tmp_path
     with pytest.raises(FileNotFoundError):
         recording.save(tmp_path / "missing" / "h100.json")
     assert path.read_text() == before and os.listdir(tmp_path) == ["h100.json"]
+
+
+# --- what a path is (files.Target), read once, each kind and each refusal in its own words ------------------
+ONLY = "devcheck writes only to regular files, FIFOs, terminals and /dev/null"
+
+
+def _device(folder, name: str, kind: int, number: tuple[int, int]):
+    """A device node of the test's own; only classified here, never written (its number may be real)."""
+    path = folder / name
+    try:
+        os.mknod(path, 0o600 | kind, os.makedev(*number))
+    except PermissionError:
+        pytest.skip("making a device file needs root")
+    return path
+
+
+def test_each_kind_of_path(tmp_path, null_device):
+    (tmp_path / "report.json").write_text("old")
+    os.mkfifo(tmp_path / "pipe")
+    new = Target("--json-file", tmp_path / "new.json")
+    assert (new.kind, new.path, new.follow) == ("new", tmp_path / "new.json", False)
+    assert Target("--json-file", tmp_path / "report.json").kind == "file"
+    assert Target("--json-file", tmp_path / "pipe").kind == "stream"
+    assert Target("--json-file", null_device).kind == "stream"
+
+
+@pytest.mark.parametrize(
+    ("kind", "number", "why"),
+    [
+        (stat.S_IFBLK, (7, 0), f"is a block device (a disk); {ONLY}"),
+        (stat.S_IFCHR, (1, 8), f"is not a regular file, a FIFO or a terminal; {ONLY}"),  # /dev/random's number
+    ],
+    ids=["block", "random"],
+)
+def test_a_device_that_is_not_a_stream_is_refused_in_one_line(tmp_path, kind, number, why):
+    device = _device(tmp_path, "dev", kind, number)
+    with pytest.raises(BadInput) as e:
+        Target("--junit", device)
+    assert str(e.value) == f"--junit {device}: {why}"
+
+
+def test_a_folder_is_refused_naming_the_option(tmp_path):
+    with pytest.raises(BadInput) as e:
+        Target("--log", tmp_path)
+    assert str(e.value) == f"--log {tmp_path}: is a folder; give a file name"
+
+
+def test_a_link_of_ones_own_is_followed_and_a_dangling_one_makes_its_target(tmp_path):
+    (tmp_path / "real.json").write_text("old")
+    os.symlink(tmp_path / "real.json", tmp_path / "link.json")
+    os.symlink(tmp_path / "absent.json", tmp_path / "dangling.json")
+    followed = Target("--json-file", tmp_path / "link.json")
+    assert (followed.kind, followed.path, followed.follow) == ("file", tmp_path / "real.json", True)
+    dangling = Target("--json-file", tmp_path / "dangling.json")
+    assert (dangling.kind, dangling.path, dangling.follow) == ("new", tmp_path / "absent.json", True)
+    write_atomic(tmp_path / "link.json", "new")
+    assert (tmp_path / "real.json").read_text() == "new" and (tmp_path / "link.json").is_symlink()
+
+
+def test_a_link_another_user_planted_in_a_world_writable_folder_is_not_followed(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # as /tmp
+    (tmp_path / "victim.txt").write_text("keep")
+    os.symlink(tmp_path / "victim.txt", shared / "out.json")
+    try:
+        os.chown(shared / "out.json", 65534, 65534, follow_symlinks=False)
+    except PermissionError:
+        pytest.skip("giving a link to another user needs root")
+    with pytest.raises(BadInput) as e:
+        write_atomic(shared / "out.json", "x", "--json-file")
+    assert str(e.value) == (
+        f"--json-file {shared}/out.json: a symbolic link in the world-writable folder {shared}, owned by another "
+        "user (uid 65534); devcheck does not follow it: remove it or give another file"
+    )
+    assert (tmp_path / "victim.txt").read_text() == "keep"
+    mine = shared / "mine.json"
+    os.symlink(tmp_path / "victim.txt", mine)  # the same link of devcheck's own user is followed
+    assert Target("--json-file", mine).follow is True
+
+
+def test_a_link_planted_after_the_check_is_not_followed(tmp_path):
+    target = Target("--log", tmp_path / "log.jsonl")
+    (tmp_path / "victim.txt").write_text("keep")
+    os.symlink(tmp_path / "victim.txt", tmp_path / "log.jsonl")
+    with pytest.raises(BadInput) as e:
+        target.open(os.O_WRONLY | os.O_CREAT)
+    assert str(e.value) == f"--log {tmp_path}/log.jsonl: became a symbolic link while devcheck ran; not followed"
+    assert (tmp_path / "victim.txt").read_text() == "keep"
+
+
+# --- check_output: every file option checked before any work, changing nothing -----------------------------
+
+
+def test_check_output_changes_nothing_and_leaves_no_probe(tmp_path):
+    (tmp_path / "old.json").write_text("old")
+    assert check_output("--json-file", tmp_path / "new.json").kind == "new"
+    assert check_output("--json-file", tmp_path / "old.json").kind == "file"
+    assert check_output("--summary", tmp_path / "old.json", replaced=False).kind == "file"
+    assert sorted(os.listdir(tmp_path)) == ["old.json"] and (tmp_path / "old.json").read_text() == "old"
+
+
+@pytest.mark.parametrize(
+    ("path", "replaced", "why"),
+    [
+        ("-", True, "give a file name; this option cannot write to stdout"),
+        ("{tmp}/missing/r.json", True, "the folder {tmp}/missing does not exist"),
+        ("/proc/version", True, "cannot create a file in /proc (No such file or directory)"),
+        ("/proc/version", False, "cannot write to it ("),  # appended to: opened; the OS's reason (EIO as root)
+    ],
+    ids=["stdout", "missing-folder", "proc-replaced", "proc-appended"],
+)
+def test_check_output_refusals_name_the_option(tmp_path, path, replaced, why):
+    path = path.format(tmp=tmp_path)
+    with pytest.raises(BadInput) as e:
+        check_output("--junit", path, replaced=replaced)
+    said, expected = str(e.value), f"--junit {path}: {why.format(tmp=tmp_path)}"
+    assert said.startswith(expected) and said.endswith(")") if why.endswith("(") else said == expected
+
+
+def test_a_folder_that_takes_no_new_file_is_refused(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root may create files in a read-only folder")
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o500)
+    with pytest.raises(BadInput, match="cannot create a file in"):
+        check_output("--json-file", folder / "r.json")
+
+
+def test_check_output_does_not_open_a_fifo(tmp_path):
+    """With no reader yet, opening a FIFO to write would fail (non-blocking) or block: it is not opened."""
+    os.mkfifo(tmp_path / "pipe")
+    assert check_output("--json-file", tmp_path / "pipe").kind == "stream"
+
+
+# --- open_text: a log written or appended, a stream written through -------------------------------------------
+
+
+def test_open_text_writes_appends_and_never_truncates_a_stream(tmp_path, null_device):
+    log = tmp_path / "log.jsonl"
+    log.write_text("old line\n")
+    with open_text(log, "a", "--log") as f:
+        f.write("appended\n")
+    assert log.read_text() == "old line\nappended\n"
+    with open_text(log, "w", "--log") as f:
+        f.write("fresh\n")
+    assert log.read_text() == "fresh\n"
+    with open_text(tmp_path / "new.jsonl", "a", "--log") as f:
+        f.write("created\n")
+    assert (tmp_path / "new.jsonl").read_text() == "created\n"
+    with open_text(null_device, "w", "--log") as f:
+        f.write("gone\n")
+    assert stat.S_ISCHR(os.stat(null_device).st_mode)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.jsonl").st_mode) == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
