@@ -58,7 +58,7 @@ GROUPS: dict[str, tuple[list[str], list[str] | None, list[str]]] = {
         ["x*"],
         ["tests/test_health_rules.py", "tests/test_p2p.py"],
     ),
-    "timing": (["devcheck/commands/bench/timing.py"], None, ["tests/test_timing_rules.py"]),
+    "timing": (["devcheck/commands/bench/timing.py"], None, ["tests/test_timing_rules.py", "tests/test_limits.py"]),
     "optim": (
         ["devcheck/engine/optim.py", "devcheck/engine/fused.py"],
         None,
