@@ -4,6 +4,7 @@ is written to, never replaced."""
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -38,8 +39,9 @@ def test_a_write_into_a_missing_folder_fails_and_creates_nothing(tmp_path):
 def test_a_folder_is_not_replaced(tmp_path):
     folder = tmp_path / "out"
     folder.mkdir()
-    with pytest.raises(BadInput, match="is a folder; give a file name"):
+    with pytest.raises(BadInput) as e:
         write_atomic(folder, "x")
+    assert str(e.value) == f"file {folder}: is a folder; give a file name"  # no option: the word "file"
     assert folder.is_dir() and os.listdir(tmp_path) == ["out"]
 
 
@@ -249,3 +251,76 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_two_writers_appending_to_one_summary_both_land(tmp_path):
+    """O_APPEND: a summary appended by two steps at once keeps both lines (a position read at open
+    would make the second overwrite the first)."""
+    summary = tmp_path / "summary.md"
+    summary.write_text("old\n")
+    with open_text(summary, "a", "--summary") as first, open_text(summary, "a", "--summary") as second:
+        first.write("one\n")
+        first.flush()
+        second.write("two\n")
+    assert summary.read_text() == "old\none\ntwo\n"
+
+
+def test_the_temporary_is_beside_the_file_and_named_after_it(tmp_path, monkeypatch):
+    """Written beside its file (a rename within one file system is atomic; across two it fails), named
+    `.NAME.*.tmp` so a person or a cleaner can tell what it was. Seen through os.replace, not patched."""
+    renamed = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: renamed.append(Path(src)) or real(src, dst))
+    write_atomic(tmp_path / "report.json", "x")
+    (temporary,) = renamed
+    assert temporary.parent == tmp_path and temporary.name.startswith(".report.json.") and temporary.suffix == ".tmp"
+
+
+def test_a_stream_behind_a_trusted_link_is_opened_through_the_link(tmp_path):
+    """/dev/stdout is a link to /proc/self/fd/1; where that is a pipe, its resolved name cannot be
+    opened, so a stream is opened through the link itself."""
+    read, write = os.pipe()
+    try:
+        os.symlink(f"/proc/self/fd/{write}", tmp_path / "out")
+        target = Target("--json-file", tmp_path / "out")
+        assert (target.kind, target.follow) == ("stream", True)
+        write_atomic(tmp_path / "out", "through the link")
+        assert os.read(read, 100) == b"through the link"
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+@pytest.mark.parametrize("number", [(136, 200), (4, 64), (5, 0)], ids=["pts-200", "ttyS0", "tty"])
+def test_terminals_are_streams_by_their_device_number(tmp_path, number):
+    assert Target("--json-file", _device(tmp_path, "tty", stat.S_IFCHR, number)).kind == "stream"
+
+
+def test_a_link_of_another_user_outside_a_world_writable_folder_is_followed(tmp_path):
+    (tmp_path / "real.json").write_text("old")
+    os.symlink(tmp_path / "real.json", tmp_path / "link.json")
+    try:
+        os.chown(tmp_path / "link.json", 65534, 65534, follow_symlinks=False)
+    except PermissionError:
+        pytest.skip("giving a link to another user needs root")
+    assert Target("--json-file", tmp_path / "link.json").path == tmp_path / "real.json"
+
+
+def test_a_path_that_cannot_be_read_or_followed_says_why(tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(BadInput) as e:
+        Target("--log", tmp_path / "file.txt" / "log")
+    assert str(e.value) == f"--log {tmp_path}/file.txt/log: cannot read it (Not a directory)"
+    os.symlink(tmp_path / "file.txt" / "log", tmp_path / "link")
+    with pytest.raises(BadInput) as e:
+        Target("--log", tmp_path / "link")
+    assert str(e.value) == f"--log {tmp_path}/link: cannot follow the link (Not a directory)"
+
+
+def test_a_full_device_is_refused_before_any_work(tmp_path):
+    """A null-like device is a stream, but /dev/full refuses every write: check_output writes nothing to
+    it to find out, before the run."""
+    full = _device(tmp_path, "full", stat.S_IFCHR, (1, 7))
+    with pytest.raises(BadInput) as e:
+        check_output("--json-file", full)
+    assert str(e.value) == f"--json-file {full}: cannot write to it (No space left on device)"

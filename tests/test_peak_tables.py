@@ -261,3 +261,34 @@ def test_percent_of_peak_notes_only_above_100(measured, pct, noted):
 
 def test_peak_to_dict():
     assert peaks.Peak(1.5, "GB/s", "b").to_dict() == {"value": 1.5, "unit": "GB/s", "basis": "b"}
+
+
+NVLINK_4_H100 = {"value": 450.0, "unit": "GB/s", "basis": "NVLink 4: 18 active links x 25 GB/s per direction"}
+
+
+@pytest.mark.parametrize(
+    ("version", "links", "peak"),
+    [
+        (6, 18, NVLINK_4_H100),  # an H100 SXM: nvmlDeviceGetNvLinkVersion 6 is NVLink 4.0
+        (4, 12, {"value": 300.0, "unit": "GB/s", "basis": "NVLink 3: 12 active links x 25 GB/s per direction"}),
+        (7, 18, {"value": 900.0, "unit": "GB/s", "basis": "NVLink 5: 18 active links x 50 GB/s per direction"}),
+        (6, 0, {"value": None, "unit": "GB/s", "basis": "no active NVLink"}),
+        (None, 0, {"value": None, "unit": "GB/s", "basis": "no active NVLink"}),
+        (99, 4, {"value": None, "unit": "GB/s", "basis": "4 active NVLinks of an unknown version (NVML answered 99)"}),
+    ],
+)
+def test_every_branch_of_the_nvlink_peak(version, links, peak):
+    assert peaks.nvlink_peak(version, links).to_dict() == peak
+
+
+def test_a_pairs_peak_is_the_slower_link_once_each_way():
+    fast, slow = peaks.nvlink_peak(6, 18), peaks.pcie_peak(4, 16)
+    none = peaks.nvlink_peak(6, 0)
+    assert peaks.pair_peak(fast, slow) == slow and peaks.pair_peak(slow, fast) == slow
+    both = peaks.pair_peak(fast, fast, directions=2).to_dict()
+    assert both == {"value": 900.0, "unit": "GB/s", "basis": f"2 directions x ({NVLINK_4_H100['basis']})"}
+    unknown = peaks.Peak(None, "GB/s", "the receiver's link could not be read")
+    assert peaks.pair_peak(none, fast).to_dict() == {"value": None, "unit": "GB/s", "basis": "no active NVLink"}
+    assert peaks.pair_peak(fast, unknown).to_dict() == {
+        "value": None, "unit": "GB/s", "basis": "the receiver's link could not be read"
+    }  # fmt: skip
