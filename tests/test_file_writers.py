@@ -206,7 +206,7 @@ def test_check_output_changes_nothing_and_leaves_no_probe(tmp_path):
 def test_check_output_refusals_name_the_option(tmp_path, path, replaced, why):
     path = path.format(tmp=tmp_path)
     with pytest.raises(BadInput) as e:
-        check_output("--junit", path, replaced=replaced)
+        check_output("--junit", path, **({} if replaced else {"replaced": False}))  # replaced by default
     said, expected = str(e.value), f"--junit {path}: {why.format(tmp=tmp_path)}"
     assert said.startswith(expected) and said.endswith(")") if why.endswith("(") else said == expected
 
@@ -324,3 +324,19 @@ def test_a_full_device_is_refused_before_any_work(tmp_path):
     with pytest.raises(BadInput) as e:
         check_output("--json-file", full)
     assert str(e.value) == f"--json-file {full}: cannot write to it (No space left on device)"
+
+
+def test_open_text_names_its_option_and_opens_what_was_checked(tmp_path):
+    """A trusted link swapped after the check: the file checked is opened (its resolved path, no link
+    followed), not the link's new target."""
+    with pytest.raises(BadInput) as e:
+        open_text(tmp_path, "a", "--log")
+    assert str(e.value) == f"--log {tmp_path}: is a folder; give a file name"
+    (tmp_path / "real.log").write_text("")
+    (tmp_path / "victim.txt").write_text("keep")
+    os.symlink(tmp_path / "real.log", tmp_path / "link.log")
+    target = Target("--log", tmp_path / "link.log")
+    os.remove(tmp_path / "link.log")
+    os.symlink(tmp_path / "victim.txt", tmp_path / "link.log")
+    os.close(target.open(os.O_WRONLY | os.O_TRUNC))
+    assert (tmp_path / "victim.txt").read_text() == "keep"
