@@ -12,8 +12,10 @@ from tests.recordings import h100
 
 
 def window(faults):
+    """No drift limit: the replayed GPU's rate is NumPy's on this (shared) CPU, which check does not judge;
+    the drift rule has its own tests below, on given rates."""
     with seam.replay(h100(why=f"matmul faults {faults}", faults=faults)):
-        return stress(get_device("cuda:0"), 0.0, 64, 0.10, None, Interruption())
+        return stress(get_device("cuda:0"), 0.0, 64, float("inf"), None, Interruption())
 
 
 @pytest.mark.parametrize("every", [2, 3])
