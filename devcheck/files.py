@@ -45,7 +45,7 @@ class Target:
         except OSError as e:
             raise self.refused(f"cannot read it ({e.strerror})") from None
         if stat.S_ISLNK(info.st_mode):
-            self._trust(info)
+            self._trust_every_hop()
             self.follow, self.path = True, Path(os.path.realpath(self.given))
             try:
                 info = os.stat(self.given)
@@ -59,13 +59,24 @@ class Target:
     def refused(self, why: str) -> BadInput:
         return BadInput(f"{self.option} {self.given}: {why}")
 
-    def _trust(self, link: os.stat_result) -> None:
-        folder = os.stat(self.given.parent)
-        if folder.st_mode & stat.S_IWOTH and link.st_uid not in (os.geteuid(), folder.st_uid):
-            raise self.refused(
-                f"a symbolic link in the world-writable folder {self.given.parent}, owned by another user "
-                f"(uid {link.st_uid}); devcheck does not follow it: remove it or give another file"
-            )
+    def _trust_every_hop(self) -> None:
+        """Each link of a chain, by the rule above: a link of one's own may lead to another user's."""
+        hop = self.given
+        for _ in range(40):  # Linux's own limit on links followed in one path
+            try:
+                link = os.lstat(hop)
+            except OSError:
+                return  # the chain ends where nothing is: the caller says what (dangling, unreadable)
+            if not stat.S_ISLNK(link.st_mode):
+                return
+            folder = os.stat(hop.parent)
+            if folder.st_mode & stat.S_IWOTH and link.st_uid not in (os.geteuid(), folder.st_uid):
+                raise self.refused(
+                    f"a symbolic link in the world-writable folder {hop.parent}, owned by another user "
+                    f"(uid {link.st_uid}); devcheck does not follow it: remove it or give another file"
+                )
+            hop = hop.parent / os.readlink(hop)  # an absolute target replaces the folder
+        raise self.refused("too many levels of symbolic links")
 
     def _kind(self, info: os.stat_result) -> str:
         mode = info.st_mode

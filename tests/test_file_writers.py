@@ -107,13 +107,16 @@ def _device(folder, name: str, kind: int, number: tuple[int, int]):
     return path
 
 
-def test_each_kind_of_path(tmp_path, null_device):
+def test_each_kind_of_path(tmp_path):
     (tmp_path / "report.json").write_text("old")
     os.mkfifo(tmp_path / "pipe")
     new = Target("--json-file", tmp_path / "new.json")
     assert (new.kind, new.path, new.follow) == ("new", tmp_path / "new.json", False)
     assert Target("--json-file", tmp_path / "report.json").kind == "file"
     assert Target("--json-file", tmp_path / "pipe").kind == "stream"
+
+
+def test_a_null_device_is_a_stream(null_device):
     assert Target("--json-file", null_device).kind == "stream"
 
 
@@ -229,7 +232,7 @@ def test_check_output_does_not_open_a_fifo(tmp_path):
 # --- open_text: a log written or appended, a stream written through -------------------------------------------
 
 
-def test_open_text_writes_appends_and_never_truncates_a_stream(tmp_path, null_device):
+def test_open_text_writes_appends_and_creates(tmp_path):
     log = tmp_path / "log.jsonl"
     log.write_text("old line\n")
     with open_text(log, "a", "--log") as f:
@@ -241,10 +244,13 @@ def test_open_text_writes_appends_and_never_truncates_a_stream(tmp_path, null_de
     with open_text(tmp_path / "new.jsonl", "a", "--log") as f:
         f.write("created\n")
     assert (tmp_path / "new.jsonl").read_text() == "created\n"
+    assert stat.S_IMODE(os.stat(tmp_path / "new.jsonl").st_mode) == 0o666 & ~_umask()
+
+
+def test_open_text_writes_through_a_device(null_device):
     with open_text(null_device, "w", "--log") as f:
         f.write("gone\n")
     assert stat.S_ISCHR(os.stat(null_device).st_mode)
-    assert stat.S_IMODE(os.stat(tmp_path / "new.jsonl").st_mode) == 0o666 & ~_umask()
 
 
 def _umask() -> int:
@@ -340,3 +346,30 @@ def test_open_text_names_its_option_and_opens_what_was_checked(tmp_path):
     os.symlink(tmp_path / "victim.txt", tmp_path / "link.log")
     os.close(target.open(os.O_WRONLY | os.O_TRUNC))
     assert (tmp_path / "victim.txt").read_text() == "keep"
+
+
+def test_a_link_of_ones_own_that_leads_to_a_planted_one_is_not_followed(tmp_path):
+    """Every hop of a chain is judged: root's own link to another user's link in a world-writable folder
+    would otherwise carry a write to that user's chosen target."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    (tmp_path / "victim.txt").write_text("keep")
+    os.symlink(tmp_path / "victim.txt", shared / "theirs")
+    try:
+        os.chown(shared / "theirs", 65534, 65534, follow_symlinks=False)
+    except PermissionError:
+        pytest.skip("giving a link to another user needs root")
+    os.symlink(shared / "theirs", shared / "mine.json")
+    with pytest.raises(BadInput) as e:
+        write_atomic(shared / "mine.json", "x", "--json-file")
+    assert str(e.value).startswith(f"--json-file {shared}/mine.json: a symbolic link in the world-writable folder")
+    assert "(uid 65534)" in str(e.value) and (tmp_path / "victim.txt").read_text() == "keep"
+
+
+def test_a_loop_of_links_is_refused_in_one_line(tmp_path):
+    os.symlink(tmp_path / "b", tmp_path / "a")
+    os.symlink(tmp_path / "a", tmp_path / "b")
+    with pytest.raises(BadInput) as e:
+        Target("--log", tmp_path / "a")
+    assert str(e.value) == f"--log {tmp_path}/a: too many levels of symbolic links"

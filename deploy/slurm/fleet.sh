@@ -6,6 +6,9 @@
 DEVCHECK=${DEVCHECK:-/opt/devcheck/bin/devcheck}    # the same full path on every node
 PYTHON=${PYTHON:-${DEVCHECK%/*}/python3}            # the same venv's Python (compacts each report)
 SRUN=${SRUN:-/usr/bin/srun}
+# the whole node, no other job's step beside it; where cgroups constrain devices (ConstrainDevices=yes) a
+# step sees only the GPUs it asks for: add them, e.g. SRUN_ARGS="--exclusive --gres=gpu:8"
+SRUN_ARGS=${SRUN_ARGS:---exclusive}
 NODES=${NODES:-32}
 BUDGET=${BUDGET:-60s}
 GPU_NODE=${GPU_NODE:-1}                             # 1: --require-gpu
@@ -16,7 +19,7 @@ gpu=""
 [ "$GPU_NODE" = 1 ] && gpu=--require-gpu
 export DEVCHECK PYTHON BUDGET gpu
 /bin/mkdir -p "$TEXTFILE_DIR" "${REPORTS%/*}" || exit 2
-"$SRUN" --nodes="$NODES" --ntasks-per-node=1 /bin/sh -c '
+"$SRUN" --nodes="$NODES" --ntasks-per-node=1 $SRUN_ARGS /bin/sh -c '
   out=$("$DEVCHECK" check --budget "$BUDGET" $gpu --json); status=$?
   if [ $status -gt 1 ]; then echo "devcheck could not run on $(/bin/hostname -s): exit $status" >&2; exit 2; fi
   printf "%s\n" "$out" | "$PYTHON" -m json.tool --compact

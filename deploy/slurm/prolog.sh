@@ -36,7 +36,7 @@ case $status in
   0) /bin/mv -f "$report" "$REPORT_DIR/$NODE-fit.json"; exit 0 ;;   # one per node, not one per job
   1) ;;
   124 | 137) could_not_run "no verdict within $TIMEOUT s" ;;
-  *) could_not_run "exit $status: $(echo "$said" | /usr/bin/tail -n 1)" ;;
+  *) could_not_run "exit $status: $(printf '%s\n' "$said" | /usr/bin/tail -n 1)" ;;
 esac
 failed=$("$PYTHON" -c 'import json, sys
 checks = json.load(open(sys.argv[1]))["checks"]

@@ -19,10 +19,11 @@ HELD_BACK = ("hardware slowdown", "software thermal slowdown", "hardware thermal
 
 @dataclass(frozen=True)
 class Gate:
-    """check's context: the temperature margin for a GPU (its index and model: check's thresholds),
-    and --strict (a field NVML could not read fails)."""
+    """check's context: the temperature margin for a GPU (from its CUDA index, None where CUDA does not
+    see it, and its model: check's thresholds, which name devices as CUDA does), and --strict (a field
+    NVML could not read fails)."""
 
-    margin_c: Callable[[int, str], float]
+    margin_c: Callable[[int | None, str], float]
     strict: bool = False
 
 
@@ -41,7 +42,7 @@ def judge(index: int, f: dict[str, Field], gate: Gate | None = None) -> list[Che
             )
         )
     if gate is not None:
-        margin = gate.margin_c(index, f["name"].value or "unknown GPU")
+        margin = gate.margin_c(f["CUDA index"].value, f["name"].value or "unknown GPU")
         checks += [*_pcie(tag, index, f), *_temperature(tag, index, f, margin), *_unreadable(tag, index, f, gate)]
         checks += _persistence(tag, index, f)
     return checks or [Check(f"{tag}.health", Status.OK, f"GPU {index}: no ECC, memory, clock or mode problem reported")]

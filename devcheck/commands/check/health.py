@@ -12,9 +12,13 @@ from devcheck.report import Check, Status
 
 
 def gate(thresholds: Thresholds, strict: bool) -> Gate:
-    """How check judges each GPU at idle: with its thresholds' temperature margin (per model, then
-    device), and --strict."""
-    return Gate(lambda index, model: thresholds.floor("temperature_margin_c", f"cuda:{index}", model), strict)
+    """How check judges each GPU at idle: with its thresholds' temperature margin (per model, then CUDA
+    device: cuda:N is CUDA's N, which NVML's index need not be), and --strict."""
+
+    def margin(cuda: int | None, model: str) -> float:
+        return thresholds.floor("temperature_margin_c", "" if cuda is None else f"cuda:{cuda}", model)
+
+    return Gate(margin, strict)
 
 
 def settle_idle_link(checks: list[Check], readings: dict) -> None:
