@@ -63,8 +63,8 @@ class Check:
         """An exception as one check: its type and first line, never a traceback, so every format keeps
         it on one line. `status`: ERROR where devcheck itself broke (a probe, a benchmark case), FAIL where
         a gate must fail closed (a check step)."""
-        text = str(e).splitlines()[0] if str(e) else ""
-        return cls(check_id, status, f"{what} {type(e).__name__}: {text}".rstrip(": "), fix=fix)
+        text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        return cls(check_id, status, f"{what} {type(e).__name__}" + (f": {text}" if text else ""), fix=fix)
 
 
 @dataclass(frozen=True)

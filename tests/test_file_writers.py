@@ -153,16 +153,27 @@ def test_a_link_of_ones_own_is_followed_and_a_dangling_one_makes_its_target(tmp_
     assert (tmp_path / "real.json").read_text() == "new" and (tmp_path / "link.json").is_symlink()
 
 
-def test_a_link_another_user_planted_in_a_world_writable_folder_is_not_followed(tmp_path):
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    os.chmod(shared, 0o1777)  # as /tmp
-    (tmp_path / "victim.txt").write_text("keep")
-    os.symlink(tmp_path / "victim.txt", shared / "out.json")
+def _link_of_another_user(link, target) -> None:
+    """A symbolic link owned by uid 65534 (nobody), as another user would plant it."""
+    os.symlink(target, link)
     try:
-        os.chown(shared / "out.json", 65534, 65534, follow_symlinks=False)
+        os.chown(link, 65534, 65534, follow_symlinks=False)
     except PermissionError:
         pytest.skip("giving a link to another user needs root")
+
+
+def _world_writable(tmp_path):
+    """A folder as /tmp is (mode 1777), beside a victim file a planted link would point at."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    (tmp_path / "victim.txt").write_text("keep")
+    return shared
+
+
+def test_a_link_another_user_planted_in_a_world_writable_folder_is_not_followed(tmp_path):
+    shared = _world_writable(tmp_path)
+    _link_of_another_user(shared / "out.json", tmp_path / "victim.txt")
     with pytest.raises(BadInput) as e:
         write_atomic(shared / "out.json", "x", "--json-file")
     assert str(e.value) == (
@@ -304,11 +315,7 @@ def test_terminals_are_streams_by_their_device_number(tmp_path, number):
 
 def test_a_link_of_another_user_outside_a_world_writable_folder_is_followed(tmp_path):
     (tmp_path / "real.json").write_text("old")
-    os.symlink(tmp_path / "real.json", tmp_path / "link.json")
-    try:
-        os.chown(tmp_path / "link.json", 65534, 65534, follow_symlinks=False)
-    except PermissionError:
-        pytest.skip("giving a link to another user needs root")
+    _link_of_another_user(tmp_path / "link.json", tmp_path / "real.json")
     assert Target("--json-file", tmp_path / "link.json").path == tmp_path / "real.json"
 
 
@@ -351,15 +358,8 @@ def test_open_text_names_its_option_and_opens_what_was_checked(tmp_path):
 def test_a_link_of_ones_own_that_leads_to_a_planted_one_is_not_followed(tmp_path):
     """Every hop of a chain is judged: root's own link to another user's link in a world-writable folder
     would otherwise carry a write to that user's chosen target."""
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    os.chmod(shared, 0o1777)
-    (tmp_path / "victim.txt").write_text("keep")
-    os.symlink(tmp_path / "victim.txt", shared / "theirs")
-    try:
-        os.chown(shared / "theirs", 65534, 65534, follow_symlinks=False)
-    except PermissionError:
-        pytest.skip("giving a link to another user needs root")
+    shared = _world_writable(tmp_path)
+    _link_of_another_user(shared / "theirs", tmp_path / "victim.txt")
     os.symlink(shared / "theirs", shared / "mine.json")
     with pytest.raises(BadInput) as e:
         write_atomic(shared / "mine.json", "x", "--json-file")

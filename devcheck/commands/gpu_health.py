@@ -32,15 +32,7 @@ def judge(index: int, f: dict[str, Field], gate: Gate | None = None) -> list[Che
     value); `gate`: judged for a node gate."""
     tag = f"gpu{index}"
     checks = [*_ecc(tag, index, f), *_memory(tag, index, f, gate), *_clocks(tag, index, f, gate)]
-    if f["compute mode"].value == "Prohibited":
-        checks.append(
-            Check(
-                f"{tag}.compute_mode",
-                Status.FAIL,
-                f"GPU {index} is in Prohibited compute mode: no CUDA context can be created on it",
-                fix=f"sudo nvidia-smi -i {index} -c DEFAULT",
-            )
-        )
+    checks += _compute_mode(tag, index, f)
     if gate is not None:
         margin = gate.margin_c(f["CUDA index"].value, f["name"].value or "unknown GPU")
         checks += [*_pcie(tag, index, f), *_temperature(tag, index, f, margin), *_unreadable(tag, index, f, gate)]
@@ -99,6 +91,19 @@ def _clocks(tag: str, index: int, f: dict[str, Field], gate: Gate | None) -> lis
             detail=f"temperature {f['temperature C'].value} C (slowdown at {f['slowdown temperature C'].value} C), "
             f"power {f['power draw W'].value} W",
             fix="check cooling, airflow and power delivery (`nvidia-smi -q -d PERFORMANCE`)",
+        )
+    ]
+
+
+def _compute_mode(tag: str, index: int, f: dict[str, Field]) -> list[Check]:
+    if f["compute mode"].value != "Prohibited":
+        return []
+    return [
+        Check(
+            f"{tag}.compute_mode",
+            Status.FAIL,
+            f"GPU {index} is in Prohibited compute mode: no CUDA context can be created on it",
+            fix=f"sudo nvidia-smi -i {index} -c DEFAULT",
         )
     ]
 
