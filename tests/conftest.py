@@ -1,14 +1,21 @@
+from typing import NamedTuple
+
 import pytest
 
 
 @pytest.fixture(autouse=True)
 def plain_terminal(monkeypatch):
-    """Typer/Rich force colour on GitHub Actions (GITHUB_ACTIONS, FORCE_COLOR): keep output plain and wide."""
+    plain(monkeypatch)
+
+
+def plain(monkeypatch, columns: int = 200) -> None:
+    """Typer/Rich force colour on GitHub Actions (GITHUB_ACTIONS, FORCE_COLOR): keep output plain and wide,
+    and the GPU selection and TF32 as on a machine where nobody set them."""
     for name in ("GITHUB_ACTIONS", "FORCE_COLOR", "PY_COLORS", "CUDA_VISIBLE_DEVICES", "CUPY_TF32"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("_TYPER_FORCE_DISABLE_TERMINAL", "1")
-    monkeypatch.setenv("TERMINAL_WIDTH", "200")
-    monkeypatch.setenv("COLUMNS", "200")
+    for name, value in {"_TYPER_FORCE_DISABLE_TERMINAL": "1", "TERMINAL_WIDTH": "200"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("COLUMNS", str(columns))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -53,3 +60,39 @@ def null_device(tmp_path_factory):
     except PermissionError:
         pytest.skip("making a device file needs root")
     return null
+
+
+@pytest.fixture
+def gpu():
+    """The recorded H100, replayed at the NVML/CuPy seam: `auto` is the CPU and cuda:0, the engine's real
+    CUDA device over the CuPy stand-in."""
+    from devcheck.machine.replay import seam
+    from tests.recordings import h100
+
+    with seam.replay(h100()):
+        yield
+
+
+class Ran(NamedTuple):
+    code: int
+    doc: dict  # its --json-file
+    text: str  # its table, on stderr
+
+
+@pytest.fixture(scope="session")
+def bench_on_h100(tmp_path_factory) -> Ran:
+    """bench's everyday cases on the recorded H100 and the CPU, run once for the whole suite (seconds, most
+    of them the copy case's arrays, 4x the H100's L2), at 80 columns. Tests read it, never change it
+    (copy.deepcopy what you alter); --max-time is a bound, not a target."""
+    import json
+
+    from devcheck.machine.replay import seam
+    from tests.cli import BENCH_ON_H100, invoke
+    from tests.recordings import h100
+
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    with pytest.MonkeyPatch.context() as mp, seam.replay(h100()):
+        plain(mp, columns=80)
+        result = invoke(*BENCH_ON_H100, "--json-file", out)
+    assert result.exit_code == 0, result.output
+    return Ran(result.exit_code, json.loads(out.read_text()), result.stderr)

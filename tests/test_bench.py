@@ -6,9 +6,7 @@ import time
 
 import numpy
 import pytest
-from typer.testing import CliRunner
 
-from devcheck.cli import app
 from devcheck.commands.bench import cases
 from devcheck.commands.bench.baseline import compare
 from devcheck.commands.bench.timing import MAX_CALLS, CudaEventClock, HostClock, measure, summarize
@@ -17,21 +15,10 @@ from devcheck.machine.model import facts as hardware
 from devcheck.machine.model import peaks as peak
 from devcheck.machine.replay import seam
 from devcheck.report import Status
+from tests.cli import invoke
 from tests.recordings import h100, n_gpus
 
-runner = CliRunner()
 SMALL = ["--size", "400", "--repeat", "3", "--max-time", "120"]  # small cases; the time is a bound, not a target
-
-
-def invoke(*args):
-    return runner.invoke(app, list(args))
-
-
-@pytest.fixture
-def gpu():
-    """The recorded H100: `auto` is the CPU and cuda:0, the CuPy stand-in behind the engine's real CUDA device."""
-    with seam.replay(h100()):
-        yield
 
 
 H100_PROPERTIES = next(c["result"] for c in h100().cupy if c["fn"] == "cuda.runtime.getDeviceProperties")
@@ -199,10 +186,8 @@ def test_baseline_rows_not_compared_are_named():
 # --- whole runs -------------------------------------------------------------------------------------------
 
 
-def test_bench_on_cpu_and_gpu(gpu):
-    result = invoke("bench", "--json", "--cases", "matmul,e2e,copy,autograd", *SMALL)
-    assert result.exit_code == 0, result.stdout
-    doc = json.loads(result.stdout)
+def test_bench_on_cpu_and_gpu(bench_on_h100):
+    doc = bench_on_h100.doc
     records = doc["data"]["records"]
     cases_run = {(r["case"], r["device"], r["dtype"]) for r in records}
     assert ("matmul", "cpu", "float32") in cases_run and ("matmul", "cuda:0", "float64") in cases_run
@@ -284,9 +269,7 @@ def test_bandwidth_streams_arrays_well_beyond_the_cache():
     assert record["peak"]["value"] == pytest.approx(3352, rel=2e-3) and record["timer"] == "CUDA events"
 
 
-def test_table_output_has_the_sections_and_charts(gpu):
-    result = invoke("bench", "--cases", "matmul,e2e,copy,autograd", *SMALL)
-    assert result.exit_code == 0
+def test_table_output_has_the_sections_and_charts(bench_on_h100):
     for title in (
         "Matmul: A 400x40 @ B 40x80",
         "Memory bandwidth and copies",
@@ -294,7 +277,7 @@ def test_table_output_has_the_sections_and_charts(gpu):
         "GPU speedup over the CPU",
         "matmul GFLOP/s",
     ):
-        assert title in result.stderr
+        assert title in bench_on_h100.text
 
 
 def test_float16_is_skipped_on_the_cpu_with_the_reason():
@@ -349,6 +332,7 @@ def test_crossover_names_the_first_size_the_gpu_wins_and_none_when_it_never_does
     assert (never["kernel_from"], never["with_copies_from"]) == (None, None)
 
 
+@pytest.mark.slow  # every size of both workloads on two replayed GPUs: NumPy's work, seconds of it
 def test_crossover_runs_on_each_gpu_against_the_cpu_measured_once_and_is_skipped_without_the_cpu():
     with seam.replay(n_gpus(h100(), 2)):
         result = invoke("bench", "--json", "--cases", "crossover", "--max-time", "120")

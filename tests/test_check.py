@@ -489,3 +489,35 @@ def test_check_baseline_matches_its_own_earlier_run(tmp_path):
     records = json.loads(first.stdout)["data"]["records"]
     assert len(records) >= 3 and [r["shape"] for r in records] == [r["shape"] for r in doc["data"]["records"]]
     assert baseline["status"] in ("ok", "fail") and "not compared" not in baseline.get("detail", ""), baseline
+
+
+@pytest.mark.parametrize(
+    ("line", "interrupted"),
+    [
+        ("correctness: ", "correctness"),  # as the second step starts, before its work: that step is marked
+        ("health: ok", None),  # as the first step's line is written, after its work: no step is marked
+        ("health: ", "health"),  # as the first starts
+    ],
+)
+def test_an_interrupt_between_steps_still_gives_the_plan(line, interrupted):
+    """A signal lands anywhere: in a step, in the estimate of the next one, in a progress line. A signal
+    that came between two steps lost the whole report (a test signalled on the first step's line)."""
+    from devcheck.commands import check
+    from devcheck.machine.model.devices import select
+
+    said = []
+
+    def ctrl_c(text="", **kwargs):
+        said.append(text)
+        if text.startswith(line) and sum(t.startswith(line) for t in said) == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as stop:
+        check.run(check.Settings(budget="10s"), select("cpu"), progress=ctrl_c)
+    plan = {row["step"]: row for row in stop.value.report.to_dict()["data"]["plan"]}
+    marked = [name for name, row in plan.items() if row.get("interrupted")]
+    assert marked == ([interrupted] if interrupted else [])
+    assert plan["health"]["ran"] is (interrupted != "health") and not any(plan[s]["ran"] for s in list(plan)[1:])
+    assert list(plan) == ["health", "correctness", "speed", "stress"]  # p2p: not for a CPU
+    ended = [t.partition(":")[0] for t in said if t.endswith((": ok", ": interrupted", ": not applicable"))]
+    assert ended == ["health", "correctness", "p2p", "speed", "stress"]  # each step's line once, in order

@@ -11,15 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-import jsonschema
 import pytest
-from typer.testing import CliRunner
 
-from devcheck.cli import app
 from devcheck.commands.env import collect
 from devcheck.machine.replay import seam
 from tests.recordings import h100
-from tests.signals import from_a_terminal
+from tests.schemas import validate
+from tests.signals import after_first_step, from_a_terminal
 
 DEVCHECK = [sys.executable, "-m", "devcheck"]
 PROGRESS = re.compile(r"^\[\d+/\d+\] ")  # a finished step's line, when stderr is not a terminal
@@ -101,14 +99,15 @@ def test_a_cupy_that_exits_the_process_on_import_does_not_take_devcheck_with_it(
 )
 def test_signals_end_devcheck_with_one_line_and_a_json_envelope(signum, code, word):
     process = subprocess.Popen(
-        from_a_terminal([*DEVCHECK, "bench", "--device", "cpu", "--max-time", "60", "--json"]),
+        from_a_terminal([*DEVCHECK, "bench", "--device", "cpu", "--size", "1000", "--max-time", "60", "--json"]),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(2.5)  # into the run
+    before = after_first_step(process)  # the first case's line: the second case is running
     process.send_signal(signum)
     out, err = process.communicate(timeout=60)
+    err = before + err
     assert process.returncode == code and said(err) == [
         f"devcheck: error: {'terminated by ' if code != 130 else ''}{word}"
     ]
@@ -128,16 +127,17 @@ def test_an_interrupted_check_reports_the_steps_it_finished(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(2.5)  # past health, into the GEMMs or the stress window
+    after_first_step(process)  # past health, into the GEMMs
     process.send_signal(signal.SIGTERM)
     out, _ = process.communicate(timeout=60)
     doc = json.loads(out)
     assert process.returncode == 143 and doc["interrupted"] is True and doc["ok"] is False
     ran = [p["step"] for p in doc["data"]["plan"] if p["ran"]]
     assert ran[:1] == ["health"] and len(ran) < len(doc["data"]["plan"])
-    assert [p["step"] for p in doc["data"]["plan"] if p.get("interrupted")] == [doc["data"]["plan"][len(ran)]["step"]]
+    marked = [p["step"] for p in doc["data"]["plan"] if p.get("interrupted")]  # none when it came between two
+    assert marked in ([], [doc["data"]["plan"][len(ran)]["step"]])
     assert json.loads((tmp_path / "partial.json").read_text()) == doc  # every output gets the partial report
-    jsonschema.validate(doc, json.loads(CliRunner().invoke(app, ["schema", "check"]).stdout))
+    validate(doc, "check")
 
 
 def test_an_interrupted_train_reports_the_epochs_it_finished_and_judges_none(tmp_path):
@@ -165,7 +165,7 @@ def test_an_interrupted_train_reports_the_epochs_it_finished_and_judges_none(tmp
     # a run cut short is not judged: no "did not learn" failure, no agreement; the interruption says it all
     assert [c["id"] for c in doc["checks"] if c["status"] != "ok"] == ["train.interrupted"]
     assert not any(c["id"].startswith(("train.cpu.", "train.agreement")) for c in doc["checks"])
-    jsonschema.validate(doc, json.loads(CliRunner().invoke(app, ["schema", "train"]).stdout))
+    validate(doc, "train")
 
 
 def test_an_interrupted_grad_keeps_the_checks_it_made():

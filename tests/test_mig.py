@@ -10,7 +10,6 @@ What each dump shows, read from the dumps themselves: the 40 GB card has 2 MIG d
 
 import json
 
-import jsonschema
 import pytest
 from typer.testing import CliRunner
 
@@ -22,6 +21,7 @@ from devcheck.machine.replay import seam
 from devcheck.machine.replay.recording import MASKED_UUID, Handle, Recording
 from devcheck.report import Status
 from tests.recordings import FOLDER, GPU0, h100, mig_slice, mig_uuid, variant
+from tests.schemas import validate
 
 DUMPS = {  # dump: profile, SMs, GPU instance ids, parent's name, parent's memory MiB, max memory clock MHz
     "a100-sxm4-40gb-mig.xml": ("3g.20gb", 42, [1, 2], "NVIDIA A100-SXM4-40GB", 40960, 1215),
@@ -103,7 +103,7 @@ def test_env_shows_the_slice_beside_its_parent(dump, monkeypatch):
     with seam.replay(mig_slice(dump, 1)):
         result = runner.invoke(app, ["env", "--json"])
     doc = json.loads(result.stdout)
-    jsonschema.validate(doc, json.loads(runner.invoke(app, ["schema", "env"]).stdout))
+    validate(doc, "env")
     slices, gpu = doc["data"]["mig"], doc["data"]["gpus"][0]
     assert len(slices) == len(instances) and gpu["name"]["value"] == parent
     assert [s["cuda_index"]["value"] for s in slices] == [None, 0] + [None] * (len(instances) - 2)
@@ -168,7 +168,7 @@ def test_check_runs_on_a_slice_and_says_which(tmp_path):
             result = runner.invoke(app, args, env={"CUDA_VISIBLE_DEVICES": mig_uuid(2)})
         runs[name] = (result.exit_code, json.loads(result.stdout))
     code, doc = runs["healthy"]
-    jsonschema.validate(doc, json.loads(runner.invoke(app, ["schema", "check"]).stdout))
+    validate(doc, "check")
     assert code == 0, [c for c in doc["checks"] if c["status"] in ("fail", "error")]
     label = "MIG slice 1g.20gb of GPU 0 (NVIDIA A100-SXM4-80GB)"
     assert doc["verdict"].startswith(f"check: fit to compute on cpu, cuda:0 ({label})")

@@ -5,14 +5,11 @@ without CuPy's consent fails the test."""
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 import time
-from importlib.resources import files
 from pathlib import Path
 
-import jsonschema
 import pytest
 
 from devcheck.commands import bench, check
@@ -27,11 +24,11 @@ from devcheck.machine.replay.recording import Handle
 from devcheck.options import matmul_shape
 from devcheck.report import Report, Status
 from tests.recordings import h100, n_gpus, nvml_error, variant
+from tests.schemas import validate
 
 pytestmark = pytest.mark.filterwarnings("error")
 
 TOPOLOGY = Path(__file__).parent / "fixtures" / "topology"
-SCHEMA = json.loads(files("devcheck.schema").joinpath("report.schema.json").read_text(encoding="utf-8"))
 LINKS = 18  # an H100 SXM's NVLinks: 18 in public `nvidia-smi nvlink -s` and `topo -m` (NV18) of 8x H100 nodes
 NVLINK_4 = 6  # nvmlDeviceGetNvLinkVersion's answer for NVLink 4.0 (NVML_NVLINK_VERSION_4_0 in nvidia-ml-py)
 
@@ -176,7 +173,7 @@ def test_bench_p2p_matrix_with_peer_access(n):
         assert 0 < r["latency_s"] < r["stats"]["median_s"]
     for r in both:
         assert r["peak"]["value"] == 900.0 and r["bytes"] == 2 * r["shape"][0] and r["intact"]
-    jsonschema.validate(doc, SCHEMA)
+    validate(doc)
     assert doc["verdict"].startswith("bench: GPU to GPU: every GPU-to-GPU copy arrived intact")
     rows = doc["data"]["p2p"]
     assert len(rows) == n * (n - 1) and {"write_gb_per_s", "both_ways_gb_per_s", "latency_us"} <= set(rows[0])

@@ -56,32 +56,24 @@ def run(
 ) -> Report:
     clock, report = Clock(settings.seconds), Report("check")
     report.checks += selection_checks(selection, require_gpu)
-    plan: list[dict] = []
     work = steps.Work(settings, selection, report, clock)
     progress("checking", total=len(steps.ORDER))
     stop = work.stop
     # --require-gpu with no GPU that can compute: known now, so fail now, not after the whole budget
     hopeless = require_gpu and any(c.id == "gpu.required" for c in report.checks)
-    for name, what, step, estimate in steps.ORDER:
-        needed = estimate(work)
-        if needed is None:  # not for this machine (GPU-to-GPU copies on one GPU)
-            progress(f"{name}: not applicable", advance=1)
-            continue
-        needed = 0.0 if hopeless else needed
-        if stop or hopeless or clock.left < needed:
-            why = "interrupted" if stop else "not run: --require-gpu" if hopeless else "no time left"
-            plan.append({"step": name, "what": what, "estimate_s": needed, "ran": False, "seconds": 0.0})
-            progress(f"{name}: {why}", advance=1)
-            continue
-        progress(f"{name}: {what}")
-        began, before = time.perf_counter(), len(report.checks)
-        with stop:  # Ctrl-C or a signal: the steps done so far still make a report
-            step(work)
-        seconds = time.perf_counter() - began
-        row = {"step": name, "what": what, "estimate_s": needed, "ran": not stop, "seconds": seconds}
-        plan.append({**row, "interrupted": True} if stop else row)  # its checks so far are in the report
-        outcome = "interrupted" if stop else _worst(report.checks[before:])
-        progress(f"{name}: {outcome}", advance=1)
+    rows: list[dict] = []  # one per step handled, filled as it goes
+    with stop:  # Ctrl-C or a signal, in a step or between two: the steps done so far still make a report
+        for entry in steps.ORDER:
+            rows.append({})
+            _run_step(work, entry, hopeless, progress, rows[-1])
+    if rows and rows[-1].get("interrupted"):
+        progress(f"{rows[-1]['step']}: interrupted", advance=1)
+    elif rows and rows[-1] == {}:
+        rows.pop()  # the interrupt came before the step began: it is handled below, as not run
+    for entry in steps.ORDER[len(rows) :]:  # after an interrupt: named, not run (a second signal waits)
+        rows.append({})
+        _run_step(work, entry, hopeless, progress, rows[-1])
+    plan = [row for row in rows if row.get("applicable", True)]
     report.checks += [] if stop or hopeless else _budget_checks(plan, settings)
     report.sections.append(Section("plan", f"What ran in the {settings.budget} budget", rows=plan))
     report.data.update(budget_s=settings.seconds, elapsed_s=clock.elapsed, records=work.records, stress=work.stress)
@@ -90,6 +82,33 @@ def run(
     names = [_named(name, work.facts.get(name)) for name in selection.names]
     report.verdict = verdict(report, names, clock.elapsed)
     return stop.hand_over(report)
+
+
+def _run_step(work: steps.Work, entry: tuple, hopeless: bool, progress: Progress, row: dict) -> None:
+    """One step of ORDER, written into `row` as it goes: an interrupt anywhere, in the step or before
+    it starts, leaves the row saying so (and an empty row, before anything of the step happened)."""
+    name, what, step, estimate = entry
+    row.update(step=name, what=what, estimate_s=0.0, ran=False, seconds=0.0, interrupted=True)
+    needed = estimate(work)
+    if needed is None:  # not for this machine (GPU-to-GPU copies on one GPU): in no plan
+        row.update(applicable=False)
+        progress(f"{name}: not applicable", advance=1)
+        return
+    row["estimate_s"] = needed = 0.0 if hopeless else needed
+    if work.stop or hopeless or work.clock.left < needed:
+        del row["interrupted"]  # not started: the step an interrupt came in is the one marked
+        why = "interrupted" if work.stop else "not run: --require-gpu" if hopeless else "no time left"
+        progress(f"{name}: {why}", advance=1)
+        return
+    progress(f"{name}: {what}")
+    began, before = time.perf_counter(), len(work.report.checks)
+    try:
+        step(work)
+    finally:  # its checks so far are in the report
+        row["seconds"] = time.perf_counter() - began
+    del row["interrupted"]
+    row["ran"] = True
+    progress(f"{name}: {_worst(work.report.checks[before:])}", advance=1)
 
 
 def _named(name: str, facts) -> str:

@@ -14,6 +14,7 @@ import contextlib
 import importlib
 import math
 import os
+import queue
 import sys
 import threading
 import warnings
@@ -37,21 +38,12 @@ class Hung(Exception):
 
 
 def within(what: str, fn: Any, *args: Any) -> Any:
-    """Call into NVML or CuPy under a time limit, in a thread that is abandoned if it hangs, and with
-    SystemExit from the library turned into an error: a foreign library must not take devcheck down."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn(*args)
-        except BaseException as e:  # SystemExit from an import, anything at all from a driver
-            box["error"] = e
-
+    """Call into NVML or CuPy under a time limit, in a worker thread that is abandoned if it hangs, and
+    with SystemExit from the library turned into an error: a foreign library must not take devcheck down."""
     limit = probe_timeout()
-    thread = threading.Thread(target=target, name=f"devcheck: {what}", daemon=True)
-    thread.start()
-    thread.join(limit)
-    if thread.is_alive():
+    worker = _Worker.of_this_thread()
+    box = worker.call(what, fn, args, limit)
+    if box is None:
         raise Hung(f"{what} did not answer within {limit:g} s")
     error = box.get("error")
     if isinstance(error, SystemExit | KeyboardInterrupt):
@@ -59,6 +51,49 @@ def within(what: str, fn: Any, *args: Any) -> Any:
     if error is not None:
         raise error
     return box["value"]
+
+
+class _Worker:
+    """One daemon thread per calling thread, reused while it answers in time: a thread started per call
+    cost more than most NVML reads (an 8-GPU env asks thousands). One that does not answer in time, or
+    whose caller was interrupted, is abandoned where it hangs, and the caller's next call gets a new one."""
+
+    _local = threading.local()
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._serve, name="devcheck: NVML and CuPy calls", daemon=True)
+        self.thread.start()
+
+    @classmethod
+    def of_this_thread(cls) -> _Worker:
+        worker = getattr(cls._local, "worker", None)
+        if worker is None:
+            worker = cls._local.worker = cls()
+        return worker
+
+    def _serve(self) -> None:
+        while True:
+            fn, args, box, done = self.jobs.get()
+            try:
+                box["value"] = fn(*args)
+            except BaseException as e:  # SystemExit from an import, anything at all from a driver
+                box["error"] = e
+            done.set()
+
+    def call(self, what: str, fn: Any, args: tuple, limit: float) -> dict[str, Any] | None:
+        """The call's outcome ({"value": ...} or {"error": ...}), or None where it did not end in time."""
+        box: dict[str, Any] = {}
+        done = threading.Event()
+        self.thread.name = f"devcheck: {what}"  # what a thread dump of a hung process shows
+        self.jobs.put((fn, args, box, done))
+        answered = False
+        try:
+            answered = done.wait(limit)
+        finally:
+            if not answered:
+                self._local.worker = None
+        return box if answered else None
 
 
 def probe_timeout() -> float:
