@@ -124,7 +124,7 @@ def sigmoid(x):
 
 
 def abs_(x):
-    """x times its sign, a constant: the gradient is sign(x), 0 at 0 and nan at nan, as PyTorch's. copysign
+    """x times its sign, a constant: the gradient is sign(x), 0 at 0 (PyTorch's) and nan at nan. copysign
     keeps a zero's own sign, so that |-0.0| is -0.0 * -0.0 = 0.0. NumPy's and CuPy's own functions: on CuPy,
     array-api-compat's sign reads a nan mask's count back to the host, a synchronisation on a GPU."""
     xp, real = x.device.native or x.device.xp, x.dtype in FLOAT_DTYPES

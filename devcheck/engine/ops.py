@@ -8,7 +8,7 @@ a new op's backward is right by construction (micrograd's way: few primitives, t
 A primitive stays one where composing it would cost a kernel launch per step in the training
 workloads (train's MLP, bench's MLP step): Tanh, ReLU and MatMul are in every step; Exp, Log, Where,
 MaxMin, Sum are elementary (no cheaper composition exists); the shape ops move data. abs, clip and
-flip are in no step (only `devcheck grad` checks them), so they are composed, at a launch or two more.
+flip are in no step (only `devcheck grad` checks them), so they are composed, at a few launches more.
 The arithmetic ops and Where compute no gradient an input does not need: a composition's constants
 (abs's sign, clip's bounds, sigmoid's 0.5) cost no backward kernel.
 
