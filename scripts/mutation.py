@@ -77,7 +77,12 @@ GROUPS: dict[str, tuple[list[str], list[str] | None, list[str]]] = {
     "engine": (
         ["devcheck/engine/ops.py", "devcheck/engine/methods.py"],
         None,
-        ["tests/test_forward_values.py", "tests/test_engine_ops.py", "tests/test_engine_nn.py"],
+        [
+            "tests/test_forward_values.py",
+            "tests/test_engine_ops.py",
+            "tests/test_engine_composed.py",
+            "tests/test_engine_nn.py",
+        ],
     ),
 }
 

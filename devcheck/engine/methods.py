@@ -10,14 +10,11 @@ import numpy
 
 from devcheck.engine.backend import FLOAT_DTYPES, get_device
 from devcheck.engine.ops import (
-    Abs,
     Add,
     Axis,
     Cast,
-    Clip,
     Concat,
     Exp,
-    Flip,
     GetItem,
     Log,
     MatMul,
@@ -88,7 +85,7 @@ def _unary(op: type) -> Any:
     return apply
 
 
-exp, log, abs_, tanh, relu = (_unary(op) for op in (Exp, Log, Abs, Tanh, ReLU))
+exp, log, tanh, relu = (_unary(op) for op in (Exp, Log, Tanh, ReLU))
 
 
 # --- composed: their backward follows from the primitives' (micrograd's way) -----------------------------
@@ -126,17 +123,24 @@ def sigmoid(x):
     return tanh(x * 0.5) * 0.5 + 0.5  # never overflows, unlike 1 / (1 + exp(-x))
 
 
+def abs_(x):
+    """x times its sign, a constant: the gradient is sign(x), 0 at 0 (PyTorch's) and nan at nan. copysign
+    keeps a zero's own sign, so that |-0.0| is -0.0 * -0.0 = 0.0. NumPy's and CuPy's own functions: on CuPy,
+    array-api-compat's sign reads a nan mask's count back to the host, a synchronisation on a GPU."""
+    xp, real = x.device.native or x.device.xp, x.dtype in FLOAT_DTYPES
+    return x * _plain(x, lambda _, a: xp.copysign(xp.sign(a), a) if real else xp.sign(a))
+
+
 def clip(x, min=None, max=None):  # noqa: A002 (PyTorch's names)
-    return Clip.apply(x, low=_bound(x, min), high=_bound(x, max))
-
-
-def _bound(x: Tensor, bound: Any) -> Any:
-    """A clip bound every device takes: a Python number, or an array of x's dtype on x's device (CuPy
-    refuses a NumPy array, even a 0-d one, as an operand; array-api-strict a NumPy scalar)."""
-    if bound is None or isinstance(bound, int | float | Tensor):
-        return bound
-    host = numpy.asarray(bound)
-    return host.item() if host.ndim == 0 else x.device.from_host(host.astype(x.dtype))
+    """Two wheres, the bound where x is beyond it, else x (so nan stays nan, with a gradient of 1 where
+    PyTorch's is 0). At a bound the gradient goes to x; a tensor bound gets it where it is picked (PyTorch's)."""
+    for bound, beyond in ((min, "__lt__"), (max, "__gt__")):
+        if bound is not None and not isinstance(bound, Tensor):  # CuPy refuses a host array, even 0-d, as an operand
+            host = numpy.asarray(bound)  # array-api-strict refuses a NumPy scalar
+            bound = host.item() if host.ndim == 0 else Tensor(x.device.from_host(host.astype(x.dtype)), x.device)
+        if bound is not None:
+            x = where(getattr(x, beyond)(bound), bound, x)
+    return x
 
 
 def where(condition, a, b):
@@ -190,7 +194,9 @@ def transpose(x, dim0: int = -2, dim1: int = -1):
 
 
 def flip(x, axis: Axis = None):
-    return Flip.apply(x, axis=_axis_arg(axis))
+    """A reversed slice along each axis (a view, as NumPy's flip); NumPy's errors for a bad or repeated axis."""
+    axes = range(x.ndim) if axis is None else numpy.lib.array_utils.normalize_axis_tuple(axis, x.ndim)
+    return getitem(x, tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(x.ndim)))
 
 
 def getitem(x, index):

@@ -1,12 +1,16 @@
 """The engine's primitive ops: one Function each, forward and backward side by side (DeZero's
 layout), written against the Array API standard. Broadcasting ops reduce their gradients back to
 each input's shape with `sum_to`. Everything else is composed from these in methods.py (a - b is
-a + -b, a / b is a * b**-1, sqrt is **0.5, sigmoid is tanh's) or fused in functional.py (linear,
-log-softmax, cross-entropy), so a new op's backward is right by construction.
+a + -b, a / b is a * b**-1, sqrt is **0.5, sigmoid is tanh's, abs is x times its sign, clip is two
+wheres, flip is a reversed slice) or fused in functional.py (linear, log-softmax, cross-entropy), so
+a new op's backward is right by construction (micrograd's way: few primitives, the rest composed).
 
 A primitive stays one where composing it would cost a kernel launch per step in the training
-workloads (train's MLP, bench's MLP step): Tanh, ReLU and MatMul are in every step; Exp, Log, Abs,
-Clip, Where, MaxMin, Sum are elementary (no cheaper composition exists); the shape ops move data.
+workloads (train's MLP, bench's MLP step): Tanh, ReLU and MatMul are in every step; Exp, Log, Where,
+MaxMin, Sum are elementary (no cheaper composition exists); the shape ops move data. abs, clip and
+flip are in no step (only `devcheck grad` checks them), so they are composed, at a few launches more.
+The arithmetic ops and Where compute no gradient an input does not need: a composition's constants
+(abs's sign, clip's bounds, sigmoid's 0.5) cost no backward kernel.
 
 Every array function comes from `self.xp`, the namespace of the op's device (set by
 Function.apply), never from the arrays: a CuPy array has no `__array_namespace__`, and NumPy
@@ -67,7 +71,7 @@ class Add(Function):
         return a + b
 
     def backward(self, gy):
-        return sum_to(self.xp, gy, self.shapes[0]), sum_to(self.xp, gy, self.shapes[1])
+        return tuple(sum_to(self.xp, gy, shape) if need else None for shape, need in zip(self.shapes, self.needs_grad))
 
 
 class Mul(Function):
@@ -76,8 +80,11 @@ class Mul(Function):
         return a * b
 
     def backward(self, gy):
-        a, b = self.a, self.b
-        return sum_to(self.xp, gy * b, _shape(a)), sum_to(self.xp, gy * a, _shape(b))
+        a, b, needs = self.a, self.b, self.needs_grad
+        return (
+            sum_to(self.xp, gy * b, _shape(a)) if needs[0] else None,
+            sum_to(self.xp, gy * a, _shape(b)) if needs[1] else None,
+        )
 
 
 class Pow(Function):
@@ -141,19 +148,6 @@ class Log(Function):
         return (gy / self.x,)
 
 
-class Abs(Function):
-    def forward(self, x):
-        self.x = x
-        return self.xp.abs(x)
-
-    def backward(self, gy):
-        # the library's own sign where there is one (NumPy's and CuPy 14's are nan at nan):
-        # array-api-compat's, on CuPy, puts nans back through a boolean mask (for CuPy before 14's
-        # sign), which on a GPU reads its count back to the host, a synchronisation
-        native = self.device.native
-        return (gy * (native.sign if native is not None else self.xp.sign)(self.x),)
-
-
 class Tanh(Function):
     def forward(self, x):
         self.y = self.xp.tanh(x)
@@ -177,41 +171,17 @@ class ReLU(Function):
         return (gy * self.mask,)
 
 
-class Clip(Function):
-    def forward(self, x):
-        self.x, native = x, self.device.native
-        if native is not None and x.dtype.kind == "f" and (self.low is not None or self.high is not None):
-            # NumPy's and CuPy's own clip: one kernel. array-api-compat's assigns through boolean masks,
-            # and on a GPU each mask reads its count back to the host: two synchronisations per bound.
-            return native.clip(x, self.low, self.high)
-        return self.xp.clip(x, self.low, self.high)
-
-    def backward(self, gy):
-        x, xp = self.x, self.xp
-        inside = [
-            c
-            for c in (
-                x >= self.low if self.low is not None else None,
-                x <= self.high if self.high is not None else None,
-            )
-            if c is not None
-        ]
-        if not inside:
-            return (gy,)
-        return (gy * xp.astype(inside[0] & inside[-1], gy.dtype),)
-
-
 class Where(Function):
     def forward(self, condition, a, b):
         self.condition, self.shapes = condition, (_shape(a), _shape(b))
         return self.xp.where(condition, a, b)
 
     def backward(self, gy):
-        xp = self.xp
+        xp, needs = self.xp, self.needs_grad
         return (
             None,
-            sum_to(xp, xp.where(self.condition, gy, 0.0), self.shapes[0]),
-            sum_to(xp, xp.where(self.condition, 0.0, gy), self.shapes[1]),
+            sum_to(xp, xp.where(self.condition, gy, 0.0), self.shapes[0]) if needs[1] else None,
+            sum_to(xp, xp.where(self.condition, 0.0, gy), self.shapes[1]) if needs[2] else None,
         )
 
 
@@ -268,14 +238,6 @@ class Permute(Function):
 
     def backward(self, gy):
         return (self.xp.permute_dims(gy, tuple(int(i) for i in numpy.argsort(self.axes))),)
-
-
-class Flip(Function):
-    def forward(self, x):
-        return self.xp.flip(x, axis=self.axis)
-
-    def backward(self, gy):
-        return (self.xp.flip(gy, axis=self.axis),)
 
 
 class GetItem(Function):
