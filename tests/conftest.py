@@ -96,3 +96,20 @@ def bench_on_h100(tmp_path_factory) -> Ran:
         result = invoke(*BENCH_ON_H100, "--json-file", out)
     assert result.exit_code == 0, result.output
     return Ran(result.exit_code, json.loads(out.read_text()), result.stderr)
+
+
+@pytest.fixture(scope="session")
+def check_on_h100() -> dict:
+    """`devcheck check --budget 10s --device cuda --json` of the recorded H100, made once for the whole suite
+    (seconds): a fleet's reports are made from it. Tests never change it (copy.deepcopy what you alter)."""
+    import json
+
+    from devcheck.machine.replay import seam
+    from tests.cli import invoke
+    from tests.recordings import h100
+
+    with pytest.MonkeyPatch.context() as mp, seam.replay(h100()):
+        plain(mp)
+        result = invoke("check", "--budget", "10s", "--device", "cuda", "--json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)

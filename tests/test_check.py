@@ -417,6 +417,7 @@ def test_check_sizes_come_from_the_model_and_budget_not_the_speed_measured():
     assert sizes.speed_size(facts_for("gpu7"), 900.0, "float32") == sizes.SIZES[0]  # no peak known: the smallest
 
 
+@pytest.mark.slow  # the speed and stress steps of a 10 s budget, run for real on the simulated GPU
 def test_a_device_10x_slower_than_its_peak_is_judged_slow_inside_the_budget():
     """A fixed size must not let a slow device overrun the budget: the simulated GPU (NumPy on this CPU),
     given a peak 10x this CPU's computed peak, so it runs at a tenth of it or less, is sized for that

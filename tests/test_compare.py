@@ -23,15 +23,6 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="session")
-def h100_check() -> dict:
-    """A real `devcheck check --json` of the replayed H100 (made once per session, ~3 s)."""
-    with seam.replay(h100()):
-        result = runner.invoke(app, ["check", "--budget", "10s", "--device", "cuda", "--json"])
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-@pytest.fixture(scope="session")
 def h100_env() -> dict:
     with seam.replay(h100()):
         result = runner.invoke(app, ["env", "--json"])
@@ -112,8 +103,8 @@ def expected(odd: dict[str, str]) -> dict[str, set]:
 @pytest.mark.parametrize(
     "size", [32, pytest.param(1000, marks=pytest.mark.slow)]
 )  # 1,000 nodes: ~150 MB of reports written, then compared
-def test_a_fleet_names_exactly_its_odd_nodes(h100_check, tmp_path, size):
-    folder = write(tmp_path / "reports", fleets.fleet(h100_check, size))
+def test_a_fleet_names_exactly_its_odd_nodes(check_on_h100, tmp_path, size):
+    folder = write(tmp_path / "reports", fleets.fleet(check_on_h100, size))
     code, doc, _ = compare(str(folder))
     assert code == 0  # outliers and drift are warnings by default; no node's own check failed
     assert named(doc) == expected(fleets.odd_hosts(size))
@@ -131,21 +122,21 @@ def test_a_fleet_names_exactly_its_odd_nodes(h100_check, tmp_path, size):
 
 
 @pytest.mark.parametrize("kind", fleets.KINDS)
-def test_a_fleet_of_4_names_its_one_odd_node(h100_check, tmp_path, kind):
-    folder = write(tmp_path / "reports", fleets.fleet(h100_check, 4, kinds=(kind,)))
+def test_a_fleet_of_4_names_its_one_odd_node(check_on_h100, tmp_path, kind):
+    folder = write(tmp_path / "reports", fleets.fleet(check_on_h100, 4, kinds=(kind,)))
     code, doc, _ = compare(str(folder))
     assert code == 0 and named(doc) == expected(fleets.odd_hosts(4, (kind,)))
 
 
-def test_a_healthy_fleet_is_alike(h100_check, tmp_path):
-    code, doc, stderr = compare(str(write(tmp_path / "r", fleets.fleet(h100_check, 8, kinds=()))))
+def test_a_healthy_fleet_is_alike(check_on_h100, tmp_path):
+    code, doc, stderr = compare(str(write(tmp_path / "r", fleets.fleet(check_on_h100, 8, kinds=()))))
     assert code == 0 and doc["verdict"].startswith("compare: 8 node(s), 64 GPU(s) alike")
     assert {c["status"] for c in doc["checks"]} == {"ok"}
     assert all(g["judged"] and g["outliers"] == 0 for g in doc["data"]["groups"])
 
 
-def test_a_gpu_idling_at_pcie_gen_1_is_not_drift_but_a_lower_maximum_is(h100_check, tmp_path):
-    reports = {host: json.loads(text) for host, text in fleets.fleet(h100_check, 4, kinds=()).items()}
+def test_a_gpu_idling_at_pcie_gen_1_is_not_drift_but_a_lower_maximum_is(check_on_h100, tmp_path):
+    reports = {host: json.loads(text) for host, text in fleets.fleet(check_on_h100, 4, kinds=()).items()}
     gpu = reports["node-0001"]["data"]["gpus"][2]
     gpu["pcie_generation"] = {**gpu["pcie_generation"], "value": 1}  # idle at P8, as the public dumps show
     code, doc, _ = compare(str(write(tmp_path / "r", {h: json.dumps(d) for h, d in reports.items()})))
@@ -157,8 +148,8 @@ def test_a_gpu_idling_at_pcie_gen_1_is_not_drift_but_a_lower_maximum_is(h100_che
     ]
 
 
-def test_one_node_with_another_vbios_is_drift(h100_check, tmp_path):
-    reports = {host: json.loads(text) for host, text in fleets.fleet(h100_check, 4, kinds=()).items()}
+def test_one_node_with_another_vbios_is_drift(check_on_h100, tmp_path):
+    reports = {host: json.loads(text) for host, text in fleets.fleet(check_on_h100, 4, kinds=()).items()}
     gpu = reports["node-0002"]["data"]["gpus"][5]
     gpu["vbios_version"] = {**gpu["vbios_version"], "value": "96.00.74.00.01"}  # the public H100 SXM dump's
     code, doc, _ = compare(str(write(tmp_path / "r", {h: json.dumps(d) for h, d in reports.items()})))
@@ -167,8 +158,8 @@ def test_one_node_with_another_vbios_is_drift(h100_check, tmp_path):
     ] == [("vbios_version", "96.00.DA.00.0C", [("node-0002", "cuda:5")])]
 
 
-def test_stdin_json_lines_and_printed_reports_with_other_text(h100_check):
-    texts = fleets.fleet(h100_check, 6, kinds=("slow_gemm", "truncated"))
+def test_stdin_json_lines_and_printed_reports_with_other_text(check_on_h100):
+    texts = fleets.fleet(check_on_h100, 6, kinds=("slow_gemm", "truncated"))
     odd = fleets.odd_hosts(6, ("slow_gemm", "truncated"))
     whole = {h: t for h, t in texts.items() if odd.get(h) != "truncated"}
     lines = "".join(json.dumps(json.loads(t)) + "\n" for t in whole.values())
@@ -183,8 +174,8 @@ def test_stdin_json_lines_and_printed_reports_with_other_text(h100_check):
     assert "2 line(s) of other text" in next(c["summary"] for c in doc["checks"] if c["id"] == "compare.noise")
 
 
-def test_folder_glob_and_file_inputs(h100_check, tmp_path):
-    folder = write(tmp_path / "reports", fleets.fleet(h100_check, 12, kinds=()))
+def test_folder_glob_and_file_inputs(check_on_h100, tmp_path):
+    folder = write(tmp_path / "reports", fleets.fleet(check_on_h100, 12, kinds=()))
     code, doc, _ = compare(str(folder / "node-000*.json"))  # a glob devcheck expands (quoted in a shell)
     assert code == 0 and doc["data"]["nodes_compared"] == 10
     files = sorted(folder.glob("*.json"))
@@ -192,8 +183,8 @@ def test_folder_glob_and_file_inputs(h100_check, tmp_path):
     assert doc["data"]["nodes_compared"] == 12 and not doc["data"]["skipped"]
 
 
-def test_bad_inputs_are_named_and_skipped_strict_makes_them_errors(h100_check, tmp_path):
-    folder = write(tmp_path / "reports", fleets.fleet(h100_check, 4, kinds=()))
+def test_bad_inputs_are_named_and_skipped_strict_makes_them_errors(check_on_h100, tmp_path):
+    folder = write(tmp_path / "reports", fleets.fleet(check_on_h100, 4, kinds=()))
     newer = {**json.loads((folder / "node-0000.json").read_text()), "schema_version": 2, "host": "newer"}
     bad = {
         "other.json": json.dumps({"name": "not devcheck"}),
@@ -217,8 +208,8 @@ def test_bad_inputs_are_named_and_skipped_strict_makes_them_errors(h100_check, t
     assert "cut.json: truncated" in result.stderr and "--strict" in result.stderr
 
 
-def test_a_json_array_names_each_of_its_documents(h100_check, tmp_path):
-    (tmp_path / "many.json").write_text(json.dumps([{"a": 1}, h100_check, {"b": 2}]))
+def test_a_json_array_names_each_of_its_documents(check_on_h100, tmp_path):
+    (tmp_path / "many.json").write_text(json.dumps([{"a": 1}, check_on_h100, {"b": 2}]))
     code, doc, _ = compare(str(tmp_path / "many.json"))
     assert code == 0 and doc["data"]["nodes_compared"] == 1
     assert [Path(r["input"]).name for r in doc["data"]["skipped"]] == ["many.json[0]", "many.json[2]"]
@@ -226,11 +217,11 @@ def test_a_json_array_names_each_of_its_documents(h100_check, tmp_path):
     assert len(ids) == len(set(ids))  # one JUnit test case each
 
 
-def test_hostile_inputs_are_skipped_not_crashes(h100_check, tmp_path):
+def test_hostile_inputs_are_skipped_not_crashes(check_on_h100, tmp_path):
     """Found by a bad-input campaign: each once crashed the whole comparison, hung or ran out of memory."""
     import os
 
-    folder = write(tmp_path / "reports", fleets.fleet(h100_check, 4, kinds=()))
+    folder = write(tmp_path / "reports", fleets.fleet(check_on_h100, 4, kinds=()))
     base = json.loads((folder / "node-0000.json").read_text())
     huge = json.loads(json.dumps(base))
     huge["host"], huge["data"]["records"][0]["shape"] = "huge", [1e400, 1]  # int(inf): OverflowError
@@ -254,12 +245,12 @@ def test_hostile_inputs_are_skipped_not_crashes(h100_check, tmp_path):
     assert "Infinity" not in result.stdout and "NaN" not in result.stdout  # strict JSON: null instead
 
 
-def test_a_device_given_as_an_output_is_written_to_not_replaced(h100_check, tmp_path, null_device):
+def test_a_device_given_as_an_output_is_written_to_not_replaced(check_on_h100, tmp_path, null_device):
     import os
     import stat
 
     null = null_device
-    folder = write(tmp_path / "reports", fleets.fleet(h100_check, 3, kinds=()))
+    folder = write(tmp_path / "reports", fleets.fleet(check_on_h100, 3, kinds=()))
     for option in ("--prometheus", "--json-file", "--junit"):
         result = runner.invoke(app, ["compare", "-q", str(folder), option, str(null)])
         assert result.exit_code == 0 and stat.S_ISCHR(os.stat(null).st_mode), option
@@ -284,8 +275,8 @@ def test_bad_usage_is_one_line_and_exit_2(args, words):
 
 
 @pytest.mark.parametrize("option", ["--json-file", "--junit", "--prometheus", "--summary"])
-def test_an_output_that_is_one_of_the_reports_is_refused_and_left_alone(h100_check, tmp_path, option):
-    folder = write(tmp_path / "fleet", {"a": json.dumps(h100_check), "b": json.dumps(h100_check)})
+def test_an_output_that_is_one_of_the_reports_is_refused_and_left_alone(check_on_h100, tmp_path, option):
+    folder = write(tmp_path / "fleet", {"a": json.dumps(check_on_h100), "b": json.dumps(check_on_h100)})
     before = (folder / "a.json").read_text()
     for inputs in (["fleet/a.json", "fleet/b.json"], ["fleet"], ["fleet/*.json"]):
         result = runner.invoke(app, ["compare", *[str(tmp_path / i) for i in inputs], option, str(folder / "a.json")])
@@ -293,8 +284,10 @@ def test_an_output_that_is_one_of_the_reports_is_refused_and_left_alone(h100_che
         assert (folder / "a.json").read_text() == before
 
 
-def test_a_hard_link_or_stdin_from_a_report_is_refused_but_an_earlier_comparison_may_be_replaced(h100_check, tmp_path):
-    folder = write(tmp_path / "fleet", {"a": json.dumps(h100_check), "b": json.dumps(h100_check)})
+def test_a_hard_link_or_stdin_from_a_report_is_refused_but_an_earlier_comparison_may_be_replaced(
+    check_on_h100, tmp_path
+):
+    folder = write(tmp_path / "fleet", {"a": json.dumps(check_on_h100), "b": json.dumps(check_on_h100)})
     os.link(folder / "a.json", tmp_path / "same-as-a.json")
     result = runner.invoke(app, ["compare", str(folder), "--json-file", str(tmp_path / "same-as-a.json")])
     assert result.exit_code == 2 and "is one of the reports being compared" in result.stderr
@@ -304,7 +297,7 @@ def test_a_hard_link_or_stdin_from_a_report_is_refused_but_an_earlier_comparison
             stdin=stdin, capture_output=True, text=True, check=False,
         )  # fmt: skip
     assert done.returncode == 2 and "is one of the reports being compared" in done.stderr
-    assert json.loads((folder / "b.json").read_text()) == h100_check
+    assert json.loads((folder / "b.json").read_text()) == check_on_h100
     for _ in range(2):  # a nightly job writing into the folder it compares: its last output is replaced
         result = runner.invoke(app, ["compare", str(folder), "--json-file", str(folder / "fleet.json")])
         assert result.exit_code == 0, result.stderr
@@ -316,8 +309,8 @@ def test_empty_stdin_is_one_line_and_exit_2():
     assert result.exit_code == 2 and "<stdin>: no JSON report in it" in result.stderr
 
 
-def test_fail_on_picks_what_fails(h100_check, tmp_path):
-    texts = fleets.fleet(h100_check, 6, kinds=("slow_gemm", "driver"))
+def test_fail_on_picks_what_fails(check_on_h100, tmp_path):
+    texts = fleets.fleet(check_on_h100, 6, kinds=("slow_gemm", "driver"))
     folder = write(tmp_path / "reports", texts)
     assert compare(str(folder))[0] == 0
     assert compare("--fail-on", "outlier", str(folder))[0] == 1
@@ -338,8 +331,8 @@ def test_fail_on_picks_what_fails(h100_check, tmp_path):
     assert compare("--fail-on", "none", str(folder))[0] == 0
 
 
-def test_thresholds_set_absolute_floors(h100_check, tmp_path):
-    texts = fleets.fleet(h100_check, 4, kinds=("slow_gemm",))
+def test_thresholds_set_absolute_floors(check_on_h100, tmp_path):
+    texts = fleets.fleet(check_on_h100, 4, kinds=("slow_gemm",))
     slow = next(h for h, k in fleets.odd_hosts(4, ("slow_gemm",)).items() if k == "slow_gemm")
     doc = json.loads(next(iter(texts.values())))
     record = next(r for r in doc["data"]["records"] if r["case"] == "matmul" and r["dtype"] == "float32")
@@ -352,8 +345,8 @@ def test_thresholds_set_absolute_floors(h100_check, tmp_path):
     ]
 
 
-def test_small_groups_are_shown_not_judged(h100_check, tmp_path):
-    base = json.dumps(fleets.spread(h100_check, gpus=1))
+def test_small_groups_are_shown_not_judged(check_on_h100, tmp_path):
+    base = json.dumps(fleets.spread(check_on_h100, gpus=1))
     rng = fleets.random.Random(0)
     docs = {h: fleets.node(base, h, rng) for h in ("node-a", "node-b")}
     fleets.slow_gemm(docs["node-b"], "cuda:0")
@@ -363,8 +356,8 @@ def test_small_groups_are_shown_not_judged(h100_check, tmp_path):
     assert next(c for c in doc["checks"] if c["id"] == "compare.small_groups")["status"] == "skip"
 
 
-def test_both_directions_and_identical_values(h100_check, tmp_path):
-    texts = fleets.fleet(h100_check, 5, kinds=())
+def test_both_directions_and_identical_values(check_on_h100, tmp_path):
+    texts = fleets.fleet(check_on_h100, 5, kinds=())
     docs = {h: json.loads(t) for h, t in texts.items()}
     for r in docs["node-0001"]["data"]["records"]:
         if r["device"] == "cuda:0" and r["case"] == "matmul":
@@ -382,8 +375,8 @@ def test_both_directions_and_identical_values(h100_check, tmp_path):
     assert any("faster" in s for s in summaries) and any("600 W" in s for s in summaries)
 
 
-def test_later_report_of_a_host_wins_and_env_adds_to_check(h100_check, h100_env, tmp_path):
-    texts = fleets.fleet(h100_check, 4, kinds=())
+def test_later_report_of_a_host_wins_and_env_adds_to_check(check_on_h100, h100_env, tmp_path):
+    texts = fleets.fleet(check_on_h100, 4, kinds=())
     old = json.loads(texts["node-0000"])
     old["run_id"] = "20201128T000000Z-00000000"  # an earlier run of the same node, with another driver
     old["data"]["driver"]["driver"]["value"] = fleets.OTHER_DRIVER
@@ -400,7 +393,7 @@ def test_later_report_of_a_host_wins_and_env_adds_to_check(h100_check, h100_env,
     drift = doc["data"]["drift"]  # every check report carries CuPy's version too: 3 nodes against 1
     assert [(r["fact"], r["tie"], r["majority"]) for r in drift] == [("cupy", False, "14.2.0")]
     assert [d["host"] for d in drift[0]["differing"]] == ["node-0002"]
-    checks_only = fleets.fleet(h100_check, 4, kinds=())  # check reports alone carry NumPy's version too
+    checks_only = fleets.fleet(check_on_h100, 4, kinds=())  # check reports alone carry NumPy's version too
     odd = json.loads(checks_only["node-0003"])
     odd["data"]["numpy"]["numpy"]["value"] = "1.26.4"
     checks_only["node-0003"] = json.dumps(odd)
@@ -439,8 +432,8 @@ SAMPLE = re.compile(
 COMMENT = re.compile(rf"^# (?:HELP {NAME} .*|TYPE {NAME} (?:counter|gauge|histogram|summary|untyped))$")
 
 
-def test_prometheus_file_parses(h100_check, tmp_path):
-    texts = fleets.fleet(h100_check, 6)
+def test_prometheus_file_parses(check_on_h100, tmp_path):
+    texts = fleets.fleet(check_on_h100, 6)
     docs = {h: t for h, t in texts.items()}
     odd = json.loads(docs["node-0000"])
     odd["host"] = 'node "0"\\ab'  # a label value with a quote and a backslash, escaped (a newline is refused)
@@ -464,13 +457,13 @@ def test_prometheus_file_parses(h100_check, tmp_path):
     assert "devcheck_compare_inputs_skipped 1" in lines
 
 
-def test_a_json_example_in_a_markdown_document_is_not_a_node(h100_check, tmp_path):
+def test_a_json_example_in_a_markdown_document_is_not_a_node(check_on_h100, tmp_path):
     """The README's example (a valid report's shape) read as a node made `compare README.md` exit 0; the same
     reports in a pod's log, between lines of other text, are still read (issue 23, item 16)."""
     readme = Path(__file__).parents[1] / "README.md"
     code, doc, stderr = compare(str(readme))
     assert code == 2 and "a JSON example in a Markdown code block, not a report" in stderr
-    texts = list(fleets.fleet(h100_check, 3, kinds=()).values())
+    texts = list(fleets.fleet(check_on_h100, 3, kinds=()).values())
     for fence in ("```json", "~~~"):
         prose = "".join(f"# Node {i}\n\nIts report:\n\n{fence}\n{t.strip()}\n```\n\n" for i, t in enumerate(texts))
         code, doc, stderr = compare("-", stdin=prose)
@@ -531,9 +524,9 @@ def test_a_node_measured_at_another_size_than_its_peers_is_named_not_passed(cpu_
     assert not any(c["id"].startswith("compare.other_shape.") for c in doc["checks"])
 
 
-def test_a_folder_is_read_with_the_folders_inside_it(h100_check, tmp_path):
+def test_a_folder_is_read_with_the_folders_inside_it(check_on_h100, tmp_path):
     """Ansible's `fetch` writes DEST/<host>/<path>/check.json: one folder per node, nested."""
-    for host, text in fleets.fleet(h100_check, 4, kinds=()).items():
+    for host, text in fleets.fleet(check_on_h100, 4, kinds=()).items():
         inside = tmp_path / "fetched" / host / "var" / "tmp"
         inside.mkdir(parents=True)
         (inside / "check.json").write_text(text)

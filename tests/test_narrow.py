@@ -129,11 +129,9 @@ def test_every_value_of_check_appears_at_any_width(width, tmp_path, monkeypatch)
 
 
 @pytest.fixture(scope="module")
-def fleet_jsonl() -> str:
+def fleet_jsonl(check_on_h100) -> str:
     """Three nodes of the replayed H100's `check --json`, one slow GPU and one other driver."""
-    with seam.replay(h100()):
-        base = json.loads(CliRunner().invoke(app, ["check", "--budget", "5s", "--device", "cuda", "--json"]).stdout)
-    nodes = fleet.fleet(base, 3, kinds=("slow_gemm", "driver"))
+    nodes = fleet.fleet(check_on_h100, 3, kinds=("slow_gemm", "driver"))
     return "".join(json.dumps(json.loads(text)) + "\n" for text in nodes.values())
 
 

@@ -155,7 +155,7 @@ def checks_of(doc: dict) -> dict:
     return {c["id"]: c for c in doc["checks"]}
 
 
-@pytest.mark.parametrize("n", [2, 8])
+@pytest.mark.parametrize("n", [2, pytest.param(8, marks=pytest.mark.slow)])  # 8: 56 pairs, seconds
 def test_bench_p2p_matrix_with_peer_access(n):
     doc = run_bench(nodes(n, peer=True), seconds=3.0)
     records = doc["data"]["records"]

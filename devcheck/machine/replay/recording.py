@@ -166,7 +166,11 @@ def masked_uuid(handle_key: str) -> str:
 
 
 def key_of(fn: str, args: list) -> str:
-    """How a call is looked up in a replay: its name and its encoded arguments."""
+    """How a call is looked up in a replay: its name and its encoded arguments. Most calls take only
+    indices and handles' names, whose repr is their key (an 8-GPU env asks thousands of questions);
+    anything else is canonical JSON."""
+    if all(type(a) in (int, str) for a in args):
+        return fn + repr(list(args))
     return fn + json.dumps(args, sort_keys=True)
 
 
