@@ -19,6 +19,19 @@ def plain(monkeypatch, columns: int = 200) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def one_blas_thread():
+    """NumPy's BLAS on one thread, here and in the devcheck processes tests start: the suite's matrices are
+    small, and a BLAS that spreads each over two cores another process also uses spends its time waiting
+    (one test took 0.3 s or 5.8 s by the load beside it). Tests of the BLAS probe give it its pools."""
+    from threadpoolctl import threadpool_limits
+
+    with pytest.MonkeyPatch.context() as mp, threadpool_limits(limits=1, user_api="blas"):
+        for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+            mp.setenv(name, "1")
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def simulated_device():
     from tests import simdevice
 

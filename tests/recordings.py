@@ -36,7 +36,8 @@ def nvml_error(code: int) -> dict:
 
 def _replace(calls: list[dict], fn: str, args: list, answer: dict) -> None:
     encoded = [encode(a) for a in args]
-    calls[:] = [c for c in calls if key_of(c["fn"], c.get("args", [])) != key_of(fn, encoded)]
+    key = key_of(fn, encoded)
+    calls[:] = [c for c in calls if c["fn"] != fn or key_of(fn, c.get("args", [])) != key]
     calls.append({"fn": fn, "args": encoded, **answer})
 
 

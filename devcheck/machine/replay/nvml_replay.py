@@ -8,6 +8,7 @@ recorded error raised again. A call the recording does not hold fails as NVML_ER
 
 from __future__ import annotations
 
+import functools
 import time
 import types
 from typing import Any
@@ -19,13 +20,28 @@ class NotRecorded(Exception):
     """A recorded error that is not one of nvidia-ml-py's."""
 
 
+@functools.cache
+def _taken_from(real: types.ModuleType) -> tuple[dict[str, Any], frozenset[str]]:
+    """What a replay takes from nvidia-ml-py as it is (constants, error classes, ctypes structures and
+    helper classes), and the names of the NVML functions it answers: read once, not per replay."""
+    as_is, functions = {}, set()
+    for name in dir(real):
+        value = getattr(real, name)
+        if name.startswith("nvml") and callable(value) and not isinstance(value, type):
+            functions.add(name)
+        elif name.startswith(("NVML_", "NVMLError", "c_nvml")) or name.startswith("nvml") and isinstance(value, type):
+            as_is[name] = value
+        elif name.startswith(("nvmlClocks", "nvmlMemory", "nvmlFriendlyObject")):
+            as_is[name] = value
+    return as_is, frozenset(functions)
+
+
 def nvml_module(recording: Recording) -> types.ModuleType:
     import pynvml as real
 
     module = types.ModuleType("pynvml", f"NVML replayed from a recording: {recording.about}")
-    for name in dir(real):
-        if name.startswith(("NVML_", "NVMLError", "nvmlClocks", "nvmlMemory", "c_nvml", "nvmlFriendlyObject")):
-            setattr(module, name, getattr(real, name))
+    as_is, functions = _taken_from(real)
+    module.__dict__.update(as_is)
     recorded = answers(recording.nvml)
 
     def replay(name: str) -> Any:
@@ -42,12 +58,14 @@ def nvml_module(recording: Recording) -> types.ModuleType:
         call.__name__ = name
         return call
 
-    for name in dir(real):
-        value = getattr(real, name)
-        if name.startswith("nvml") and isinstance(value, type):
-            setattr(module, name, value)  # ctypes structures and helper classes, as they are
-        elif name.startswith("nvml") and callable(value):
-            setattr(module, name, replay(name))
+    def function(name: str) -> Any:  # made when first asked for: a run asks for a few dozen of ~700
+        if name not in functions:
+            raise AttributeError(f"module 'pynvml' has no attribute {name!r}")
+        setattr(module, name, replay(name))
+        return module.__dict__[name]
+
+    module.__getattr__ = function  # PEP 562: called for a name not (yet) in the module
+    module.__dir__ = lambda: sorted({*as_is, *functions})
     return module
 
 
