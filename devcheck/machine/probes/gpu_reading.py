@@ -147,7 +147,8 @@ SHOWN: dict[str, Callable[[Any], Any]] = {  # how the report shows a typed value
 
 
 def section(reading: GpuReading) -> Section:
-    """The reading as the report carries it: one labelled field per attribute read."""
+    """The one place a reading becomes labels and display forms (LABELS, SHOWN), so that what people read
+    can change without a rule noticing, and each attribute read shows exactly once."""
     fields = {}
     for attr, label in LABELS.items():
         f = getattr(reading, attr)
