@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from devcheck import __version__
 
@@ -67,11 +67,15 @@ class Check:
         return cls(check_id, status, f"{what} {type(e).__name__}" + (f": {text}" if text else ""), fix=fix)
 
 
-@dataclass(frozen=True)
-class Field:
-    """A fact, with the API it was read from and whether it could be read at all."""
+V = TypeVar("V")
 
-    value: Any
+
+@dataclass(frozen=True)
+class Field(Generic[V]):
+    """A fact, with the API it was read from and whether it could be read at all. `Field[int]`: a fact whose
+    value is an int where it could be read (None where not: see its status)."""
+
+    value: V
     source: str
     status: Status = Status.OK
     note: str = ""

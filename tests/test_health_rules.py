@@ -578,17 +578,17 @@ def test_one_replayed_fault_gives_one_check_in_a_whole_check_run(why, nvml, faul
 def test_the_temperature_margin_of_cuda_n_is_cuda_s_n_not_nvmls():
     """`["cuda:1"]` in --thresholds names what CUDA calls cuda:1, which NVML's index need not be: the H100
     at 88 C (slowdown at 89 C), seen by CUDA as cuda:1 (as CUDA_VISIBLE_DEVICES=1,0 would make it)."""
-    from dataclasses import replace
-
     from devcheck.commands.gpu_health import judge
+    from devcheck.machine.probes import gpu_reading, nvml
+    from devcheck.report import Field
 
     with seam.replay(h100(why="at 88 C", nvml={("nvmlDeviceGetTemperature", GPU0, 0): 88})):
-        env = collect(environ={})
-    fields = next(s for s in env.sections if s.group == "gpus").fields
-    fields = fields | {"CUDA index": replace(fields["CUDA index"], value=1)}
+        gpu = nvml.read_driver().gpus[0]
+        reading = gpu_reading.read(seam.nvml(), gpu, Field(1, "CUDA_VISIBLE_DEVICES"))
+    assert (reading.nvml_index.value, reading.temperature_c.value, reading.slowdown_temperature_c.value) == (0, 88, 89)
 
     def temperature(table: str) -> list[str]:
-        checks = judge(0, fields, gate(Thresholds(per_model={table: {"temperature_margin_c": 0.0}}), False))
+        checks = judge(reading, gate(Thresholds(per_model={table: {"temperature_margin_c": 0.0}}), False))
         return [str(c.status) for c in checks if c.id == "gpu0.temperature"]
 
     assert temperature("cuda:1") == [] and temperature("cuda:0") == ["warn"]

@@ -16,6 +16,7 @@ from devcheck.machine.probes import (
     cpu,
     cupy_probe,
     envvars,
+    gpu_reading,
     mig,
     nvml,
     packages,
@@ -76,10 +77,10 @@ def collect(
 
 
 def _gpu(module, gpu: nvml.Gpu, cuda_index: Field, gate: gpu_health.Gate | None) -> Findings:
-    found = nvml.gpu_findings(module, gpu, cuda_index)
-    fields = found.sections[0].fields
-    if "state" not in fields:  # a lost GPU: the probe that lost it said so
-        found.checks += gpu_health.judge(gpu.nvml_index, fields, gate)
+    reading = gpu_reading.read(module, gpu, cuda_index)
+    found = gpu_reading.findings(reading)
+    if reading.state is None:  # a lost GPU: the probe that lost it said so
+        found.checks += gpu_health.judge(reading, gate)
     return found
 
 

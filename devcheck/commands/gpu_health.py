@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from devcheck.report import Check, Field, Status
+from devcheck.machine.probes.gpu_reading import GpuReading
+from devcheck.report import Check, Status
 
 HELD_BACK = ("hardware slowdown", "software thermal slowdown", "hardware thermal slowdown", "power brake")
 
@@ -27,21 +28,22 @@ class Gate:
     strict: bool = False
 
 
-def judge(index: int, f: dict[str, Field], gate: Gate | None = None) -> list[Check]:
-    """The checks of one GPU's NVML fields (env's section of it: a field NVML could not read has no
-    value); `gate`: judged for a node gate."""
+def judge(gpu: GpuReading, gate: Gate | None = None) -> list[Check]:
+    """The checks of one GPU that NVML read (a field it could not read has no value); `gate`: judged for a
+    node gate."""
+    index = gpu.index
     tag = f"gpu{index}"
-    checks = [*_ecc(tag, index, f), *_memory(tag, index, f, gate), *_clocks(tag, index, f, gate)]
-    checks += _compute_mode(tag, index, f)
+    checks = [*_ecc(tag, index, gpu), *_memory(tag, index, gpu, gate), *_clocks(tag, index, gpu, gate)]
+    checks += _compute_mode(tag, index, gpu)
     if gate is not None:
-        margin = gate.margin_c(f["CUDA index"].value, f["name"].value or "unknown GPU")
-        checks += [*_pcie(tag, index, f), *_temperature(tag, index, f, margin), *_unreadable(tag, index, f, gate)]
-        checks += _persistence(tag, index, f)
+        margin = gate.margin_c(gpu.cuda_index.value, gpu.name.value or "unknown GPU")
+        checks += [*_pcie(tag, index, gpu), *_temperature(tag, index, gpu, margin), *_unreadable(tag, index, gpu, gate)]
+        checks += _persistence(tag, index, gpu)
     return checks or [Check(f"{tag}.health", Status.OK, f"GPU {index}: no ECC, memory, clock or mode problem reported")]
 
 
-def _ecc(tag: str, index: int, f: dict[str, Field]) -> list[Check]:
-    ecc = f["ECC uncorrected errors (since boot)"].value
+def _ecc(tag: str, index: int, gpu: GpuReading) -> list[Check]:
+    ecc = gpu.ecc_uncorrected_since_boot.value
     if not ecc:
         return []
     return [
@@ -55,14 +57,14 @@ def _ecc(tag: str, index: int, f: dict[str, Field]) -> list[Check]:
     ]
 
 
-def _memory(tag: str, index: int, f: dict[str, Field], gate: Gate | None) -> list[Check]:
+def _memory(tag: str, index: int, gpu: GpuReading, gate: Gate | None) -> list[Check]:
     """A failed row remap needs service; a pending repair takes effect at the next reset, and until
     then the bad memory is still in use: a gate drains the node for it."""
-    rows = f["remapped rows"].value or {}
-    if rows.get("failed"):
+    rows = gpu.remapped_rows.value
+    if rows and rows.failed:
         fix = "the GPU needs service (RMA); stop scheduling work on it"
         return [Check(f"{tag}.memory", Status.FAIL, f"GPU {index}: a memory row remap failed", fix=fix)]
-    if not (rows.get("pending") or f["retired pages pending"].value):
+    if not (rows and rows.pending or gpu.retired_pages_pending.value):
         return []
     return [
         Check(
@@ -76,10 +78,10 @@ def _memory(tag: str, index: int, f: dict[str, Field], gate: Gate | None) -> lis
     ]
 
 
-def _clocks(tag: str, index: int, f: dict[str, Field], gate: Gate | None) -> list[Check]:
+def _clocks(tag: str, index: int, gpu: GpuReading, gate: Gate | None) -> list[Check]:
     """A power cap alone is the card's own setting, not a fault; a hardware or thermal slowdown or a
     power brake holds the GPU back: a gate fails it."""
-    slow = [r for r in (f["clock slowdowns"].value or []) if "power cap" not in r]
+    slow = [r for r in (gpu.clock_slowdowns.value or []) if "power cap" not in r]
     if not slow:
         return []
     held = gate is not None and any(r in HELD_BACK for r in slow)
@@ -88,15 +90,15 @@ def _clocks(tag: str, index: int, f: dict[str, Field], gate: Gate | None) -> lis
             f"{tag}.clocks",
             Status.FAIL if held else Status.WARN,
             f"GPU {index} is {'held back' if held else 'slowed down'}: {', '.join(slow)}",
-            detail=f"temperature {f['temperature C'].value} C (slowdown at {f['slowdown temperature C'].value} C), "
-            f"power {f['power draw W'].value} W",
+            detail=f"temperature {gpu.temperature_c.value} C (slowdown at {gpu.slowdown_temperature_c.value} C), "
+            f"power {gpu.power_draw_w.value} W",
             fix="check cooling, airflow and power delivery (`nvidia-smi -q -d PERFORMANCE`)",
         )
     ]
 
 
-def _compute_mode(tag: str, index: int, f: dict[str, Field]) -> list[Check]:
-    if f["compute mode"].value != "Prohibited":
+def _compute_mode(tag: str, index: int, gpu: GpuReading) -> list[Check]:
+    if gpu.compute_mode.value != "Prohibited":
         return []
     return [
         Check(
@@ -108,9 +110,9 @@ def _compute_mode(tag: str, index: int, f: dict[str, Field]) -> list[Check]:
     ]
 
 
-def _pcie(tag: str, index: int, f: dict[str, Field]) -> list[Check]:
-    width, width_max = f["PCIe width"].value, f["PCIe width max"].value
-    gen, gen_max = f["PCIe generation"].value, f["PCIe generation max"].value
+def _pcie(tag: str, index: int, gpu: GpuReading) -> list[Check]:
+    width, width_max = gpu.pcie_width.value, gpu.pcie_width_max.value
+    gen, gen_max = gpu.pcie_generation.value, gpu.pcie_generation_max.value
     if None in (width, width_max, gen, gen_max) or width_max <= 1 and width <= 1:
         return []  # not reported, or a part with no PCIe data link to speak of (a GH200's C2C: x1)
     if width >= width_max and gen >= gen_max:
@@ -127,8 +129,8 @@ def _pcie(tag: str, index: int, f: dict[str, Field]) -> list[Check]:
     ]
 
 
-def _temperature(tag: str, index: int, f: dict[str, Field], margin: float) -> list[Check]:
-    temp, slowdown = f["temperature C"].value, f["slowdown temperature C"].value
+def _temperature(tag: str, index: int, gpu: GpuReading, margin: float) -> list[Check]:
+    temp, slowdown = gpu.temperature_c.value, gpu.slowdown_temperature_c.value
     if temp is None or slowdown is None or temp < slowdown - margin:
         return []
     return [
@@ -141,9 +143,9 @@ def _temperature(tag: str, index: int, f: dict[str, Field], margin: float) -> li
     ]
 
 
-def _unreadable(tag: str, index: int, f: dict[str, Field], gate: Gate) -> list[Check]:
+def _unreadable(tag: str, index: int, gpu: GpuReading, gate: Gate) -> list[Check]:
     """Fail closed: a field NVML could not read (an error, not 'not supported') is never a pass."""
-    errors = [f"{name}: {field.note}" for name, field in f.items() if field.status is Status.ERROR]
+    errors = [f"{label}: {field.note}" for label, field in gpu.unreadable()]
     if not errors:
         return []
     return [
@@ -157,8 +159,8 @@ def _unreadable(tag: str, index: int, f: dict[str, Field], gate: Gate) -> list[C
     ]
 
 
-def _persistence(tag: str, index: int, f: dict[str, Field]) -> list[Check]:
-    if f["persistence mode"].value != "off":
+def _persistence(tag: str, index: int, gpu: GpuReading) -> list[Check]:
+    if gpu.persistence_mode.value is not False:
         return []
     return [
         Check(

@@ -145,7 +145,7 @@ def nvlinks_between(a: int, b: int, links: dict[int, list[Link]], bus_ids: dict[
 
 def read_interconnect(nvml: ModuleType, gpus: list[Gpu]) -> Interconnect:
     """Every pair and every link of the GPUs NVML could reach (a lost GPU's are not asked: GpuLost is the
-    caller's, as for nvml.gpu_findings)."""
+    caller's, as for gpu_reading.read)."""
     read = Reader(nvml)
     reachable = [g for g in gpus if g.handle is not None and not g.lost and not g.error]
     links = {g.nvml_index: read_links(read, g) for g in reachable}

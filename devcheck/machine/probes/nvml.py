@@ -12,7 +12,7 @@ from types import ModuleType
 from typing import Any
 
 from devcheck.machine.probes.nvml_init import LIBRARY_NOT_FOUND, init_failure
-from devcheck.report import Check, Field, Findings, Section, Status, na
+from devcheck.report import Check, Field, Section, Status, na
 
 ARCHITECTURES = {
     2: "Kepler",
@@ -205,101 +205,6 @@ def system_section(nvml_driver: Driver, nvml: ModuleType | None) -> Section:
     return Section("driver", "NVIDIA driver", fields)
 
 
-def gpu_findings(nvml: ModuleType, gpu: Gpu, cuda_index: Field) -> Findings:
-    """Every field nvidia-smi -q shows that matters for compute; judged by devcheck/commands/gpu_health.py,
-    but a GPU NVML lost, which only this probe can tell."""
-    tag = f"gpu{gpu.nvml_index}"
-    title = f"GPU {gpu.nvml_index}: {gpu.name or 'unknown'}"
-    base = {
-        "NVML index": Field(gpu.nvml_index, "NVML"),
-        "CUDA index": cuda_index,
-        "name": Field(gpu.name, "NVML nvmlDeviceGetName"),
-        "UUID": Field(gpu.uuid, "NVML nvmlDeviceGetUUID"),
-        "PCI bus id": Field(gpu.bus_id, "NVML nvmlDeviceGetPciInfo"),
-    }
-    try:
-        fields = None if gpu.lost or gpu.error else base | _gpu_fields(Reader(nvml), nvml, gpu.handle)
-    except GpuLost:  # it fell off the bus between being listed and being read
-        fields = None
-    if fields is not None:
-        return Findings([Section(tag, title, fields, group="gpus")])
-    lost = _gone(gpu)
-    state = Field("unreachable" if gpu.error else "lost", "NVML", Status.FAIL, gpu.error or "")
-    return Findings([Section(tag, title, base | {"state": state}, group="gpus")], [lost])
-
-
-def _gone(gpu: Gpu) -> Check:  # NVML lost it (Xid 79, "GPU is lost") or gave no handle to it ("Unknown Error")
-    i = gpu.nvml_index
-    if gpu.error:
-        return Check(
-            f"gpu{i}.unreachable",
-            Status.FAIL,
-            f"GPU {i}: NVML cannot get a handle to it ({gpu.error})",
-            detail="nvidia-smi says 'Unable to determine the device handle for GPU <bus id>: Unknown Error'",
-            fix="check `dmesg | grep NVRM` for Xid errors; reseat the card or reboot; in a container only: restart it",
-        )
-    return Check(
-        f"gpu{i}.lost",
-        Status.FAIL,
-        f"GPU {i} ({gpu.bus_id or '?'}) is lost: it stopped answering the driver",
-        detail="usually Xid 79 'fallen off the bus' in `dmesg`",
-        fix=f"sudo nvidia-smi -r -i {i} or reboot; if it recurs, reseat the card or check power/cooling",
-    )
-
-
-def _gpu_fields(read: Reader, nvml: ModuleType, h: Any) -> dict[str, Field]:
-    mib, watts = 1024 * 1024, 1000
-    mem = read("nvmlDeviceGetMemoryInfo", h)
-    memory = {
-        f"memory {part} MiB": Field(getattr(mem.value, part) // mib, mem.source) if mem.status is Status.OK else mem
-        for part in ("total", "used", "free")
-    }
-    ecc = read("nvmlDeviceGetEccMode", h, convert=lambda m: "on" if m[0] else "off")
-    fields = {
-        "brand": read("nvmlDeviceGetBrand", h, convert=lambda b: brand_name(nvml, b)),
-        "compute capability": read("nvmlDeviceGetCudaComputeCapability", h, convert=lambda c: f"{c[0]}.{c[1]}"),
-        "architecture": read("nvmlDeviceGetArchitecture", h, convert=lambda a: ARCHITECTURES.get(a, f"unknown ({a})")),
-        "VBIOS version": read("nvmlDeviceGetVbiosVersion", h),  # one node's older VBIOS: compare's drift
-        **memory,
-        "memory bus width bits": read("nvmlDeviceGetMemoryBusWidth", h),
-        "utilization %": read("nvmlDeviceGetUtilizationRates", h, convert=lambda u: u.gpu),
-        "temperature C": read("nvmlDeviceGetTemperature", h, nvml.NVML_TEMPERATURE_GPU),
-        "slowdown temperature C": read(
-            "nvmlDeviceGetTemperatureThreshold", h, nvml.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN
-        ),
-        "power draw W": read("nvmlDeviceGetPowerUsage", h, convert=lambda p: round(p / watts, 1)),
-        "power limit W": read("nvmlDeviceGetEnforcedPowerLimit", h, convert=lambda p: round(p / watts, 1)),
-        "SM clock MHz": read("nvmlDeviceGetClockInfo", h, nvml.NVML_CLOCK_SM),
-        "SM clock max MHz": read("nvmlDeviceGetMaxClockInfo", h, nvml.NVML_CLOCK_SM),
-        "memory clock MHz": read("nvmlDeviceGetClockInfo", h, nvml.NVML_CLOCK_MEM),
-        "memory clock max MHz": read("nvmlDeviceGetMaxClockInfo", h, nvml.NVML_CLOCK_MEM),
-        "PCIe generation": read("nvmlDeviceGetCurrPcieLinkGeneration", h),
-        "PCIe generation max": read("nvmlDeviceGetMaxPcieLinkGeneration", h),
-        "PCIe width": read("nvmlDeviceGetCurrPcieLinkWidth", h),
-        "PCIe width max": read("nvmlDeviceGetMaxPcieLinkWidth", h),
-        "ECC mode": ecc,
-        "ECC uncorrected errors (since boot)": read(
-            "nvmlDeviceGetTotalEccErrors", h, nvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, nvml.NVML_VOLATILE_ECC
-        )
-        if ecc.value == "on"
-        else na("NVML nvmlDeviceGetTotalEccErrors", "ECC is off or not supported"),
-        "retired pages pending": read("nvmlDeviceGetRetiredPagesPendingStatus", h, convert=bool),
-        "remapped rows": read(
-            "nvmlDeviceGetRemappedRows",
-            h,
-            convert=lambda r: {"correctable": r[0], "uncorrectable": r[1], "pending": bool(r[2]), "failed": bool(r[3])},
-        ),
-        "persistence mode": read("nvmlDeviceGetPersistenceMode", h, convert=lambda m: "on" if m else "off"),
-        "compute mode": read("nvmlDeviceGetComputeMode", h, convert=lambda m: COMPUTE_MODES.get(m, str(m))),
-        "MIG mode": read("nvmlDeviceGetMigMode", h, convert=lambda m: "on" if m[0] else "off"),
-        "compute processes": read("nvmlDeviceGetComputeRunningProcesses", h, convert=len),
-        "clock slowdowns": slowdowns(read, h),
-    }
-    if fields["MIG mode"].value == "on":
-        fields["MIG instances"] = _mig_count(read, h)
-    return fields
-
-
 def slowdowns(read: Reader, h: Any) -> Field:
     reasons = read("nvmlDeviceGetCurrentClocksEventReasons", h)
     if reasons.status is not Status.OK:  # drivers before 535 answer only the older name
@@ -307,13 +212,3 @@ def slowdowns(read: Reader, h: Any) -> Field:
     if reasons.status is not Status.OK:
         return reasons
     return Field([name for bit, name in SLOWDOWNS.items() if reasons.value & bit], reasons.source)
-
-
-def _mig_count(read: Reader, h: Any) -> Field:
-    slots = read("nvmlDeviceGetMaxMigDeviceCount", h)
-    if slots.status is not Status.OK:
-        return slots
-    found = sum(read("nvmlDeviceGetMigDeviceHandleByIndex", h, i).status is Status.OK for i in range(slots.value))
-    return Field(
-        found, "NVML nvmlDeviceGetMigDeviceHandleByIndex", note="CUDA sees these MIG instances, not the whole GPU"
-    )
