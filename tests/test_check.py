@@ -469,8 +469,9 @@ def test_junit_cases_carry_the_host_and_the_time_of_their_checks(monkeypatch):
     assert len(cases) == len(work.report.checks) > 10
     assert {c.get("classname") for c in cases} == {"devcheck.gpu-07_example_org.check"}
     assert suite.get("hostname") == "gpu-07.example.org"
-    times = [float(c.get("time")) for c in cases]
-    assert 0.5 * took < sum(times) <= 1.1 * took + 0.05, (times, took)  # 3 decimals each: a little off
+    shares = [c.seconds for c in work.report.checks]  # the health step alone may take a few milliseconds
+    assert 0.5 * took < sum(shares) <= took, (shares, took)
+    assert [float(c.get("time")) for c in cases] == [round(t, 3) for t in shares]  # 3 decimals each
     work.report.host = "gpu-08"
     other = ET.fromstring(to_junit(work.report))
     assert {c.get("classname") for c in other.findall("testcase")} == {"devcheck.gpu-08.check"}
