@@ -113,8 +113,9 @@ def bench_on_h100(tmp_path_factory) -> Ran:
 
 @pytest.fixture(scope="session")
 def check_on_h100() -> dict:
-    """`devcheck check --budget 10s --device cuda --json` of the recorded H100, made once for the whole suite
-    (seconds): a fleet's reports are made from it. Tests never change it (copy.deepcopy what you alter)."""
+    """`devcheck check --budget 5s --device cuda --json` of the recorded H100, made once for the whole suite:
+    a fleet's reports are made from it (every step runs in 5 s on one replayed GPU, the stress window too).
+    Tests never change it (copy.deepcopy what you alter)."""
     import json
 
     from devcheck.machine.replay import seam
@@ -123,6 +124,6 @@ def check_on_h100() -> dict:
 
     with pytest.MonkeyPatch.context() as mp, seam.replay(h100()):
         plain(mp)
-        result = invoke("check", "--budget", "10s", "--device", "cuda", "--json")
+        result = invoke("check", "--budget", "5s", "--device", "cuda", "--json")
     assert result.exit_code == 0, result.stderr
     return json.loads(result.stdout)

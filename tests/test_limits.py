@@ -124,6 +124,7 @@ def test_no_measured_call_starts_after_the_deadline():
     assert len(starts) == 3
 
 
+@pytest.mark.slow  # five calls of 0.3 s: the margins a loaded runner needs either side of the deadline
 def test_samples_cut_short_by_the_deadline_are_kept_and_said_to_be_cut():
     """Calls of 0.3 s, a deadline 1.35 s away: the first call, the warm-up and the sizing call end at
     0.9 s, the first sample at 1.2 s, the second starts before the deadline and ends past it (0.15 s of
@@ -168,8 +169,12 @@ def _longest_call(doc: dict) -> float:
     ("args", "recording"),
     [
         # six matmul calls of 40 GFLOP at least: over 1 s on any CPU, so something is always cut
-        (["--device", "cpu", "--size", "10000", "--cases", "matmul,bandwidth,autograd", "--max-time", "1"], None),
-        (["--cases", "crossover", "--max-time", "1"], "h100"),
+        pytest.param(
+            ["--device", "cpu", "--size", "10000", "--cases", "matmul,bandwidth,autograd", "--max-time", "1"],
+            None,
+            marks=pytest.mark.slow,  # a second and a call, by design
+        ),
+        pytest.param(["--cases", "crossover", "--max-time", "1"], "h100", marks=pytest.mark.slow),
         (["--device", "cpu", "--size", "30000", "--cases", "matmul", "--dtype", "float32", "--max-time", "1"], None),
     ],
     ids=["cases", "crossover", "huge-size"],

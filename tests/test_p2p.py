@@ -145,9 +145,9 @@ def nodes(n: int, peer: bool) -> object:
     return variant(base, why, nvml=answers)
 
 
-def run_bench(recording, cases=("p2p", "allreduce"), seconds=4.0) -> dict:
+def run_bench(recording, cases=("p2p", "allreduce"), seconds=4.0, size=None) -> dict:
     with seam.replay(recording):
-        settings = bench.Settings(shape=matmul_shape(None, None), cases=cases, max_time=seconds)
+        settings = bench.Settings(shape=matmul_shape(size, None), cases=cases, max_time=seconds)
         return bench.run(settings, select("auto")).to_dict()
 
 
@@ -157,7 +157,7 @@ def checks_of(doc: dict) -> dict:
 
 @pytest.mark.parametrize("n", [2, pytest.param(8, marks=pytest.mark.slow)])  # 8: 56 pairs, seconds
 def test_bench_p2p_matrix_with_peer_access(n):
-    doc = run_bench(nodes(n, peer=True), seconds=3.0)
+    doc = run_bench(nodes(n, peer=True), seconds=1.0 if n == 2 else 3.0)
     records = doc["data"]["records"]
     writes = [r for r in records if r["case"].startswith("p2p write")]
     both = [r for r in records if r["case"].startswith("p2p bidirectional")]
@@ -207,7 +207,7 @@ def test_a_link_that_flips_bits_fails_bench():
 
 def test_one_gpu_skips_p2p_only_when_asked_for():
     one = nodes(1, peer=False)
-    assert not [c for c in run_bench(one, cases=bench.CASES[:1], seconds=1.0)["checks"] if "p2p" in c["id"]]
+    assert not [c for c in run_bench(one, cases=bench.CASES[:1], seconds=10, size=400)["checks"] if "p2p" in c["id"]]
     found = checks_of(run_bench(one, cases=("p2p",)))
     assert found["bench.p2p.cuda:0"]["status"] == "skip" and "two or more GPUs" in found["bench.p2p.cuda:0"]["summary"]
     assert "p2p on cuda:0 skipped" in found["bench.p2p.cuda:0"]["summary"]
@@ -277,6 +277,7 @@ def test_check_p2p_step_needs_two_gpus():
     assert estimate is None and not report.checks  # None: left out of check's plan
 
 
+@pytest.mark.slow  # the default tier's 2-GPU check run (test_multi_gpu.py) asserts the same
 def test_check_p2p_without_peer_access_warns():
     report, _, _ = p2p_step(2, "60s", peer=False)
     found = {c.id: c for c in report.checks}

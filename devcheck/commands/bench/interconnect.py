@@ -142,7 +142,9 @@ class _Buffers:
 
     def __init__(self, cupy: Any, devices: list[int], nbytes: int):
         self.cupy, self.nbytes, self.send, self.receive, self.stream = cupy, nbytes, {}, {}, {}
-        self.pattern = numpy.random.default_rng(5).integers(0, 256, nbytes, dtype=numpy.uint8)
+        # seeded random bytes where copies are read back (their first CHECKED_BYTES), repeated after it
+        block = numpy.random.default_rng(5).integers(0, 256, min(nbytes, CHECKED_BYTES), dtype=numpy.uint8)
+        self.pattern = numpy.resize(block, nbytes)
         for d in devices:
             with cupy.cuda.Device(d):
                 self.send[d], self.receive[d] = cupy.cuda.alloc(nbytes), cupy.cuda.alloc(nbytes)
