@@ -20,16 +20,15 @@ from typing import Any, NamedTuple
 
 import numpy
 import pytest
-from typer.testing import CliRunner
 
 from devcheck.cli import app
 from devcheck.engine import load, save
 from devcheck.machine.replay import seam
+from tests.cli import runner
 from tests.recordings import h100
 from tests.recordings import load as recording
 from tests.signals import from_a_terminal
 
-runner = CliRunner()
 ROOT = os.geteuid() == 0  # root writes into read-only folders: those rows cannot fail for it
 CPU = ["--device", "cpu"]
 TINY = [*CPU, "--hidden", "4", "--min-accuracy", "0"]  # a train run of about 0.1 s per epoch

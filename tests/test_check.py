@@ -5,7 +5,6 @@ import xml.etree.ElementTree as ET
 
 import pynvml
 import pytest
-from typer.testing import CliRunner
 
 from devcheck.cli import app
 from devcheck.commands.check.health import gate
@@ -16,9 +15,9 @@ from devcheck.machine.model.facts import gpu_sharers
 from devcheck.machine.replay import seam
 from devcheck.machine.replay.recording import Recording
 from devcheck.report import Status
+from tests.cli import runner
 from tests.recordings import FOLDER, GPU0, _replace, h100, nvml_error
 
-runner = CliRunner()
 # Speed floors are judged in their own tests; here a loaded 2-core runner must not fail a healthy run.
 LENIENT = "[default]\nmatmul_float32 = 0.01\nmatmul_float64 = 0.01\n"
 

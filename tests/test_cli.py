@@ -6,26 +6,13 @@ import sys
 
 import pytest
 import typer
-from typer.testing import CliRunner
 
 from devcheck.cli import app, run_command
 from devcheck.machine.replay import seam
 from devcheck.outputs import Outputs
 from devcheck.render import Format
+from tests.cli import invoke, runner
 from tests.recordings import GPU0, h100, load
-
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, list(args))
-
-
-@pytest.fixture
-def gpu_machine():
-    """The recorded H100 machine, replayed at the NVML/CuPy seam."""
-    with seam.replay(h100()):
-        yield
 
 
 def test_json_envelope_on_stdout_only():
@@ -75,7 +62,7 @@ def test_require_gpu_fails_on_a_machine_without_a_driver():
     assert [c["status"] for c in doc["checks"] if c["id"] == "gpu.required"] == ["fail"]
 
 
-def test_require_gpu_passes_with_a_working_gpu(gpu_machine):
+def test_require_gpu_passes_with_a_working_gpu(gpu):
     result = invoke("env", "--require-gpu", "--json")
     assert result.exit_code == 0, result.stdout
     doc = json.loads(result.stdout)

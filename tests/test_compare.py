@@ -12,14 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from devcheck.cli import app
 from devcheck.machine.replay import seam
 from tests import fleet as fleets
+from tests.cli import runner
 from tests.recordings import h100
-
-runner = CliRunner()
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ from pathlib import Path
 import pynvml
 import pytest
 from rich.console import Console
-from typer.testing import CliRunner
 
 from devcheck.cli import app
 from devcheck.commands.check.health import gate
@@ -22,6 +21,7 @@ from devcheck.machine.replay import seam
 from devcheck.machine.replay.recording import Handle, Recording
 from devcheck.render.glance import glance_table, gpu_of, gpu_rows, shown_sections
 from devcheck.render.text import to_markdown
+from tests.cli import runner
 from tests.recordings import h100, load, n_gpus, nvml_error, two_gpus, variant
 
 PUBLIC = sorted((Path(__file__).parent / "fixtures" / "recordings" / "public").glob("*.json"))
@@ -62,7 +62,7 @@ def rows(text):
 
 def invoke(recording, *args):
     with seam.replay(recording):
-        return CliRunner().invoke(app, ["env", *args])
+        return runner.invoke(app, ["env", *args])
 
 
 # --- the table ------------------------------------------------------------------------------------
@@ -241,4 +241,4 @@ def test_markdown_keeps_every_gpus_fields():
 
 
 def test_check_takes_details_too():
-    assert "--details" in CliRunner().invoke(app, ["check", "--help"]).stdout
+    assert "--details" in runner.invoke(app, ["check", "--help"]).stdout

@@ -3,27 +3,12 @@
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from devcheck.cli import app
 from devcheck.commands.train import not_learned_fix
 from devcheck.commands.train.config import Config
 from devcheck.machine.replay import seam, standin
+from tests.cli import invoke
 from tests.recordings import h100, load
-
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, list(args))
-
-
-@pytest.fixture
-def gpu():
-    """The recorded H100: `auto` is the CPU and cuda:0, the engine's real CUDA device over the CuPy stand-in."""
-    with seam.replay(h100()):
-        yield
-
 
 # A GPU whose tanh backward kernel (engine/fused.py) gives results 1% too large: tanh's gradient and
 # sigmoid's (made of tanh) are off by 1% while every forward is right: a fault only gradients show.

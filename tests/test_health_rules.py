@@ -8,7 +8,6 @@ import json
 
 import pynvml
 import pytest
-from typer.testing import CliRunner
 
 from devcheck.commands.check.health import gate, load_checks, settle_idle_link
 from devcheck.commands.check.thresholds import CPU_FLOORS, GPU_FLOORS, LIMITS, Thresholds, load
@@ -19,6 +18,7 @@ from devcheck.machine.probes.nvml import is_geforce
 from devcheck.machine.replay import seam
 from devcheck.machine.replay.recording import Handle
 from devcheck.report import Check, Status
+from tests.cli import runner
 from tests.recordings import GPU0, _replace, h100, nvml_error, two_gpus, variant
 
 REASONS = ("nvmlDeviceGetCurrentClocksEventReasons", GPU0)
@@ -561,8 +561,6 @@ def test_one_replayed_fault_gives_one_check_in_a_whole_check_run(why, nvml, faul
     one slowdown `gpu0.clocks: warn` and `check.gpu0.slowdown: fail`. Now the GPU's checks in a whole
     `check` run are that fault's one check, failed, beside the healthy card's own (a busy CPU is no GPU fault)."""
     from devcheck.cli import app
-
-    runner = CliRunner()
 
     def gpu_checks(recording):
         with seam.replay(recording):

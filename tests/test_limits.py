@@ -9,15 +9,13 @@ import sys
 import time
 
 import pytest
-from typer.testing import CliRunner
 
 from devcheck import options
 from devcheck.cli import app
 from devcheck.commands.bench.timing import HostClock, TimeUp, measure
 from devcheck.commands.check import sizes, steps
 from devcheck.errors import BadInput
-
-runner = CliRunner()
+from tests.cli import runner
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("1.5m", 90), ("2 min", 120), ("1h", 3600)])

@@ -11,7 +11,6 @@ What each dump shows, read from the dumps themselves: the 40 GB card has 2 MIG d
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from devcheck.cli import app
 from devcheck.commands.env import collect
@@ -20,6 +19,7 @@ from devcheck.machine.probes import mig, nvml, visible
 from devcheck.machine.replay import seam
 from devcheck.machine.replay.recording import MASKED_UUID, Handle, Recording
 from devcheck.report import Status
+from tests.cli import runner
 from tests.recordings import FOLDER, GPU0, h100, mig_slice, mig_uuid, variant
 from tests.schemas import validate
 
@@ -28,7 +28,6 @@ DUMPS = {  # dump: profile, SMs, GPU instance ids, parent's name, parent's memor
     "a100-sxm4-80gb-mig.xml": ("1g.20gb", 14, [3, 4, 5, 6], "NVIDIA A100-SXM4-80GB", 81920, 1593),
 }
 A100_FP32_PER_SM = 64 * 2 * 1.410  # GFLOP/s per SM at the A100's rated 1410 MHz: 108 SMs make its 19.5 TFLOP/s
-runner = CliRunner()
 
 
 def public(dump: str) -> Recording:

@@ -12,13 +12,11 @@ import json
 import warnings
 
 import pytest
-from typer.testing import CliRunner
 
 from devcheck.cli import app
 from devcheck.machine.replay import seam
+from tests.cli import runner
 from tests.recordings import h100, n_gpus
-
-runner = CliRunner()
 
 # Small runs: the stand-in computes with NumPy, so 8 GPUs cost 8 times the CPU's work.
 COMMANDS = {

@@ -22,16 +22,14 @@ import json
 import re
 
 import pytest
-from typer.testing import CliRunner
 
 from devcheck.cli import app
 from devcheck.machine.replay import seam
 from devcheck.render.values import TABLE_LIMIT, show
 from tests import fleet
-from tests.cli import BENCH_ON_H100
+from tests.cli import BENCH_ON_H100, runner
 from tests.recordings import h100
 
-runner = CliRunner()
 WIDTHS = (60, 80, 120)
 RAW = {"records", "stress", "skipped"}  # measurements and the plan's skipped cases: said in checks, not tables
 

@@ -97,23 +97,21 @@ def test_the_stand_in_rounds_float32_matmuls_as_tf32_only_when_cupy_would(raw, r
 )
 def test_commands_that_compute_say_what_an_unreadable_cupy_tf32_does(device, code, words, monkeypatch):
     """Not "internal error: ValueError" from the first float32 matmul (grad, train, bench and check did)."""
-    from typer.testing import CliRunner
-
     from devcheck.cli import app
+    from tests.cli import runner
 
     monkeypatch.setenv("CUPY_TF32", "true")
     with seam.replay(h100()):
-        result = CliRunner().invoke(app, ["grad", "--device", device, "--fast", "--ops", "matmul", "--json"])
+        result = runner.invoke(app, ["grad", "--device", device, "--fast", "--ops", "matmul", "--json"])
     output = result.stdout + result.stderr
     assert result.exit_code == code and words in output and "internal error" not in output, output
 
 
 def test_a_readable_cupy_tf32_runs_on_the_gpu(monkeypatch):
-    from typer.testing import CliRunner
-
     from devcheck.cli import app
+    from tests.cli import runner
 
     monkeypatch.setenv("CUPY_TF32", "1")
     with seam.replay(h100()):
-        result = CliRunner().invoke(app, ["grad", "--device", "cuda", "--fast", "--ops", "matmul", "--json"])
+        result = runner.invoke(app, ["grad", "--device", "cuda", "--fast", "--ops", "matmul", "--json"])
     assert result.exit_code == 0, result.stdout + result.stderr

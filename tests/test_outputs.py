@@ -15,17 +15,16 @@ from pathlib import Path
 
 import numpy
 import pytest
-from typer.testing import CliRunner
 
 from devcheck.cli import app
 from devcheck.engine import load
 from devcheck.errors import BadInput
 from devcheck.files import Target, open_text, write_atomic
+from tests.cli import runner
 from tests.signals import from_a_terminal
 
 DEVCHECK = [sys.executable, "-m", "devcheck"]
 TINY = ["--device", "cpu", "--hidden", "4", "--min-accuracy", "0"]
-runner = CliRunner()
 
 
 def _pipeline(command: list[str], tail: str, cwd: Path) -> subprocess.Popen:

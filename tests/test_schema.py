@@ -6,15 +6,14 @@ import json
 
 import jsonschema
 import pytest
-from typer.testing import CliRunner
 
 from devcheck.cli import app
 from devcheck.machine.replay import seam
 from devcheck.schema import document
+from tests.cli import runner
 from tests.recordings import FOLDER, h100, load
 from tests.schemas import validate
 
-runner = CliRunner()
 RUNS = {
     "env": ["env"],
     "bench": ["bench", "--size", "400", "--repeat", "3", "--max-time", "3", "--cases", "matmul,e2e,copy,autograd"],
