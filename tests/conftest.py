@@ -94,7 +94,7 @@ class Ran(NamedTuple):
 
 @pytest.fixture(scope="session")
 def bench_on_h100(tmp_path_factory) -> Ran:
-    """bench's everyday cases on the recorded H100 and the CPU, run once for the whole suite (seconds, most
+    """bench's everyday cases on the recorded H100 and the CPU, run once per pytest process (seconds, most
     of them the copy case's arrays, 4x the H100's L2), at 80 columns. Tests read it, never change it
     (copy.deepcopy what you alter); --max-time is a bound, not a target."""
     import json
@@ -113,7 +113,7 @@ def bench_on_h100(tmp_path_factory) -> Ran:
 
 @pytest.fixture(scope="session")
 def check_on_h100() -> dict:
-    """`devcheck check --budget 5s --device cuda --json` of the recorded H100, made once for the whole suite:
+    """`devcheck check --budget 5s --device cuda --json` of the recorded H100, made once per pytest process:
     a fleet's reports are made from it (every step runs in 5 s on one replayed GPU, the stress window too).
     Tests never change it (copy.deepcopy what you alter)."""
     import json

@@ -77,6 +77,26 @@ def test_an_nvml_call_that_never_returns_is_a_failed_check_and_the_report_still_
     check = report.check("nvml.driver")
     assert check.status == "error" and "NVML nvmlInit did not answer within 0.2 s" in check.summary
     assert report.to_dict()["data"]["python"] and report.check("blas.library")
+    # CuPy's import, asked next, is not queued behind the call that hangs: it answers as it would
+    assert report.check("cupy.import").status == "ok", report.check("cupy.import")
+
+
+def test_after_a_call_that_hangs_the_next_one_answers_at_once(monkeypatch):
+    """The worker thread a call hung in is given up: the caller's next call gets a new one, and a worker
+    that answered is used again."""
+    import threading
+
+    from devcheck.machine.replay.seam import Hung, within
+
+    monkeypatch.setenv("DEVCHECK_PROBE_TIMEOUT", "0.2")
+    wedged = threading.Event()
+    with pytest.raises(Hung, match="a wedged call did not answer within 0.2 s"):
+        within("a wedged call", wedged.wait)
+    names = []
+    assert within("a quick call", lambda: names.append(threading.current_thread()) or 7) == 7
+    assert within("another", lambda: names.append(threading.current_thread()) or 8) == 8
+    assert names[0] is names[1] and names[0] is not threading.current_thread()
+    wedged.set()
 
 
 def test_a_cupy_that_exits_the_process_on_import_does_not_take_devcheck_with_it(tmp_path):

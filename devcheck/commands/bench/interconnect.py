@@ -142,9 +142,11 @@ class _Buffers:
 
     def __init__(self, cupy: Any, devices: list[int], nbytes: int):
         self.cupy, self.nbytes, self.send, self.receive, self.stream = cupy, nbytes, {}, {}, {}
-        # seeded random bytes where copies are read back (their first CHECKED_BYTES), repeated after it
+        # seeded random bytes where copies are read back (their first CHECKED_BYTES), then that block again
+        # plus its number: a copy that brought another block of the buffer there does not read back intact
         block = numpy.random.default_rng(5).integers(0, 256, min(nbytes, CHECKED_BYTES), dtype=numpy.uint8)
-        self.pattern = numpy.resize(block, nbytes)
+        numbers = numpy.arange(-(-nbytes // block.size), dtype=numpy.uint8)[:, None]
+        self.pattern = (block[None, :] + numbers).reshape(-1)[:nbytes]
         for d in devices:
             with cupy.cuda.Device(d):
                 self.send[d], self.receive[d] = cupy.cuda.alloc(nbytes), cupy.cuda.alloc(nbytes)

@@ -73,7 +73,7 @@ def run(
     for entry in steps.ORDER[len(rows) :]:  # after an interrupt: named, not run (a second signal waits)
         rows.append({})
         _run_step(work, entry, hopeless, progress, rows[-1])
-    plan = [row for row in rows if row.get("applicable", True)]
+    plan = [{k: v for k, v in row.items() if v is not None} for row in rows if row.get("applicable", True)]
     report.checks += [] if stop or hopeless else _budget_checks(plan, settings)
     report.sections.append(Section("plan", f"What ran in the {settings.budget} budget", rows=plan))
     report.data.update(budget_s=settings.seconds, elapsed_s=clock.elapsed, records=work.records, stress=work.stress)
@@ -85,18 +85,19 @@ def run(
 
 
 def _run_step(work: steps.Work, entry: tuple, hopeless: bool, progress: Progress, row: dict) -> None:
-    """One step of ORDER, written into `row` as it goes: an interrupt anywhere, in the step or before
-    it starts, leaves the row saying so (and an empty row, before anything of the step happened)."""
+    """One step of ORDER, written into `row` as it goes, each change in one update: an interrupt anywhere,
+    in the step or before it starts, leaves the row saying so ("interrupted": True; None once the step
+    is past the point an interrupt would stop), and an empty row before anything of the step happened."""
     name, what, step, estimate = entry
     row.update(step=name, what=what, estimate_s=0.0, ran=False, seconds=0.0, interrupted=True)
     needed = estimate(work)
     if needed is None:  # not for this machine (GPU-to-GPU copies on one GPU): in no plan
-        row.update(applicable=False)
+        row.update(applicable=False, interrupted=None)
         progress(f"{name}: not applicable", advance=1)
         return
     row["estimate_s"] = needed = 0.0 if hopeless else needed
     if work.stop or hopeless or work.clock.left < needed:
-        del row["interrupted"]  # not started: the step an interrupt came in is the one marked
+        row["interrupted"] = None  # not started: the step an interrupt came in is the one marked
         why = "interrupted" if work.stop else "not run: --require-gpu" if hopeless else "no time left"
         progress(f"{name}: {why}", advance=1)
         return
@@ -106,8 +107,7 @@ def _run_step(work: steps.Work, entry: tuple, hopeless: bool, progress: Progress
         step(work)
     finally:  # its checks so far are in the report
         row["seconds"] = time.perf_counter() - began
-    del row["interrupted"]
-    row["ran"] = True
+    row.update(ran=True, interrupted=None)
     progress(f"{name}: {_worst(work.report.checks[before:])}", advance=1)
 
 

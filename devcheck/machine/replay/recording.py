@@ -166,9 +166,9 @@ def masked_uuid(handle_key: str) -> str:
 
 
 def key_of(fn: str, args: list) -> str:
-    """How a call is looked up in a replay: its name and its encoded arguments. Most calls take only
-    indices and handles' names, whose repr is their key (an 8-GPU env asks thousands of questions);
-    anything else is canonical JSON."""
+    """How a call is looked up in a replay: its name and its encoded arguments, as canonical JSON; where
+    they are all plain ints and strings (an index, a bus id, a flag), their repr, which is as canonical
+    and cheaper (an 8-GPU env asks thousands of questions)."""
     if all(type(a) in (int, str) for a in args):
         return fn + repr(list(args))
     return fn + json.dumps(args, sort_keys=True)

@@ -56,25 +56,32 @@ def within(what: str, fn: Any, *args: Any) -> Any:
 class _Worker:
     """One daemon thread per calling thread, reused while it answers in time: a thread started per call
     cost more than most NVML reads (an 8-GPU env asks thousands). One that does not answer in time, or
-    whose caller was interrupted, is abandoned where it hangs, and the caller's next call gets a new one."""
+    whose caller was interrupted, is abandoned where it hangs, and the caller's next call gets a new one;
+    one whose caller has ended ends too (and a forked child, which has no worker thread, makes its own)."""
 
     _local = threading.local()
 
     def __init__(self) -> None:
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.owner = threading.current_thread()
         self.thread = threading.Thread(target=self._serve, name="devcheck: NVML and CuPy calls", daemon=True)
         self.thread.start()
 
     @classmethod
     def of_this_thread(cls) -> _Worker:
         worker = getattr(cls._local, "worker", None)
-        if worker is None:
+        if worker is None or not worker.thread.is_alive():
             worker = cls._local.worker = cls()
         return worker
 
     def _serve(self) -> None:
         while True:
-            fn, args, box, done = self.jobs.get()
+            try:
+                fn, args, box, done = self.jobs.get(timeout=1.0)
+            except queue.Empty:
+                if self.owner.is_alive():
+                    continue
+                return
             try:
                 box["value"] = fn(*args)
             except BaseException as e:  # SystemExit from an import, anything at all from a driver
@@ -86,9 +93,9 @@ class _Worker:
         box: dict[str, Any] = {}
         done = threading.Event()
         self.thread.name = f"devcheck: {what}"  # what a thread dump of a hung process shows
-        self.jobs.put((fn, args, box, done))
         answered = False
-        try:
+        try:  # an interrupt once the job is queued, even before the wait, leaves this worker to it
+            self.jobs.put((fn, args, box, done))
             answered = done.wait(limit)
         finally:
             if not answered:
@@ -201,14 +208,15 @@ def nvml() -> ModuleType:
 
             module = NvmlRecorder(module, _seam.recording.nvml)
         # A replay answers by lookup, except a synthetic driver's call that never returns: only a recording
-        # with one needs the time limit (a worker thread per call), which is what it is there to try.
+        # with one needs the time limit (and its worker thread), which is what it is there to try.
         replay = _seam.replaying
         _seam.nvml = _TimedNvml(module, at_once=replay is not None and not any(c.get("hang") for c in replay.nvml))
     return _seam.nvml
 
 
 class _TimedNvml:
-    """Every NVML call under the time limit; once one hangs, the rest fail at once (the driver is wedged)."""
+    """Every NVML call under the time limit (but a replay's that cannot hang); once one hangs, the rest
+    fail at once (the driver is wedged)."""
 
     def __init__(self, module: Any, at_once: bool = False):
         self._module = module
