@@ -493,15 +493,15 @@ def test_check_baseline_matches_its_own_earlier_run(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("line", "interrupted", "ran"),
+    ("line", "nth", "interrupted", "ran"),
     [
-        ("health: ", "health", []),  # as the first starts
-        ("health: ok", None, ["health"]),  # as the first step's line is written, after its work: none marked
-        ("correctness: ", "correctness", ["health"]),  # as the second starts, before its work: it is marked
-        ("p2p: not applicable", None, ["health", "correctness"]),  # a step not for this machine: in no plan
+        ("health: ", 1, "health", []),  # as the first starts
+        ("health: ", 2, None, ["health"]),  # as the first step's outcome is written, after its work: none marked
+        ("correctness: ", 1, "correctness", ["health"]),  # as the second starts, before its work: it is marked
+        ("p2p: not applicable", 1, None, ["health", "correctness"]),  # a step not for this machine: in no plan
     ],
 )
-def test_an_interrupt_between_steps_still_gives_the_plan(line, interrupted, ran):
+def test_an_interrupt_between_steps_still_gives_the_plan(line, nth, interrupted, ran):
     """A signal lands anywhere: in a step, in the estimate of the next one, in a progress line. A signal
     that came between two steps lost the whole report (a test signalled on the first step's line)."""
     from devcheck.commands import check
@@ -511,7 +511,7 @@ def test_an_interrupt_between_steps_still_gives_the_plan(line, interrupted, ran)
 
     def ctrl_c(text="", **kwargs):
         said.append(text)
-        if text.startswith(line) and sum(t.startswith(line) for t in said) == 1:
+        if text.startswith(line) and sum(t.startswith(line) for t in said) == nth:  # its nth line, once
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt) as stop:
