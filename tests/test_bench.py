@@ -49,12 +49,18 @@ def test_measure_keeps_the_first_call_apart_and_respects_repeat():
 
 
 def test_a_sample_of_short_calls_is_many_calls_and_reports_time_per_call():
+    """Calls of 0.2 ms are timed in samples of several. (Retried while a loaded machine stops a sizing
+    call for a whole 1 ms window: that call is then rightly timed alone.)"""
+
     def call():  # at least 0.2 ms each
         end = time.perf_counter() + 2e-4
         while time.perf_counter() < end:
             pass
 
-    _, stats = measure(call, HostClock(), repeat=3, budget_s=10)
+    for _ in range(20):
+        _, stats = measure(call, HostClock(), repeat=3, budget_s=10)
+        if stats.calls > 1:
+            break
     assert stats.calls > 1 and stats.median >= 2e-4 and stats.to_dict()["calls_per_sample"] == stats.calls
     _, slow = measure(lambda: time.sleep(2e-3), HostClock(), repeat=3, budget_s=10)
     assert slow.calls == 1 and slow.median >= 2e-3  # a call longer than the window is timed alone

@@ -138,7 +138,8 @@ def test_samples_cut_short_by_the_deadline_are_kept_and_said_to_be_cut():
 
 def test_a_lone_short_first_call_is_said_to_be_dominated_by_the_timer():
     """A call of 0.4 ms with the deadline 0.3 ms away: only the first call runs, and, under 0.5 ms on the
-    host's timer, the stats say so. (Retried when this loaded machine enters measure past the deadline.)"""
+    host's timer, the stats say so. (Retried when a loaded machine enters measure past the deadline, or
+    stops the call long enough to make it 0.5 ms or more: then it is rightly not said to be short.)"""
 
     def spin():
         began = time.perf_counter()
@@ -148,9 +149,10 @@ def test_a_lone_short_first_call_is_said_to_be_dominated_by_the_timer():
     for _ in range(50):
         try:
             _, stats = measure(spin, HostClock(), repeat=10, budget_s=60.0, deadline=time.perf_counter() + 3e-4)
-            break
         except TimeUp:
             continue
+        if stats.median < 5e-4:
+            break
     assert stats.unstable == (
         "cut at the time limit: the first call alone; only 1 sample(s) fit the time budget; "
         "samples under 0.5 ms are dominated by timer and call overhead"

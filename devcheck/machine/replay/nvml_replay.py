@@ -29,9 +29,9 @@ def _taken_from(real: types.ModuleType) -> tuple[dict[str, Any], frozenset[str]]
         value = getattr(real, name)
         if name.startswith("nvml") and callable(value) and not isinstance(value, type):
             functions.add(name)
-        elif name.startswith(("NVML_", "NVMLError", "c_nvml")) or name.startswith("nvml") and isinstance(value, type):
+        elif isinstance(value, type) and name.startswith("nvml"):
             as_is[name] = value
-        elif name.startswith(("nvmlClocks", "nvmlMemory", "nvmlFriendlyObject")):
+        elif name.startswith(("NVML_", "NVMLError", "nvmlClocks", "nvmlMemory", "c_nvml", "nvmlFriendlyObject")):
             as_is[name] = value
     return as_is, frozenset(functions)
 
