@@ -74,6 +74,22 @@ GROUPS: dict[str, tuple[list[str], list[str] | None, list[str]]] = {
             "tests/test_engine_nn.py",
         ],
     ),
+    "gpu_reading": (  # its sources and the lost-GPU path are read by env's and the failure messages' tests
+        ["devcheck/machine/probes/gpu_reading.py"],
+        None,
+        [
+            "tests/test_gpu_reading.py",
+            "tests/test_health_rules.py",
+            "tests/test_env.py",
+            "tests/test_failure_messages.py",
+            "tests/test_gpu_families.py",
+        ],
+    ),
+    "composed": (  # abs, clip and flip: composed of other primitives (the engine group's slice that changed last)
+        ["devcheck/engine/methods.py"],
+        ["x_abs_*", "x_clip*", "x_flip*"],
+        ["tests/test_engine_composed.py", "tests/test_forward_values.py", "tests/test_engine_ops.py"],
+    ),
     "engine": (
         ["devcheck/engine/ops.py", "devcheck/engine/methods.py"],
         None,
