@@ -140,6 +140,7 @@ def scratch_copy(where: Path) -> None:
     ignore = shutil.ignore_patterns("__pycache__", ".hypothesis", "*.pyc")
     for name in ("devcheck", "tests"):
         shutil.copytree(ROOT / name, where / name, ignore=ignore)
+    shutil.copy(ROOT / "README.md", where / "README.md")  # test_env reads its JSON example
 
 
 def named(only: list[int] | None = None) -> bool:
@@ -176,6 +177,7 @@ def mutmut_config(modules: list[str], tests: list[str]) -> str:
         "pytest_add_cli_args": PYTEST_ARGS,
         "pytest_add_cli_args_test_selection": tests,
         "use_git_change_detection": False,
+        "also_copy": ["README.md"],
     }
     lines = ["", "[tool.mutmut]"] + [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
     return (ROOT / "pyproject.toml").read_text() + "\n".join(lines) + "\n"

@@ -82,3 +82,81 @@ def test_a_field_nvml_could_not_read_is_an_error_in_the_reading_and_the_section(
         "note": "Unknown Error",
     }
     assert read(h100()).unreadable() == []  # n/a (retired pages on an H100) is no error
+
+
+# What the recorded H100's NVML answered, field by field, and the call each field names as its source.
+H100_READ = {
+    "nvml_index": (0, "NVML"),
+    "cuda_index": (0, "CUDA_VISIBLE_DEVICES"),
+    "name": ("NVIDIA H100 80GB HBM3", "NVML nvmlDeviceGetName"),
+    "uuid": ("GPU-5e1f0c2a-0000-4000-8000-000000000001", "NVML nvmlDeviceGetUUID"),
+    "bus_id": ("0000:00:06.0", "NVML nvmlDeviceGetPciInfo"),
+    "brand": ("NVIDIA", "NVML nvmlDeviceGetBrand"),
+    "compute_capability": ((9, 0), "NVML nvmlDeviceGetCudaComputeCapability"),
+    "architecture": ("Hopper", "NVML nvmlDeviceGetArchitecture"),
+    "vbios_version": ("96.00.DA.00.0C", "NVML nvmlDeviceGetVbiosVersion"),
+    "memory_total_mib": (81559, "NVML nvmlDeviceGetMemoryInfo"),
+    "memory_used_mib": (480, "NVML nvmlDeviceGetMemoryInfo"),
+    "memory_free_mib": (81079, "NVML nvmlDeviceGetMemoryInfo"),
+    "memory_bus_width_bits": (5120, "NVML nvmlDeviceGetMemoryBusWidth"),
+    "utilization_percent": (0, "NVML nvmlDeviceGetUtilizationRates"),
+    "temperature_c": (42, "NVML nvmlDeviceGetTemperature"),
+    "slowdown_temperature_c": (89, "NVML nvmlDeviceGetTemperatureThreshold"),
+    "power_draw_w": (75.8, "NVML nvmlDeviceGetPowerUsage"),
+    "power_limit_w": (700.0, "NVML nvmlDeviceGetEnforcedPowerLimit"),
+    "sm_clock_mhz": (345, "NVML nvmlDeviceGetClockInfo"),
+    "sm_clock_max_mhz": (1980, "NVML nvmlDeviceGetMaxClockInfo"),
+    "memory_clock_mhz": (2619, "NVML nvmlDeviceGetClockInfo"),
+    "memory_clock_max_mhz": (2619, "NVML nvmlDeviceGetMaxClockInfo"),
+    "pcie_generation": (5, "NVML nvmlDeviceGetCurrPcieLinkGeneration"),
+    "pcie_generation_max": (5, "NVML nvmlDeviceGetMaxPcieLinkGeneration"),
+    "pcie_width": (16, "NVML nvmlDeviceGetCurrPcieLinkWidth"),
+    "pcie_width_max": (16, "NVML nvmlDeviceGetMaxPcieLinkWidth"),
+    "ecc_mode": (True, "NVML nvmlDeviceGetEccMode"),
+    "ecc_uncorrected_since_boot": (0, "NVML nvmlDeviceGetTotalEccErrors"),
+    "retired_pages_pending": (None, "NVML nvmlDeviceGetRetiredPagesPendingStatus"),
+    "remapped_rows": (RemappedRows(0, 0, False, False), "NVML nvmlDeviceGetRemappedRows"),
+    "persistence_mode": (True, "NVML nvmlDeviceGetPersistenceMode"),
+    "compute_mode": ("Default", "NVML nvmlDeviceGetComputeMode"),
+    "mig_mode": (False, "NVML nvmlDeviceGetMigMode"),
+    "compute_processes": (0, "NVML nvmlDeviceGetComputeRunningProcesses"),
+    "clock_slowdowns": ([], "NVML nvmlDeviceGetCurrentClocksEventReasons"),
+}
+
+
+def test_the_recorded_h100_reads_as_its_nvml_answered_each_field_naming_its_call():
+    """Every value a conversion makes from NVML's answer (MiB, W to 0.1, clocks by type, the PCIe link
+    now and at most), and every source a person reads to find where a value came from."""
+    reading = read(h100())
+    got = {a: (getattr(reading, a).value, getattr(reading, a).source) for a in read_attributes(reading)}
+    assert got == H100_READ
+    assert [a for a in got if getattr(reading, a).status is not Status.OK] == ["retired_pages_pending"]
+    assert reading.retired_pages_pending.note == "not supported on this GPU"
+    section = gpu_reading.section(reading)
+    assert (section.key, section.title, section.group) == ("gpu0", "GPU 0: NVIDIA H100 80GB HBM3", "gpus")
+
+
+def test_ecc_off_and_mig_instances_say_why_in_their_notes():
+    off = read(variant(h100(), "ECC off", nvml={("nvmlDeviceGetEccMode", GPU0): [0, 0]}))
+    assert off.ecc_mode.value is False and off.ecc_uncorrected_since_boot.status is Status.NA
+    assert off.ecc_uncorrected_since_boot.source == "NVML nvmlDeviceGetTotalEccErrors"
+    assert off.ecc_uncorrected_since_boot.note == "ECC is off or not supported"
+    mig = read(Recording.load(PUBLIC / "a100-sxm4-40gb-mig.xml.json")).mig_instances
+    assert (mig.value, mig.source, mig.status) == (2, "NVML nvmlDeviceGetMigDeviceHandleByIndex", Status.OK)
+    assert mig.note == "CUDA sees these MIG instances, not the whole GPU"
+
+
+def test_a_lost_gpu_is_one_failed_check_that_says_which_and_keeps_its_identity():
+    fell_off = {("nvmlDeviceGetTemperature", GPU0, 0): {"error": nvml_error(pynvml.NVML_ERROR_GPU_IS_LOST)}}
+    lost = read(variant(h100(), "GPU 0 fell off the bus while it was read", nvml=fell_off))
+    assert (lost.state.source, lost.state.note) == ("NVML", "")
+    [check] = gpu_reading.findings(lost).checks
+    assert (check.id, check.status) == ("gpu0.lost", Status.FAIL)
+    assert check.summary == "GPU 0 (0000:00:06.0) is lost: it stopped answering the driver"
+    assert check.detail == "usually Xid 79 'fallen off the bus' in `dmesg`"
+    assert check.fix.startswith("sudo nvidia-smi -r -i 0 or reboot")
+    assert (lost.name.source, lost.uuid.source, lost.uuid.value) == (
+        "NVML nvmlDeviceGetName",
+        "NVML nvmlDeviceGetUUID",
+        "GPU-5e1f0c2a-0000-4000-8000-000000000001",
+    )
