@@ -160,3 +160,40 @@ def test_a_lost_gpu_is_one_failed_check_that_says_which_and_keeps_its_identity()
         "NVML nvmlDeviceGetUUID",
         "GPU-5e1f0c2a-0000-4000-8000-000000000001",
     )
+
+
+def test_conversions_of_answers_the_h100_did_not_give():
+    """A part-MiB memory size, a power limit in odd milliwatts, modes whose current and pending settings
+    differ (the reading is of the current one), an architecture and a compute mode NVML added later, a
+    retired page pending, a compute capability as NVML's two ints: each converted as written."""
+    changes = {
+        ("nvmlDeviceGetEnforcedPowerLimit", GPU0): 612_345,
+        ("nvmlDeviceGetEccMode", GPU0): [1, 0],
+        ("nvmlDeviceGetMigMode", GPU0): [1, 0],
+        ("nvmlDeviceGetArchitecture", GPU0): 99,
+        ("nvmlDeviceGetComputeMode", GPU0): 9,
+        ("nvmlDeviceGetRetiredPagesPendingStatus", GPU0): 1,
+        ("nvmlDeviceGetCudaComputeCapability", GPU0): [9, 0],
+    }
+    reading = read(variant(h100(), "answers no H100 gave", nvml=changes))
+    assert reading.power_limit_w.value == 612.3
+    assert reading.ecc_mode.value is True and reading.mig_mode.value is True
+    assert reading.architecture.value == "unknown (99)" and reading.compute_mode.value == "9"
+    assert reading.retired_pages_pending.value is True
+    assert reading.compute_capability.value == (9, 0) and type(reading.compute_capability.value) is tuple
+
+
+def test_a_gpu_nvml_gives_no_handle_is_one_failed_check_with_nvidia_smis_words():
+    no_handle = {("nvmlDeviceGetHandleByIndex", 0): {"error": nvml_error(pynvml.NVML_ERROR_UNKNOWN)}}
+    reading = read(variant(h100(), "no handle for GPU 0", nvml=no_handle))
+    assert (reading.state.value, reading.state.status, reading.state.source) == ("unreachable", Status.FAIL, "NVML")
+    [check] = gpu_reading.findings(reading).checks
+    assert (
+        check.id == "gpu0.unreachable"
+        and check.summary == f"GPU 0: NVML cannot get a handle to it ({reading.state.note})"
+    )
+    assert check.detail == "nvidia-smi says 'Unable to determine the device handle for GPU <bus id>: Unknown Error'"
+    assert check.fix == (
+        "check `dmesg | grep NVRM` for Xid errors; reseat the card or reboot; in a container only: restart it"
+    )
+    assert gpu_reading.section(reading).title == "GPU 0: unknown"
