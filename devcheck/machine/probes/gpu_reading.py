@@ -85,6 +85,11 @@ class GpuReading:
     def index(self) -> int:
         return self.nvml_index.value
 
+    @property
+    def key(self) -> str:
+        """The GPU's name in the report: its section's key and its checks' prefix (NVML's index)."""
+        return f"gpu{self.index}"
+
     def unreadable(self) -> list[tuple[str, Field]]:
         """The fields NVML failed to read (an error, not 'not supported'), each with its label, which is
         how people find it in the report."""
@@ -155,9 +160,7 @@ def section(reading: GpuReading) -> Section:
         if f is not None:
             shown = SHOWN.get(attr)
             fields[label] = replace(f, value=shown(f.value)) if shown and f.status is Status.OK else f
-    return Section(
-        f"gpu{reading.index}", f"GPU {reading.index}: {reading.name.value or 'unknown'}", fields, group="gpus"
-    )
+    return Section(reading.key, f"GPU {reading.index}: {reading.name.value or 'unknown'}", fields, group="gpus")
 
 
 def read(nvml: ModuleType, gpu: Gpu, cuda_index: Field) -> GpuReading:
@@ -190,14 +193,14 @@ def _gone(reading: GpuReading) -> Check:  # NVML lost it (Xid 79, "GPU is lost")
     i = reading.index
     if reading.state.value == "unreachable":
         return Check(
-            f"gpu{i}.unreachable",
+            f"{reading.key}.unreachable",
             Status.FAIL,
             f"GPU {i}: NVML cannot get a handle to it ({reading.state.note})",
             detail="nvidia-smi says 'Unable to determine the device handle for GPU <bus id>: Unknown Error'",
             fix="check `dmesg | grep NVRM` for Xid errors; reseat the card or reboot; in a container only: restart it",
         )
     return Check(
-        f"gpu{i}.lost",
+        f"{reading.key}.lost",
         Status.FAIL,
         f"GPU {i} ({reading.bus_id.value or '?'}) is lost: it stopped answering the driver",
         detail="usually Xid 79 'fallen off the bus' in `dmesg`",

@@ -69,6 +69,12 @@ class Recording:
     faults: dict[str, float | str] = field(default_factory=dict)
     rounding: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def nvml_hangs(self) -> bool:
+        """Whether a synthetic driver here has a call that never returns ("hang"): every other answer is
+        a lookup, which needs no time limit."""
+        return any(c.get("hang") for c in self.nvml)
+
     def to_dict(self) -> dict:
         out = {"format": FORMAT, "version": VERSION, "about": self.about, "synthetic": self.synthetic}
         out |= {"packages": self.packages, "nvml": self.nvml}

@@ -207,10 +207,8 @@ def nvml() -> ModuleType:
             from devcheck.machine.replay.recorder import NvmlRecorder
 
             module = NvmlRecorder(module, _seam.recording.nvml)
-        # A replay answers by lookup, except a synthetic driver's call that never returns: only a recording
-        # with one needs the time limit (and its worker thread), which is what it is there to try.
-        replay = _seam.replaying
-        _seam.nvml = _TimedNvml(module, at_once=replay is not None and not any(c.get("hang") for c in replay.nvml))
+        replay = _seam.replaying  # only a replay with a call that never returns needs the time limit
+        _seam.nvml = _TimedNvml(module, at_once=replay is not None and not replay.nvml_hangs)
     return _seam.nvml
 
 
